@@ -1,0 +1,1 @@
+"""Shared core: cameras, Plücker embedding, artifacts, video I/O and the library error type."""

@@ -1,0 +1,187 @@
+"""Artifacts on disk: atomic writes, Parquet tables, NPZ arrays, per-item status rows.
+
+Every output appears whole or not at all: it is written to a temporary name in the same folder,
+flushed, then renamed over the final name (``os.replace`` is atomic on one file system).
+Batch stages share one status record per item (``item``, ``status``, ``reason``) and the rule
+"skip what is done unless ``--overwrite``".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import RealcamError
+
+OK = "ok"
+FAILED = "failed"
+STATUS_COLUMNS = ["item", "status", "reason"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Atomic writes
+# ----------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables (Parquet) and arrays (NPZ)
+# ----------------------------------------------------------------------------------------------
+def write_table(path: str | Path, table: pd.DataFrame | pa.Table) -> Path:
+    """Write a Parquet table atomically (pandas frames keep no index)."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def read_table(path: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet table; a missing file or missing columns is a ``RealcamError``."""
+    path = Path(path)
+    if not path.exists():
+        raise RealcamError("no such table", path)
+    try:
+        df = pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError) as err:
+        raise RealcamError(f"not a readable Parquet table ({err})", path) from None
+    if columns is not None:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise RealcamError(f"table lacks column(s) {', '.join(missing)}", path)
+    return df
+
+
+def write_arrays(path: str | Path, compress: bool = True, **arrays: np.ndarray) -> Path:
+    """Write arrays to an NPZ file atomically."""
+    buf = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_arrays(path: str | Path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Read every array of an NPZ file into memory; missing keys are a ``RealcamError``."""
+    path = Path(path)
+    if not path.exists():
+        raise RealcamError("no such array file", path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            out = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as err:
+        raise RealcamError(f"not a readable NPZ file ({err})", path) from None
+    if keys is not None:
+        missing = [k for k in keys if k not in out]
+        if missing:
+            raise RealcamError(f"array file lacks key(s) {', '.join(missing)}", path)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-item status and the skip rule
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class ItemStatus:
+    """One row of a batch stage's status table."""
+
+    item: str
+    status: str = OK
+    reason: str = ""
+
+    @classmethod
+    def failed(cls, item: str, reason: str) -> "ItemStatus":
+        return cls(item, FAILED, reason)
+
+
+def status_frame(rows: Iterable[ItemStatus | dict]) -> pd.DataFrame:
+    rows = [asdict(r) if isinstance(r, ItemStatus) else dict(r) for r in rows]
+    df = pd.DataFrame(rows)
+    for col in STATUS_COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.Series(dtype=str)
+    return df
+
+
+def merge_rows(old: pd.DataFrame | None, new: pd.DataFrame, key: str = "item") -> pd.DataFrame:
+    """Rows of ``new`` replace rows of ``old`` with the same key; the rest of ``old`` is kept."""
+    if old is None or old.empty:
+        return new.reset_index(drop=True)
+    if new.empty:
+        return old.reset_index(drop=True)
+    kept = old[~old[key].isin(set(new[key]))]
+    return pd.concat([kept, new], ignore_index=True)
+
+
+def done_items(table_path: str | Path, key: str = "item") -> set[str]:
+    """Items recorded as ``ok`` in an existing status table (empty when there is none)."""
+    path = Path(table_path)
+    if not path.exists():
+        return set()
+    df = read_table(path)
+    if key not in df.columns or "status" not in df.columns:
+        return set()
+    return set(df.loc[df["status"] == OK, key].astype(str))
+
+
+def should_skip(item: str, done: set[str], outputs: Iterable[str | Path], overwrite: bool) -> bool:
+    """Skip an item recorded as done whose outputs all exist, unless ``overwrite``."""
+    return (not overwrite) and item in done and all(Path(p).exists() for p in outputs)
