@@ -1,0 +1,135 @@
+"""The KL-f8 autoencoder as a ``diffusers`` ``AutoencoderKL``, with an exact, checked map from the
+official LDM parameter names (``first_stage_model.encoder.down.0.block.0.norm1.weight`` ...).
+
+The map is one-to-one: every LDM name maps to exactly one diffusers name (and back), so a strict
+load can name any key that does not belong to the autoencoder.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from diffusers import AutoencoderKL
+from einops import rearrange
+
+from .configs import AutoencoderConfig
+
+
+def build_autoencoder(cfg: AutoencoderConfig) -> AutoencoderKL:
+    n = len(cfg.ch_mult)
+    return AutoencoderKL(
+        in_channels=3, out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.ch * m for m in cfg.ch_mult), layers_per_block=cfg.num_res_blocks,
+        latent_channels=cfg.z_channels, norm_num_groups=cfg.norm_groups, sample_size=256,
+        scaling_factor=cfg.scale_factor,
+    )
+
+
+_RES = {"norm1": "norm1", "conv1": "conv1", "norm2": "norm2", "conv2": "conv2", "nin_shortcut": "conv_shortcut"}
+_ATTN = {"norm": "group_norm", "q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}
+
+
+def ldm_to_diffusers_name(name: str, n_levels: int) -> str | None:
+    """Diffusers name of an LDM autoencoder parameter name (without prefix); None if unknown."""
+    if name.split(".")[0] in ("quant_conv", "post_quant_conv"):
+        return name
+    m = re.fullmatch(r"(encoder|decoder)\.(conv_in|conv_out|norm_out)\.(weight|bias)", name)
+    if m:
+        part, layer, kind = m.groups()
+        return f"{part}.{'conv_norm_out' if layer == 'norm_out' else layer}.{kind}"
+    m = re.fullmatch(r"(encoder|decoder)\.mid\.block_([12])\.(\w+)\.(weight|bias)", name)
+    if m and m.group(3) in _RES:
+        part, idx, layer, kind = m.groups()
+        return f"{part}.mid_block.resnets.{int(idx) - 1}.{_RES[layer]}.{kind}"
+    m = re.fullmatch(r"(encoder|decoder)\.mid\.attn_1\.(\w+)\.(weight|bias)", name)
+    if m and m.group(2) in _ATTN:
+        part, layer, kind = m.groups()
+        return f"{part}.mid_block.attentions.0.{_ATTN[layer]}.{kind}"
+    m = re.fullmatch(r"encoder\.down\.(\d+)\.block\.(\d+)\.(\w+)\.(weight|bias)", name)
+    if m and m.group(3) in _RES:
+        i, j, layer, kind = m.groups()
+        return f"encoder.down_blocks.{i}.resnets.{j}.{_RES[layer]}.{kind}"
+    m = re.fullmatch(r"encoder\.down\.(\d+)\.downsample\.conv\.(weight|bias)", name)
+    if m:
+        return f"encoder.down_blocks.{m.group(1)}.downsamplers.0.conv.{m.group(2)}"
+    m = re.fullmatch(r"decoder\.up\.(\d+)\.block\.(\d+)\.(\w+)\.(weight|bias)", name)
+    if m and m.group(3) in _RES:
+        i, j, layer, kind = m.groups()
+        return f"decoder.up_blocks.{n_levels - 1 - int(i)}.resnets.{j}.{_RES[layer]}.{kind}"
+    m = re.fullmatch(r"decoder\.up\.(\d+)\.upsample\.conv\.(weight|bias)", name)
+    if m:
+        return f"decoder.up_blocks.{n_levels - 1 - int(m.group(1))}.upsamplers.0.conv.{m.group(2)}"
+    return None
+
+
+def diffusers_to_ldm_name(name: str, n_levels: int) -> str:
+    """Inverse of :func:`ldm_to_diffusers_name` (used to write official-layout checkpoints)."""
+    if name.split(".")[0] in ("quant_conv", "post_quant_conv"):
+        return name
+    inv_res = {v: k for k, v in _RES.items()}
+    inv_attn = {v: k for k, v in _ATTN.items()}
+    m = re.fullmatch(r"(encoder|decoder)\.(conv_in|conv_out|conv_norm_out)\.(weight|bias)", name)
+    if m:
+        part, layer, kind = m.groups()
+        return f"{part}.{'norm_out' if layer == 'conv_norm_out' else layer}.{kind}"
+    m = re.fullmatch(r"(encoder|decoder)\.mid_block\.resnets\.(\d)\.(\w+)\.(weight|bias)", name)
+    if m:
+        part, idx, layer, kind = m.groups()
+        return f"{part}.mid.block_{int(idx) + 1}.{inv_res[layer]}.{kind}"
+    m = re.fullmatch(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.+)\.(weight|bias)", name)
+    if m:
+        part, layer, kind = m.groups()
+        return f"{part}.mid.attn_1.{inv_attn[layer]}.{kind}"
+    m = re.fullmatch(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.(weight|bias)", name)
+    if m:
+        i, j, layer, kind = m.groups()
+        return f"encoder.down.{i}.block.{j}.{inv_res[layer]}.{kind}"
+    m = re.fullmatch(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\.(weight|bias)", name)
+    if m:
+        return f"encoder.down.{m.group(1)}.downsample.conv.{m.group(2)}"
+    m = re.fullmatch(r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(\w+)\.(weight|bias)", name)
+    if m:
+        i, j, layer, kind = m.groups()
+        return f"decoder.up.{n_levels - 1 - int(i)}.block.{j}.{inv_res[layer]}.{kind}"
+    m = re.fullmatch(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.(weight|bias)", name)
+    if m:
+        return f"decoder.up.{n_levels - 1 - int(m.group(1))}.upsample.conv.{m.group(2)}"
+    raise KeyError(name)
+
+
+def ldm_tensor_to_diffusers(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """LDM's mid-block attention uses 1x1 convolutions; diffusers uses linear layers."""
+    if ".attn_1." in name and name.endswith("weight") and tensor.dim() == 4:
+        return tensor[:, :, 0, 0]
+    return tensor
+
+
+def diffusers_tensor_to_ldm(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    if ".attentions.0.to_" in name and name.endswith("weight") and tensor.dim() == 2:
+        return tensor[:, :, None, None]
+    return tensor
+
+
+def encode(vae: AutoencoderKL, video: torch.Tensor, scale_factor: float, perframe: bool = False,
+           sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``video (B, 3, T, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, 4, T, H/8, W/8)``."""
+    b = video.shape[0]
+    frames = rearrange(video, "b c t h w -> (b t) c h w")
+    chunks = frames.split(1) if perframe else [frames]
+    out = []
+    for chunk in chunks:
+        dist = vae.encode(chunk).latent_dist
+        out.append(dist.sample(generator) if sample else dist.mode())
+    z = torch.cat(out) * scale_factor
+    return rearrange(z, "(b t) c h w -> b c t h w", b=b)
+
+
+def decode(vae: AutoencoderKL, latents: torch.Tensor, scale_factor: float, perframe: bool = False) -> torch.Tensor:
+    """Scaled latents ``(B, 4, T, h, w)`` -> video ``(B, 3, T, 8h, 8w)`` in about ``[-1, 1]``."""
+    b = latents.shape[0]
+    z = rearrange(latents, "b c t h w -> (b t) c h w") / scale_factor
+    chunks = z.split(1) if perframe else [z]
+    x = torch.cat([vae.decode(c).sample for c in chunks])
+    return rearrange(x, "(b t) c h w -> b c t h w", b=b)

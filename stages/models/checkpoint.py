@@ -1,0 +1,208 @@
+"""Checkpoints: strict loading of the official DynamiCrafter / RealCam-I2V files, our own
+safetensors + config JSON.
+
+Loading is strict by name and shape: a key in a file that the model does not have (for instance a
+camera weight whose name was changed) stops the load with a message naming the file and the keys,
+because a silently ignored camera weight gives a model that quietly ignores the camera. Keys the
+model has but the file lacks are reported (a camera checkpoint on top of the base model, or the
+base model alone, legitimately leaves some out). Non-network entries of the official Lightning
+checkpoints (the diffusion schedule buffers, ``scale_factor``, ``logvar``, the depth predictor used
+by the reference demo) are listed as ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..core.artifacts import atomic_dir
+from ..core.errors import RealcamError
+from . import autoencoder as ae
+from .configs import ModelConfig
+
+FORMAT = "realcam-model/1"
+SCHEDULE_BUFFERS = {
+    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
+    "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
+    "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
+    "posterior_mean_coef1", "posterior_mean_coef2", "scale_factor", "logvar", "scale_arr",
+    "depth_predictor_normalizer_mean", "depth_predictor_normalizer_std",
+}
+IGNORED_PREFIXES = ("depth_predictor.", "model_ema.")
+FIRST_STAGE = "first_stage_model."
+
+
+@dataclass
+class LoadReport:
+    files: list[str] = field(default_factory=list)
+    loaded: int = 0
+    missing: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def missing_by_module(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for key in self.missing:
+            top = ".".join(key.split(".")[:2]) if key.startswith("model.") else key.split(".")[0]
+            out[top] = out.get(top, 0) + 1
+        return out
+
+    def summary(self) -> str:
+        miss = ", ".join(f"{k}: {v}" for k, v in self.missing_by_module().items()) or "none"
+        return (f"loaded {self.loaded} tensors from {len(self.files)} file(s); missing {len(self.missing)} "
+                f"({miss}); ignored {len(self.ignored)} non-network entries")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors``, ``.ckpt``, ``.pt``/``.pth``/``.bin`` file, with nested
+    ``state_dict`` (Lightning) or ``module`` (DeepSpeed) unwrapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealcamError("checkpoint file not found", source=path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            data = load_file(str(path))
+        else:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except RealcamError:
+        raise
+    except Exception as exc:  # corrupt or foreign file: one line for the user
+        raise RealcamError(f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                           source=path) from None
+    while isinstance(data, dict):
+        if "state_dict" in data and isinstance(data["state_dict"], dict):
+            data = data["state_dict"]
+        elif "module" in data and isinstance(data["module"], dict):
+            data = data["module"]
+        else:
+            break
+    if not isinstance(data, dict):
+        raise RealcamError("checkpoint holds no state dict", source=path)
+    out = {}
+    for key, value in data.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        for prefix in ("_forward_module.", "module."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key.replace("framestride_embed", "fps_embedding")] = value
+    if not out:
+        raise RealcamError("checkpoint holds no tensors", source=path)
+    return out
+
+
+def _to_model_names(sd: dict[str, torch.Tensor], model, source) -> tuple[dict, list[str], list[str]]:
+    """Map official names onto ours (autoencoder LDM -> diffusers); split off ignored entries.
+    Returns (mapped, ignored, unknown_autoencoder_keys)."""
+    own = model.state_dict()
+    n_levels = len(model.config.autoencoder.ch_mult)
+    mapped, ignored, unknown = {}, [], []
+    for key, value in sd.items():
+        if key in SCHEDULE_BUFFERS or key.startswith(IGNORED_PREFIXES):
+            ignored.append(key)
+            continue
+        if key.startswith(FIRST_STAGE) and key not in own:
+            name = ae.ldm_to_diffusers_name(key[len(FIRST_STAGE):], n_levels)
+            if name is None:
+                unknown.append(key)
+                continue
+            mapped[FIRST_STAGE + name] = ae.ldm_tensor_to_diffusers(key, value)
+            continue
+        mapped[key] = value
+    return mapped, ignored, unknown
+
+
+def load_checkpoint(model, *paths: str | Path, require_all: bool = False,
+                    report: LoadReport | None = None) -> LoadReport:
+    """Load one or more checkpoints (later files override earlier ones, e.g. the DynamiCrafter
+    ``model.ckpt`` then a RealCam-I2V camera file) with strict name and shape checking.
+
+    Raises :class:`RealcamError` naming the file and keys for unexpected keys or shape mismatches,
+    and (with ``require_all``) for missing keys. Nothing is changed in the model when a file fails.
+    """
+    report = report or LoadReport()
+    own = model.state_dict()
+    merged: dict[str, torch.Tensor] = {}
+    for path in paths:
+        sd = read_state_dict(path)
+        mapped, ignored, unknown = _to_model_names(sd, model, path)
+        unexpected = sorted(unknown + [k for k in mapped if k not in own])
+        if unexpected:
+            shown = ", ".join(unexpected[:8]) + (f" and {len(unexpected) - 8} more" if len(unexpected) > 8 else "")
+            raise RealcamError(f"{len(unexpected)} unexpected key(s) not in the {model.camera_mode!r} "
+                               f"{model.config.name} model: {shown}", source=path)
+        bad = [f"{k} {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in mapped.items()
+               if tuple(v.shape) != tuple(own[k].shape)]
+        if bad:
+            raise RealcamError(f"shape mismatch: {'; '.join(bad[:5])}", source=path)
+        merged.update(mapped)
+        report.files.append(str(path))
+        report.ignored.extend(ignored)
+    missing = sorted(k for k in own if k not in merged)
+    if require_all and missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise RealcamError(f"{len(missing)} model key(s) missing from the checkpoint: {shown}",
+                           source=paths[-1] if paths else None)
+    model.load_state_dict(merged, strict=False, assign=any(p.is_meta for p in model.parameters()))
+    report.loaded = len(merged)
+    report.missing = missing
+    return report
+
+
+def official_state_dict(model) -> dict[str, torch.Tensor]:
+    """Our state dict in the official key layout (autoencoder back to LDM names)."""
+    n_levels = len(model.config.autoencoder.ch_mult)
+    out = {}
+    for key, value in model.state_dict().items():
+        if key.startswith(FIRST_STAGE):
+            name = key[len(FIRST_STAGE):]
+            out[FIRST_STAGE + ae.diffusers_to_ldm_name(name, n_levels)] = ae.diffusers_tensor_to_ldm(name, value)
+        else:
+            out[key] = value
+    return out
+
+
+def save_checkpoint(model, out_dir: str | Path, only_trainable: bool = False,
+                    extra: dict | None = None) -> Path:
+    """Write ``out_dir/model.safetensors`` + ``out_dir/config.json`` atomically.
+
+    ``only_trainable`` keeps just the parameters with ``requires_grad`` (the camera modules after
+    :func:`set_trainable`), to be loaded on top of the base weights.
+    """
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    sd = model.state_dict()
+    if only_trainable:
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        sd = {k: v for k, v in sd.items() if k in names}
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
+    meta = {"format": FORMAT, "camera": model.camera_mode, "only_trainable": only_trainable,
+            "config": model.config.to_dict(), **(extra or {})}
+    with atomic_dir(out_dir) as tmp:
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out_dir
+
+
+def load_saved(folder: str | Path, device: str | torch.device | None = None):
+    """Rebuild a model saved by :func:`save_checkpoint` and load its weights strictly."""
+    from .model import build_model
+
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise RealcamError("no config.json in the model folder", source=folder)
+    try:
+        meta = json.loads(cfg_path.read_text())
+        config = ModelConfig.from_dict(meta["config"])
+        camera = meta["camera"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise RealcamError(f"not a realcam model config ({exc})", source=cfg_path) from None
+    model = build_model(config, camera=camera, device=device)
+    load_checkpoint(model, folder / "model.safetensors", require_all=not meta.get("only_trainable", False))
+    return model
