@@ -1,0 +1,292 @@
+"""``depth``: metric depth per frame, behind one interface.
+
+Two predictors:
+
+- a ``transformers`` depth model (default Depth Anything V2 metric indoor Large, metric head,
+  maximum depth 20 m; 80 m for outdoor models), loaded from a Hugging Face id or a local folder in
+  the same format. Frames are batched (frames of one size together), resized as the model's image
+  processor says, and the prediction is resized back to each frame's own resolution;
+- precomputed depth maps from files (``--from-files``): an NPZ per item (key ``depth`` ``(F, H, W)``
+  in metres, optional ``timestamps``) or a folder per item of 16-bit PNGs in millimetres named like
+  the frames (other predictors, sensors, the synthetic ground truth).
+
+Output per item (clip or input folder): ``<item>.npz`` with ``depth`` ``(F, H, W)`` float16 metres,
+``timestamps`` (int64, -1 where a frame name is not a number), ``frames`` (names) and ``max_depth``
+(the saturation value; ``inf`` for files), plus ``index.parquet`` with one row per frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .core.artifacts import (FAILED, OK, merge_rows, read_arrays, read_table, should_skip, write_arrays,
+                             write_table)
+from .core.dataset import find_clips
+from .core.errors import RealcamError
+from .core.video import IMAGE_SUFFIXES, list_images, read_image
+
+DEFAULT_MODEL = "depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf"
+INDOOR_MAX_DEPTH = 20.0
+OUTDOOR_MAX_DEPTH = 80.0
+INDEX_TABLE = "index.parquet"
+INDEX_COLUMNS = ["item", "frame", "path", "height", "width", "min", "median", "max", "model", "status",
+                 "reason"]
+FILES_MODEL = "files"
+
+_MODELS: dict[tuple, tuple] = {}
+
+
+# ----------------------------------------------------------------------------------------------
+# The transformers predictor
+# ----------------------------------------------------------------------------------------------
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise RealcamError(f"device must be auto, cpu or cuda, got {device!r}", "--device")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RealcamError("CUDA was asked for but no CUDA device is available", "--device")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if dtype == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    if dtype not in table:
+        raise RealcamError(f"dtype must be auto, fp32, fp16 or bf16, got {dtype!r}", "--dtype")
+    if dtype == "fp16" and not device.startswith("cuda"):
+        raise RealcamError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU", "--dtype")
+    return table[dtype]
+
+
+def default_max_depth(model: str) -> float:
+    return OUTDOOR_MAX_DEPTH if "outdoor" in str(model).lower() else INDOOR_MAX_DEPTH
+
+
+def load_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
+               max_depth: float | None = None):
+    """``(processor, model, device, max_depth)``, cached per (model, device, dtype, max_depth)."""
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    key = (str(model), device, str(torch_dtype), max_depth)
+    if key in _MODELS:
+        return _MODELS[key]
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    kwargs = {}
+    if max_depth is not None:
+        kwargs["max_depth"] = float(max_depth)
+    try:
+        processor = AutoImageProcessor.from_pretrained(str(model))
+        net = AutoModelForDepthEstimation.from_pretrained(str(model), dtype=torch_dtype, **kwargs)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
+        raise RealcamError(f"cannot load depth model ({first})", str(model)) from None
+    net = net.to(device).eval()
+    cfg_max = getattr(net.config, "max_depth", None)
+    if getattr(net.config, "depth_estimation_type", "relative") != "metric":
+        raise RealcamError("model is not a metric depth model (depth_estimation_type != 'metric')",
+                           str(model))
+    eff_max = float(max_depth if max_depth is not None else (cfg_max or default_max_depth(model)))
+    _MODELS[key] = (processor, net, device, eff_max)
+    return _MODELS[key]
+
+
+def predict_depth(images: list[np.ndarray], model: str = DEFAULT_MODEL, device: str = "auto",
+                  dtype: str = "auto", max_depth: float | None = None, batch_size: int = 4,
+                  progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """Metric depth (float32 metres) at each image's own resolution.
+
+    Images of the same size are batched together (``batch_size`` per forward pass).
+    """
+    import torch
+
+    processor, net, device, _ = load_model(model, device, dtype, max_depth)
+    if batch_size < 1:
+        raise RealcamError(f"batch size must be >= 1, got {batch_size}", "--batch-size")
+    out: list[np.ndarray | None] = [None] * len(images)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, img in enumerate(images):
+        img = np.asarray(img)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise RealcamError(f"image {i} must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
+        by_size.setdefault(img.shape[:2], []).append(i)
+    dtype_in = next(net.parameters()).dtype
+    for size, idx in by_size.items():
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start:start + batch_size]
+            inputs = processor(images=[np.asarray(images[i]) for i in chunk], return_tensors="pt")
+            pixels = inputs["pixel_values"].to(device=device, dtype=dtype_in)
+            with torch.inference_mode():
+                pred = net(pixel_values=pixels).predicted_depth  # (B, h, w)
+                pred = torch.nn.functional.interpolate(pred.float()[:, None], size=size, mode="bicubic",
+                                                       align_corners=False)[:, 0]
+                pred = pred.clamp_min_(0.0)
+            pred = pred.cpu().numpy().astype(np.float32)
+            for j, i in enumerate(chunk):
+                out[i] = pred[j]
+            if progress:
+                progress(len(chunk))
+    return out  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------
+# Depth from files
+# ----------------------------------------------------------------------------------------------
+def _timestamp(name: str) -> int:
+    return int(name) if name.isdigit() else -1
+
+
+def read_depth_png(path: Path) -> np.ndarray:
+    """A 16-bit PNG in millimetres, as float32 metres (0 stays 0: no measurement)."""
+    import imageio.v3 as iio
+
+    try:
+        arr = np.asarray(iio.imread(path))
+    except Exception as err:
+        raise RealcamError(f"cannot decode depth image ({err.__class__.__name__})", path) from None
+    if arr.ndim != 2 or arr.dtype != np.uint16:
+        raise RealcamError(f"depth PNG must be single-channel 16-bit (mm), got {arr.shape} {arr.dtype}", path)
+    return arr.astype(np.float32) / 1000.0
+
+
+def depth_from_files(source: str | Path, item: str, frame_names: list[str]) -> list[np.ndarray]:
+    """The depth maps of ``item``'s frames from ``source/<item>.npz`` or ``source/<item>/*.png``."""
+    source = Path(source)
+    npz, folder = source / f"{item}.npz", source / item
+    if npz.exists():
+        data = read_arrays(npz, keys=["depth"])
+        depth = np.asarray(data["depth"], dtype=np.float32)
+        if depth.ndim != 3:
+            raise RealcamError(f"depth must be (F, H, W), got shape {depth.shape}", npz)
+        if "timestamps" in data and all(_timestamp(n) >= 0 for n in frame_names):
+            where = {int(t): k for k, t in enumerate(np.asarray(data["timestamps"]).ravel())}
+            missing = [n for n in frame_names if int(n) not in where]
+            if missing:
+                raise RealcamError(f"no depth for frame(s) {', '.join(missing[:3])}", npz)
+            return [depth[where[int(n)]] for n in frame_names]
+        if len(depth) != len(frame_names):
+            raise RealcamError(f"holds {len(depth)} depth maps for {len(frame_names)} frames", npz)
+        return list(depth)
+    if folder.is_dir():
+        out = []
+        for n in frame_names:
+            p = folder / f"{n}.png"
+            if not p.exists():
+                raise RealcamError(f"no depth PNG for frame {n}", folder)
+            out.append(read_depth_png(p))
+        return out
+    raise RealcamError(f"no depth for {item} ({item}.npz or {item}/ with PNGs)", source)
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class DepthItem:
+    item: str
+    frames: list[Path]
+    error: str = ""
+
+
+def collect_items(inputs: Sequence[str | Path]) -> list[DepthItem]:
+    """Image files (grouped by folder), folders of images, or dataset roots (one item per clip)."""
+    items: dict[str, DepthItem] = {}
+
+    def add(name: str, files: list[Path], error: str = "") -> None:
+        if name in items and items[name].frames and files:
+            items[name].frames.extend(f for f in files if f not in items[name].frames)
+        else:
+            items[name] = DepthItem(name, list(files), error)
+
+    for p in map(Path, inputs):
+        if p.is_dir() and (p / "cameras").is_dir():
+            for clip in find_clips(p):
+                if not clip.frames_dir.is_dir():
+                    add(clip.clip_id, [], f"no frames folder {clip.frames_dir}")
+                    continue
+                frames = list_images(clip.frames_dir)
+                add(clip.clip_id, frames, "" if frames else f"no images in {clip.frames_dir}")
+        elif p.is_dir():
+            frames = list_images(p)
+            if not frames:
+                raise RealcamError("folder holds no images", p)
+            add(p.name, frames)
+        elif p.is_file():
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                raise RealcamError("not an image file", p)
+            add(p.parent.name or "images", [p])
+        else:
+            raise RealcamError("no such file or folder", p)
+    return [items[k] for k in sorted(items)]
+
+
+def _failed_row(item: str, reason: str, model: str) -> dict:
+    return {"item": item, "frame": -1, "path": "", "height": 0, "width": 0, "min": math.nan,
+            "median": math.nan, "max": math.nan, "model": model, "status": FAILED, "reason": reason}
+
+
+def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEFAULT_MODEL,
+              from_files: str | Path | None = None, max_depth: float | None = None, batch_size: int = 4,
+              device: str = "auto", dtype: str = "auto", overwrite: bool = False,
+              progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Depth for every item; returns (and writes) the frame index. Failed items get a status row."""
+    out = Path(out)
+    items = collect_items(inputs)
+    index_path = out / INDEX_TABLE
+    old = read_table(index_path) if index_path.exists() else None
+    done = set() if old is None else set(old.loc[old["status"] == OK, "item"].astype(str))
+    model_name = f"{FILES_MODEL}:{from_files}" if from_files else str(model)
+    if from_files is None:
+        _, _, _, sat = load_model(model, device, dtype, max_depth)
+    else:
+        sat = float(max_depth) if max_depth is not None else math.inf
+    rows: list[dict] = []
+    for it in items:
+        target = out / f"{it.item}.npz"
+        if should_skip(it.item, done, [target], overwrite):
+            if progress:
+                progress(f"{it.item} (done)")
+            continue
+        try:
+            if it.error:
+                raise RealcamError(it.error)
+            images = [read_image(f) for f in it.frames]
+            names = [f.stem for f in it.frames]
+            if len({im.shape for im in images}) > 1:
+                raise RealcamError("frames differ in size")
+            if from_files is not None:
+                depth = depth_from_files(from_files, it.item, names)
+            else:
+                depth = predict_depth(images, model, device, dtype, max_depth, batch_size)
+            if len({d.shape for d in depth}) > 1:
+                raise RealcamError("depth maps differ in size")
+            stack = np.stack(depth).astype(np.float16)
+            write_arrays(target, depth=stack, timestamps=np.array([_timestamp(n) for n in names], np.int64),
+                         frames=np.array(names), max_depth=np.float64(sat))
+            for k, (f, d) in enumerate(zip(it.frames, stack)):
+                d32 = d.astype(np.float32)
+                rows.append({"item": it.item, "frame": k, "path": str(f), "height": d.shape[0],
+                             "width": d.shape[1], "min": float(d32.min()), "median": float(np.median(d32)),
+                             "max": float(d32.max()), "model": model_name, "status": OK, "reason": ""})
+        except RealcamError as err:
+            rows.append(_failed_row(it.item, str(err), model_name))
+        if progress:
+            progress(it.item)
+    new = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    if old is not None and not new.empty:
+        old = old[~old["item"].isin(set(new["item"]))]
+    index = merge_rows(old, new, key="item") if old is not None else new
+    write_table(index_path, index)
+    return index

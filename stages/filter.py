@@ -1,0 +1,131 @@
+"""``filter``: the quantile rule on clip factors and the metric cameras (SPEC.md 3.4).
+
+Over the clips with a factor, with ``lo(x) = quantile(x, q)`` and ``hi(x) = quantile(x, 1 - q)``
+(NumPy's linear interpolation): a clip is dropped when its maximum frame factor is ``< lo`` of all
+maxima (``max_low``) or ``> hi`` (``max_high``), and likewise for its minimum frame factor
+(``min_low``, ``min_high``). Clips without a factor are dropped as ``no_scale``. Kept clips'
+cameras are written in metres: translations times the factor of the condition frame (frame 0 by
+default; the clip median when that frame has none), rotations untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .align_scale import CLIPS_TABLE, FRAMES_TABLE
+from .core import cameras as cam
+from .core.artifacts import OK, read_table, write_table
+from .core.dataset import find_clips
+from .core.errors import RealcamError
+
+DEFAULT_QUANTILE = 0.02
+W2C_COLUMNS = [f"r{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3)] + ["t1", "t2", "t3"]
+CAMERA_COLUMNS = ["clip_id", "frame", "timestamp", "fx", "fy", "cx", "cy"] + W2C_COLUMNS + ["scale"]
+
+
+def quantile_rule(clips: pd.DataFrame, q: float = DEFAULT_QUANTILE) -> pd.Series:
+    """Per clip the rules that drop it (``;``-joined, empty when kept)."""
+    if not 0 <= q < 0.5:
+        raise RealcamError(f"quantile must lie in [0, 0.5), got {q}", "--quantile")
+    ok = (clips["status"] == OK) & np.isfinite(clips["scale_max"]) & np.isfinite(clips["scale_min"])
+    rules = pd.Series([[] for _ in range(len(clips))], index=clips.index, dtype=object)
+    for i in clips.index[~ok]:
+        rules[i].append("no_scale")
+    if ok.any():
+        for col, name in (("scale_max", "max"), ("scale_min", "min")):
+            vals = clips.loc[ok, col].to_numpy(dtype=np.float64)
+            lo, hi = np.quantile(vals, q), np.quantile(vals, 1 - q)
+            for i in clips.index[ok]:
+                v = clips.at[i, col]
+                if v < lo:
+                    rules[i].append(f"{name}_low")
+                if v > hi:
+                    rules[i].append(f"{name}_high")
+    return rules.map(";".join)
+
+
+def condition_factor(frames: pd.DataFrame, clip_scale: float, cond_frame: int = 0) -> float:
+    """The factor of the condition frame; the clip median when that frame has none."""
+    hit = frames.loc[frames["frame"] == cond_frame, "scale"]
+    if len(hit) and np.isfinite(hit.iloc[0]):
+        return float(hit.iloc[0])
+    return float(clip_scale)
+
+
+def metric_camera_file(cams: cam.CameraFile, factor: float) -> cam.CameraFile:
+    """Translations of the scene times ``factor``; rotations and intrinsics untouched."""
+    # Scaling the c2w translations by ``factor`` (SPEC.md 2, metric poses) scales the w2c
+    # translations ``t = -R c`` by the same factor; doing it on w2c keeps the file's numbers exact.
+    w2c = cams.w2c.copy()
+    w2c[:, :3, 3] *= float(factor)
+    return cam.CameraFile(cams.timestamps, cams.intrinsics, w2c, cams.url, cams.distortion)
+
+
+def camera_rows(clip_id: str, cams: cam.CameraFile, factor: float) -> pd.DataFrame:
+    w = cams.w2c
+    data = {"clip_id": clip_id, "frame": np.arange(len(cams), dtype=np.int64), "timestamp": cams.timestamps,
+            "fx": cams.intrinsics[:, 0], "fy": cams.intrinsics[:, 1], "cx": cams.intrinsics[:, 2],
+            "cy": cams.intrinsics[:, 3]}
+    for i in range(3):
+        for j in range(3):
+            data[f"r{i + 1}{j + 1}"] = w[:, i, j]
+        data[f"t{i + 1}"] = w[:, i, 3]
+    data["scale"] = factor
+    return pd.DataFrame(data, columns=CAMERA_COLUMNS)
+
+
+def run_filter(scales_dir: str | Path, dataset: str | Path, out: str | Path, *, quantile: float = DEFAULT_QUANTILE,
+               cond_frame: int = 0, progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Writes ``keep.parquet``, ``dropped.parquet``, ``cameras/<clip_id>.txt``, ``cameras.parquet``.
+
+    The rule runs over all clips at once, so the whole output is rewritten on every run.
+    """
+    scales_dir, out = Path(scales_dir), Path(out)
+    clips = read_table(scales_dir / CLIPS_TABLE, ["clip_id", "scale", "scale_max", "scale_min", "status"])
+    frames = read_table(scales_dir / FRAMES_TABLE, ["clip_id", "frame", "scale"])
+    if clips.empty:
+        raise RealcamError("no clips in the scale table", scales_dir / CLIPS_TABLE)
+    camera_paths = {c.clip_id: c.camera_path for c in find_clips(dataset)}
+    clips = clips.reset_index(drop=True)
+    clips["rule"] = quantile_rule(clips, quantile)
+    if "reason" in clips.columns:
+        failed = clips["rule"] == "no_scale"
+        clips.loc[failed, "rule"] = "no_scale: " + clips.loc[failed, "reason"].astype(str)
+    by_clip = {k: g for k, g in frames.groupby("clip_id")}
+    kept_rows, cam_frames = [], []
+    for i in clips.index[clips["rule"] == ""]:
+        clip_id = str(clips.at[i, "clip_id"])
+        if clip_id not in camera_paths:
+            clips.at[i, "rule"] = "no_camera_file"
+            continue
+        try:
+            cams = cam.read_re10k(camera_paths[clip_id])
+        except RealcamError as err:
+            clips.at[i, "rule"] = f"bad_camera_file: {err}"
+            continue
+        factor = condition_factor(by_clip.get(clip_id, frames.iloc[:0]), clips.at[i, "scale"], cond_frame)
+        metric = metric_camera_file(cams, factor)
+        cam.write_re10k(out / "cameras" / f"{clip_id}.txt", metric)
+        cam_frames.append(camera_rows(clip_id, metric, factor))
+        kept_rows.append({"clip_id": clip_id, "scale": factor, "clip_scale": float(clips.at[i, "scale"]),
+                          "scale_max": float(clips.at[i, "scale_max"]),
+                          "scale_min": float(clips.at[i, "scale_min"]), "n_frames": len(cams)})
+        if progress:
+            progress(clip_id)
+    keep = pd.DataFrame(kept_rows, columns=["clip_id", "scale", "clip_scale", "scale_max", "scale_min", "n_frames"])
+    dropped = clips.loc[clips["rule"] != "", ["clip_id", "scale", "scale_max", "scale_min", "rule"]]
+    dropped = dropped.reset_index(drop=True)
+    # Metric cameras of clips dropped now but kept by an earlier run must not linger.
+    for p in (out / "cameras").glob("*.txt") if (out / "cameras").is_dir() else []:
+        if p.stem not in set(keep["clip_id"]):
+            p.unlink()
+    cameras = pd.concat(cam_frames, ignore_index=True) if cam_frames else pd.DataFrame(columns=CAMERA_COLUMNS)
+    write_table(out / "cameras.parquet", cameras)
+    write_table(out / "dropped.parquet", dropped)
+    write_table(out / "keep.parquet", keep)
+    return keep, dropped
