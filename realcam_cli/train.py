@@ -1,0 +1,84 @@
+"""``realcam train``: fit the camera modules with DeepSpeed (ZeRO-1) on metric-scale clips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from stages.core.errors import RealcamError
+
+from .app import app, console, progress_bar, report
+
+
+def _launch(gpus: int, nodes: int, hostfile: Optional[Path]) -> int:
+    """Re-run this command under the DeepSpeed launcher, one process per GPU."""
+    launcher = shutil.which("deepspeed") or str(Path(sys.executable).with_name("deepspeed"))
+    if not Path(launcher).exists():
+        raise RealcamError("the deepspeed launcher is not installed", "--gpus")
+    cmd = [launcher, "--num_gpus", str(gpus)]
+    if nodes > 1:
+        if hostfile is None:
+            raise RealcamError("several nodes need a hostfile", "--hostfile")
+        cmd += ["--num_nodes", str(nodes), "--hostfile", str(hostfile)]
+    cmd += ["--module", "realcam_cli"] + sys.argv[1:]
+    console.print(f"launching: {' '.join(cmd)}")
+    return subprocess.call(cmd, env={**os.environ, "REALCAM_LAUNCHED": "1"})
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="Output folder of `realcam filter` (keep.parquet, cameras/)."),
+    frames: Path = typer.Option(..., "--frames", help="Dataset root with frames/<clip_id>/ (or videos/<clip_id>.mp4)."),
+    res: str = typer.Option("256", "--res", help="Model resolution: tiny, 256, 512 or 1024."),
+    out: Path = typer.Option(..., "--out", help="Run folder: checkpoints/, camera/, metrics.parquet."),
+    gpus: int = typer.Option(1, "--gpus", help="Processes (GPUs) per node; > 1 starts the DeepSpeed launcher."),
+    nodes: int = typer.Option(1, "--nodes", help="Nodes (with --hostfile)."),
+    hostfile: Optional[Path] = typer.Option(None, "--hostfile", help="DeepSpeed hostfile for several nodes."),
+    steps: int = typer.Option(50_000, "--steps", help="Optimiser steps."),
+    batch: int = typer.Option(64, "--batch", help="Effective batch (micro-batch x processes x accumulation)."),
+    micro_batch: int = typer.Option(1, "--micro-batch", help="Samples per process per forward pass."),
+    lr: float = typer.Option(1e-4, "--lr", help="Constant learning rate (Adam)."),
+    base_ckpt: Optional[List[Path]] = typer.Option(None, "--base-ckpt", help="DynamiCrafter model.ckpt (and optionally camera weights) to start from."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
+    precision: str = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp16, bf16 or fp32."),
+    relative_scale: bool = typer.Option(False, "--relative-scale", help="Ablation: the dataset's own SfM scale instead of metric cameras."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data order, noise and initialisation."),
+    ckpt_every: int = typer.Option(1000, "--ckpt-every", help="Checkpoint every K steps."),
+    log_every: int = typer.Option(10, "--log-every", help="Write metrics.parquet every K steps."),
+    workers: int = typer.Option(2, "--workers", help="Data-loading worker processes."),
+    captions: Optional[Path] = typer.Option(None, "--captions", help="Table with clip_id, caption (Parquet or CSV)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    local_rank: Optional[int] = typer.Option(None, "--local_rank", hidden=True),
+) -> None:
+    """Train the RealCam-I2V camera modules (base model frozen) with DeepSpeed."""
+    from stages.train.loop import TrainConfig, resolve_device, shutdown, train as run_train
+
+    if (gpus > 1 or nodes > 1) and "LOCAL_RANK" not in os.environ and not os.environ.get("REALCAM_LAUNCHED"):
+        raise typer.Exit(_launch(gpus, nodes, hostfile))
+    dev = resolve_device(device)
+    if precision == "auto":
+        precision = "fp16" if dev.startswith("cuda") else "fp32"
+    cfg = TrainConfig(data=str(data), frames_root=str(frames), out=str(out), res=res, steps=steps,
+                      batch=batch, micro_batch=micro_batch, lr=lr, precision=precision, seed=seed,
+                      relative_scale=relative_scale, base_ckpt=[str(p) for p in base_ckpt or []],
+                      resume=resume, ckpt_every=ckpt_every, log_every=log_every, workers=workers,
+                      captions=str(captions) if captions else None, device=dev)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    try:
+        with progress_bar("train", total=steps) as advance:
+            def on_step(step: int, loss: float) -> None:
+                advance(f"step {step} loss {loss:.4f}")
+
+            metrics = run_train(cfg, progress=on_step, log=console.print if rank0 else None)
+    finally:
+        shutdown()
+    if rank0:
+        last = metrics["loss"].tail(20).mean() if len(metrics) else float("nan")
+        report(f"train: {len(metrics)} steps logged (last-20 mean loss {last:.4f}) -> {out} "
+               "(checkpoints/, camera/, metrics.parquet, train_config.json)")

@@ -1,0 +1,320 @@
+"""The DeepSpeed training loop of ``realcam train`` (SPEC.md section 5).
+
+ZeRO stage 1, Adam at a constant learning rate (1e-4), gradient accumulation to the effective
+batch, gradient clipping 0.5, fp16 by default (bf16 or fp32 on request; DeepSpeed has no fp16 on
+the CPU), epsilon-prediction at 256 and v-prediction with zero terminal SNR at 512/1024. Only the
+camera modules are in the optimiser. Condition dropout 5 % for text, image and both.
+
+Exact resume: data (see ``data.py``), timesteps, noise and dropout of a micro-batch are drawn from
+generators seeded by the run seed and the sample numbers, so they depend on nothing but the step;
+the checkpoint holds the camera modules and the optimiser state (DeepSpeed, frozen weights
+excluded) and the step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..core.artifacts import atomic_write_text, read_table, write_table
+from ..core.errors import RealcamError
+from ..diffusion import Schedule, q_sample, training_target
+from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.model import CameraI2V, build_model
+from ..models.trainable import set_trainable, trainable_report
+from .data import ClipDataset, RankBatches, collate, load_clips
+
+UNCOND_PROB = 0.05
+SOT, EOT = 49406, 49407  # OpenCLIP start/end-of-text tokens
+SOURCE_FPS = 30.0
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    frames_root: str
+    out: str
+    res: str = "256"
+    steps: int = 50_000
+    batch: int = 64
+    micro_batch: int = 1
+    lr: float = 1e-4
+    grad_clip: float = 0.5
+    precision: str = "fp16"
+    seed: int = 0
+    relative_scale: bool = False
+    base_ckpt: list[str] = field(default_factory=list)
+    resume: bool = False
+    ckpt_every: int = 1000
+    log_every: int = 10
+    workers: int = 2
+    captions: str | None = None
+    tokenizer: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+    device: str = "auto"
+    train_cross_attention_scale: bool = False
+
+
+# ----------------------------------------------------------------------------------------------
+# The training module: one micro-batch in, the loss out
+# ----------------------------------------------------------------------------------------------
+class DiffusionTrainer(nn.Module):
+    """Wraps the model with the schedule and the condition encoders for one training step."""
+
+    def __init__(self, model: CameraI2V, tokenizer=None):
+        super().__init__()
+        self.model = model
+        self.schedule = Schedule.for_resolution("256" if model.config.parameterization == "eps" else "512")
+        self.scheduler = self.schedule.scheduler()
+        self.tokenizer = tokenizer
+
+    def tokens(self, captions: list[str], drop: torch.Tensor) -> torch.Tensor:
+        from ..models.encoders import tokenize
+
+        out = torch.zeros(len(captions), self.model.config.text.context_length, dtype=torch.long)
+        out[:, 0], out[:, 1] = SOT, EOT  # the empty prompt
+        for i, (text, dropped) in enumerate(zip(captions, drop.tolist())):
+            if text and not dropped:
+                if self.tokenizer is None:
+                    raise RealcamError("captions need a tokenizer", "--tokenizer")
+                out[i] = tokenize([text], self.tokenizer, out.shape[1])[0]
+        return out
+
+    def fs(self, stride: torch.Tensor) -> torch.Tensor:
+        if self.model.config.fps_condition_type == "fps":
+            return torch.round(SOURCE_FPS / stride.float()).long()
+        return stride.long()
+
+    def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        m = self.model
+        dtype = next(m.model.parameters()).dtype
+        device = next(m.model.parameters()).device
+        video = batch["video"].to(device, dtype)
+        b, t_frames = video.shape[0], video.shape[2]
+        cond = batch["cond_frame"].to(device)
+        r = torch.rand(b, generator=generator).to(device)
+        drop_text = r < 2 * UNCOND_PROB
+        drop_image = (r >= UNCOND_PROB) & (r < 3 * UNCOND_PROB)
+        with torch.no_grad():
+            z0 = m.encode_video(video).to(dtype)
+            cond_image = video[torch.arange(b, device=device), :, cond]  # (B, 3, H, W)
+            cond_image = cond_image * (~drop_image).to(dtype)[:, None, None, None]
+            img_tokens = m.encode_image(cond_image)
+            txt_tokens = m.encode_text(self.tokens(batch["caption"], drop_text.cpu()).to(device))
+        context = torch.cat([txt_tokens.to(dtype), img_tokens.to(dtype)], dim=1)
+        concat = z0[torch.arange(b, device=device), :, cond][:, :, None].expand(-1, -1, t_frames, -1, -1)
+        concat = concat * (~drop_image).to(dtype)[:, None, None, None, None]
+        timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator).to(device)
+        noise = torch.randn(z0.shape, generator=generator).to(device, dtype)
+        z_t = q_sample(self.scheduler, z0, timesteps, noise)
+        target = training_target(self.scheduler, z0, noise, timesteps)
+        out = m(z_t, timesteps, context, concat, fs=self.fs(batch["stride"]).to(device),
+                k=batch["k"].to(device, torch.float32), c2w=batch["c2w"].to(device, torch.float32))
+        return nn.functional.mse_loss(out.float(), target.float())
+
+
+# ----------------------------------------------------------------------------------------------
+# Distributed set-up
+# ----------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        device = os.environ.get("REALCAM_DEVICE", "auto")
+    if device in ("auto", ""):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RealcamError("CUDA was asked for but no GPU is visible", "--device")
+    return device
+
+
+def init_distributed(device: str) -> tuple[int, int]:
+    """Initialise torch.distributed through DeepSpeed (a single process gets a local rendezvous)."""
+    import deepspeed
+
+    for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"),
+                       ("MASTER_ADDR", "127.0.0.1")):
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    if not torch.distributed.is_initialized():
+        deepspeed.init_distributed(dist_backend="nccl" if device.startswith("cuda") else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+@contextlib.contextmanager
+def scalar_parameters_as_vectors(module: nn.Module):
+    """Give 0-dim parameters shape ``(1,)`` while DeepSpeed sets up, then restore them.
+
+    DeepSpeed 0.19 broadcasts parameters as byte views, which fails for 0-dim tensors; the official
+    checkpoints hold such parameters (the image cross-attention scales), so their shape must stay.
+    """
+    scalars = [p for p in module.parameters() if p.dim() == 0]
+    for p in scalars:
+        p.data = p.data.reshape(1)
+    try:
+        yield
+    finally:
+        for p in scalars:
+            p.data = p.data.reshape(())
+
+
+def deepspeed_config(cfg: TrainConfig, world: int) -> dict:
+    if cfg.batch % (cfg.micro_batch * world):
+        raise RealcamError(f"batch {cfg.batch} is not a multiple of micro-batch x processes "
+                           f"({cfg.micro_batch} x {world})", "--batch")
+    return {
+        "train_micro_batch_size_per_gpu": cfg.micro_batch,
+        "gradient_accumulation_steps": cfg.batch // (cfg.micro_batch * world),
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": {"stage": 1},
+        "optimizer": {"type": "Adam", "params": {"lr": cfg.lr, "betas": [0.9, 0.999], "eps": 1e-8,
+                                                  "weight_decay": 0.0, "torch_adam": True}},
+        "fp16": {"enabled": cfg.precision == "fp16", "initial_scale_power": 16},
+        "bf16": {"enabled": cfg.precision == "bf16"},
+        "steps_per_print": 10 ** 9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def _memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------
+def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None,
+          log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Train the camera modules; returns the metrics table (rank 0 also writes it)."""
+    import deepspeed
+
+    out = Path(cfg.out)
+    device = resolve_device(cfg.device)
+    if cfg.precision not in ("fp16", "bf16", "fp32"):
+        raise RealcamError(f"precision must be fp16, bf16 or fp32, got {cfg.precision!r}", "--precision")
+    if cfg.precision == "fp16" and not device.startswith("cuda"):
+        raise RealcamError("fp16 training needs a GPU (DeepSpeed on the CPU supports fp32 and bf16)",
+                           "--precision")
+    for p in cfg.base_ckpt:
+        if not Path(p).exists():
+            raise RealcamError("no such base checkpoint", p)
+    rank, world = init_distributed(device)
+    if device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)  # module initialisation is identical on every rank
+
+    clips, skipped = load_clips(cfg.data, cfg.frames_root, relative_scale=cfg.relative_scale,
+                                captions=cfg.captions)
+    model = build_model(cfg.res, camera="realcam")
+    if cfg.base_ckpt:
+        load_checkpoint(model, *cfg.base_ckpt)
+    set_trainable(model, camera=True, image_cross_attention_scale=cfg.train_cross_attention_scale)
+    mc = model.config
+    dataset = ClipDataset(clips, frames=mc.frames, size=(mc.width, mc.height), train=True, seed=cfg.seed)
+    skipped += [{"item": c, "reason": f"fewer than {mc.frames} frames at stride 1"} for c in dataset.too_short]
+    tokenizer = None
+    if any(c.caption for c in dataset.clips):
+        from transformers import CLIPTokenizer
+
+        tokenizer = CLIPTokenizer.from_pretrained(cfg.tokenizer)
+    trainer = DiffusionTrainer(model, tokenizer).to(device)
+    params = [p for p in trainer.parameters() if p.requires_grad]
+    ds_cfg = deepspeed_config(cfg, world)
+    with scalar_parameters_as_vectors(trainer):
+        engine, _, _, _ = deepspeed.initialize(model=trainer, model_parameters=params, config=ds_cfg)
+    accum = ds_cfg["gradient_accumulation_steps"]
+
+    ckpt_dir = out / "checkpoints"
+    start = 0
+    metrics_path = out / "metrics.parquet"
+    history = pd.DataFrame()
+    if cfg.resume:
+        if not (ckpt_dir / "latest").exists():
+            raise RealcamError("nothing to resume: no checkpoint in this run folder", ckpt_dir)
+        _, client = engine.load_checkpoint(str(ckpt_dir), load_module_strict=False)
+        start = int(client["step"])
+        if metrics_path.exists():
+            history = read_table(metrics_path)
+            history = history[history["step"] <= start]
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "train_config.json", json.dumps(
+            {**asdict(cfg), "world_size": world, "accumulation": accum, "deepspeed": ds_cfg,
+             "skipped": skipped, "trainable": trainable_report(model).to_dict("records")}, indent=2) + "\n")
+        if log:
+            log(f"{len(dataset)} clips ({len(skipped)} skipped), world size {world}, "
+                f"accumulation {accum}, device {device}, precision {cfg.precision}")
+
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=RankBatches(start, cfg.steps, accum, world, rank, cfg.micro_batch),
+        num_workers=cfg.workers, pin_memory=device.startswith("cuda"), collate_fn=collate,
+        persistent_workers=False)
+    batches = iter(loader)
+    rows = []
+    for step in range(start, cfg.steps):
+        t0 = time.perf_counter()
+        losses = []
+        for _ in range(accum):
+            batch = next(batches)
+            ids = batch["sample"].tolist()
+            gen = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, 7, ids[0]]).integers(2 ** 62)))
+            loss = engine(batch, gen)
+            engine.backward(loss)
+            engine.step()
+            losses.append(loss.detach().float())
+        loss = torch.stack(losses).mean().to(device)
+        if world > 1:
+            torch.distributed.all_reduce(loss)
+            loss /= world
+        elapsed = time.perf_counter() - t0
+        rows.append({"step": step + 1, "loss": float(loss), "lr": cfg.lr,
+                     "samples_per_s": cfg.batch / elapsed, "memory_mb": _memory_mb(device)})
+        done = step + 1
+        if progress and rank == 0:
+            progress(done, float(loss))
+        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            _checkpoint(engine, model, ckpt_dir, out, done, rank)
+        if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
+            history = _write_metrics(metrics_path, history, rows)
+            rows = []
+    if rank == 0 and rows:
+        history = _write_metrics(metrics_path, history, rows)
+    torch.distributed.barrier()
+    return history
+
+
+def _write_metrics(path: Path, history: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
+    history = pd.concat([history, pd.DataFrame(rows)], ignore_index=True) if len(history) else pd.DataFrame(rows)
+    write_table(path, history)
+    return history
+
+
+def _checkpoint(engine, model: CameraI2V, ckpt_dir: Path, out: Path, step: int, rank: int) -> None:
+    engine.save_checkpoint(str(ckpt_dir), tag=f"step_{step:07d}", client_state={"step": step},
+                           exclude_frozen_parameters=True)
+    if rank == 0:
+        save_checkpoint(model, out / "camera", only_trainable=True, extra={"step": step})
+
+
+def shutdown() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
