@@ -36,7 +36,7 @@ def train(
     data: Path = typer.Option(..., "--data", help="Output folder of `realcam filter` (keep.parquet, cameras/)."),
     frames: Path = typer.Option(..., "--frames", help="Dataset root with frames/<clip_id>/ (or videos/<clip_id>.mp4)."),
     res: str = typer.Option("256", "--res", help="Model resolution: tiny, 256, 512 or 1024."),
-    out: Path = typer.Option(..., "--out", help="Run folder: checkpoints/, camera/, metrics.parquet."),
+    out: Path = typer.Option(..., "--out", help="Run folder: checkpoints/ (DeepSpeed, for --resume), weights/ (trained weights as safetensors), metrics.parquet."),
     gpus: int = typer.Option(1, "--gpus", help="Processes (GPUs) per node; > 1 starts the DeepSpeed launcher."),
     nodes: int = typer.Option(1, "--nodes", help="Nodes (with --hostfile)."),
     hostfile: Optional[Path] = typer.Option(None, "--hostfile", help="DeepSpeed hostfile for several nodes."),
@@ -54,6 +54,7 @@ def train(
     workers: int = typer.Option(2, "--workers", help="Data-loading worker processes."),
     captions: Optional[Path] = typer.Option(None, "--captions", help="Table with clip_id, caption (Parquet or CSV)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    train_unet: bool = typer.Option(False, "--train-unet", help="Also train the UNet weights (full fine-tuning); by default only the camera modules train."),
     local_rank: Optional[int] = typer.Option(None, "--local_rank", hidden=True),
 ) -> None:
     """Train the RealCam-I2V camera modules (base model frozen) with DeepSpeed."""
@@ -68,7 +69,8 @@ def train(
                       batch=batch, micro_batch=micro_batch, lr=lr, precision=precision, seed=seed,
                       relative_scale=relative_scale, base_ckpt=[str(p) for p in base_ckpt or []],
                       resume=resume, ckpt_every=ckpt_every, log_every=log_every, workers=workers,
-                      captions=str(captions) if captions else None, device=dev)
+                      captions=str(captions) if captions else None, device=dev,
+                      train_unet=train_unet)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     try:
         with progress_bar("train", total=steps) as advance:
@@ -81,4 +83,4 @@ def train(
     if rank0:
         last = metrics["loss"].tail(20).mean() if len(metrics) else float("nan")
         report(f"train: {len(metrics)} steps logged (last-20 mean loss {last:.4f}) -> {out} "
-               "(checkpoints/, camera/, metrics.parquet, train_config.json)")
+               "(checkpoints/, weights/, metrics.parquet, train_config.json)")

@@ -63,7 +63,7 @@ class TrainConfig:
     captions: str | None = None
     tokenizer: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
     device: str = "auto"
-    train_cross_attention_scale: bool = False
+    train_unet: bool = False  # full fine-tuning of the denoiser (the default trains the camera only)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,7 +226,12 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
     model = build_model(cfg.res, camera="realcam")
     if cfg.base_ckpt:
         load_checkpoint(model, *cfg.base_ckpt)
-    set_trainable(model, camera=True, image_cross_attention_scale=cfg.train_cross_attention_scale)
+    set_trainable(model, camera=True)
+    if cfg.train_unet:
+        # Every UNet weight tensor; the 0-dim image cross-attention scales stay frozen, since
+        # DeepSpeed 0.19's ZeRO buffers cannot hold 0-dim trainable parameters.
+        for p in model.unet.parameters():
+            p.requires_grad_(p.dim() > 0)
     mc = model.config
     dataset = ClipDataset(clips, frames=mc.frames, size=(mc.width, mc.height), train=True, seed=cfg.seed)
     skipped += [{"item": c, "reason": f"fewer than {mc.frames} frames at stride 1"} for c in dataset.too_short]
@@ -271,6 +276,9 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
     rows = []
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
+        # Anything drawing from the global generators (e.g. the epipolar zero-translation jitter)
+        # sees the same numbers at a step whether or not the run was resumed.
+        torch.manual_seed(int(np.random.default_rng([cfg.seed, 11, step, rank]).integers(2 ** 62)))
         losses = []
         for _ in range(accum):
             batch = next(batches)
@@ -311,7 +319,7 @@ def _checkpoint(engine, model: CameraI2V, ckpt_dir: Path, out: Path, step: int, 
     engine.save_checkpoint(str(ckpt_dir), tag=f"step_{step:07d}", client_state={"step": step},
                            exclude_frozen_parameters=True)
     if rank == 0:
-        save_checkpoint(model, out / "camera", only_trainable=True, extra={"step": step})
+        save_checkpoint(model, out / "weights", only_trainable=True, extra={"step": step})
 
 
 def shutdown() -> None:
