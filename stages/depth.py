@@ -84,16 +84,18 @@ def load_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "a
         return _MODELS[key]
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-    kwargs = {}
-    if max_depth is not None:
-        kwargs["max_depth"] = float(max_depth)
     try:
         processor = AutoImageProcessor.from_pretrained(str(model))
-        net = AutoModelForDepthEstimation.from_pretrained(str(model), dtype=torch_dtype, **kwargs)
+        net = AutoModelForDepthEstimation.from_pretrained(str(model), dtype=torch_dtype)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise RealcamError(f"cannot load depth model ({first})", str(model)) from None
     net = net.to(device).eval()
+    if max_depth is not None:  # the metric head is ``sigmoid * max_depth``
+        if max_depth <= 0:
+            raise RealcamError(f"max depth must be > 0, got {max_depth}", "--max-depth")
+        if hasattr(getattr(net, "head", None), "max_depth"):
+            net.head.max_depth = float(max_depth)
     cfg_max = getattr(net.config, "max_depth", None)
     if getattr(net.config, "depth_estimation_type", "relative") != "metric":
         raise RealcamError("model is not a metric depth model (depth_estimation_type != 'metric')",
@@ -240,8 +242,9 @@ def _failed_row(item: str, reason: str, model: str) -> dict:
 def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEFAULT_MODEL,
               from_files: str | Path | None = None, max_depth: float | None = None, batch_size: int = 4,
               device: str = "auto", dtype: str = "auto", overwrite: bool = False,
-              progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Depth for every item; returns (and writes) the frame index. Failed items get a status row."""
+              progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
+    """Depth for every item; returns (and writes) the frame index, and the number of items skipped
+    as already done. Failed items get a status row."""
     out = Path(out)
     items = collect_items(inputs)
     index_path = out / INDEX_TABLE
@@ -253,9 +256,11 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
     else:
         sat = float(max_depth) if max_depth is not None else math.inf
     rows: list[dict] = []
+    skipped = 0
     for it in items:
         target = out / f"{it.item}.npz"
         if should_skip(it.item, done, [target], overwrite):
+            skipped += 1
             if progress:
                 progress(f"{it.item} (done)")
             continue
@@ -289,4 +294,4 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
         old = old[~old["item"].isin(set(new["item"]))]
     index = merge_rows(old, new, key="item") if old is not None else new
     write_table(index_path, index)
-    return index
+    return index, skipped
