@@ -108,13 +108,13 @@ def load_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "a
 def predict_depth(images: list[np.ndarray], model: str = DEFAULT_MODEL, device: str = "auto",
                   dtype: str = "auto", max_depth: float | None = None, batch_size: int = 4,
                   progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-    """Metric depth (float32 metres) at each image's own resolution.
+    """Metric depth (float32 metres) at each image's own resolution, in ``[0, max_depth]``.
 
     Images of the same size are batched together (``batch_size`` per forward pass).
     """
     import torch
 
-    processor, net, device, _ = load_model(model, device, dtype, max_depth)
+    processor, net, device, sat = load_model(model, device, dtype, max_depth)
     if batch_size < 1:
         raise RealcamError(f"batch size must be >= 1, got {batch_size}", "--batch-size")
     out: list[np.ndarray | None] = [None] * len(images)
@@ -134,7 +134,7 @@ def predict_depth(images: list[np.ndarray], model: str = DEFAULT_MODEL, device: 
                 pred = net(pixel_values=pixels).predicted_depth  # (B, h, w)
                 pred = torch.nn.functional.interpolate(pred.float()[:, None], size=size, mode="bicubic",
                                                        align_corners=False)[:, 0]
-                pred = pred.clamp_min_(0.0)
+                pred = pred.clamp_(0.0, sat)  # bicubic resizing overshoots the head's range
             pred = pred.cpu().numpy().astype(np.float32)
             for j, i in enumerate(chunk):
                 out[i] = pred[j]
