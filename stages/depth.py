@@ -251,10 +251,10 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
     old = read_table(index_path) if index_path.exists() else None
     done = set() if old is None else set(old.loc[old["status"] == OK, "item"].astype(str))
     model_name = f"{FILES_MODEL}:{from_files}" if from_files else str(model)
-    if from_files is None:
-        _, _, _, sat = load_model(model, device, dtype, max_depth)
-    else:
-        sat = float(max_depth) if max_depth is not None else math.inf
+    sat = float(max_depth) if max_depth is not None else math.inf
+    if from_files is None and not (len(items) and all(
+            should_skip(it.item, done, [out / f"{it.item}.npz"], overwrite) for it in items)):
+        _, _, _, sat = load_model(model, device, dtype, max_depth)  # fails early on a bad model
     rows: list[dict] = []
     skipped = 0
     for it in items:

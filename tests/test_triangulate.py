@@ -67,3 +67,21 @@ def test_shards_workers_and_skip(small_dataset, tmp_path):
         assert (b["track_length"] >= 2).all() and (b["error"] < 4).all()
     again, skipped = run_triangulate(small_dataset, tmp_path / "par", workers=2)
     assert skipped == 2 and len(again) == 2
+
+
+def test_cli_triangulate_and_filter_errors(tmp_path, small_dataset):
+    from typer.testing import CliRunner
+
+    from realcam_cli.app import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["triangulate", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "no such dataset folder" in res.output
+    res = runner.invoke(app, ["triangulate", str(small_dataset), "--out", str(tmp_path / "o"), "--shard", "5/2"])
+    assert res.exit_code == 2 and "--shard" in res.output
+    res = runner.invoke(app, ["filter", str(tmp_path), "--cameras", str(small_dataset), "--out", str(tmp_path / "f")])
+    assert res.exit_code == 2 and "clips.parquet: no such table" in res.output
+    res = runner.invoke(app, ["align-scale", "--depth", str(tmp_path), "--sfm", str(tmp_path), "--out",
+                              str(tmp_path / "s")])
+    assert res.exit_code == 2 and "no triangulated clips" in res.output
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def save_tiny_depth_model(folder: Path, seed: int = 0, max_depth: int = 20) -> Path:
+def save_tiny_depth_model(folder: Path, seed: int = 0, max_depth: int = 20, spread: float = 0.1) -> Path:
     import torch
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
 
@@ -19,7 +19,7 @@ def save_tiny_depth_model(folder: Path, seed: int = 0, max_depth: int = 20) -> P
     model = DepthAnythingForDepthEstimation(config)
     with torch.no_grad():  # spread the random weights so that depth varies across the image
         for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
+            p.add_(torch.randn_like(p) * spread)
     model.save_pretrained(folder)
     # Same processor settings as the released models, at 140 px instead of 518 to stay fast.
     DPTImageProcessor(size={"height": 140, "width": 140}, keep_aspect_ratio=True, ensure_multiple_of=14,
