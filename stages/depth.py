@@ -168,10 +168,10 @@ def depth_from_files(source: str | Path, item: str, frame_names: list[str]) -> l
     source = Path(source)
     npz, folder = source / f"{item}.npz", source / item
     if npz.exists():
-        data = read_arrays(npz, keys=["depth"])
-        depth = np.asarray(data["depth"], dtype=np.float32)
-        if depth.ndim != 3:
-            raise RealcamError(f"depth must be (F, H, W), got shape {depth.shape}", npz)
+        maps, data = read_depth_file(npz)
+        depth = [np.asarray(d, dtype=np.float32) for d in maps]
+        if any(d.ndim != 2 for d in depth):
+            raise RealcamError(f"depth maps must be (H, W), got shape {depth[0].shape}", npz)
         if "timestamps" in data and all(_timestamp(n) >= 0 for n in frame_names):
             where = {int(t): k for k, t in enumerate(np.asarray(data["timestamps"]).ravel())}
             missing = [n for n in frame_names if int(n) not in where]
@@ -180,7 +180,7 @@ def depth_from_files(source: str | Path, item: str, frame_names: list[str]) -> l
             return [depth[where[int(n)]] for n in frame_names]
         if len(depth) != len(frame_names):
             raise RealcamError(f"holds {len(depth)} depth maps for {len(frame_names)} frames", npz)
-        return list(depth)
+        return depth
     if folder.is_dir():
         out = []
         for n in frame_names:
@@ -234,6 +234,30 @@ def collect_items(inputs: Sequence[str | Path]) -> list[DepthItem]:
     return [items[k] for k in sorted(items)]
 
 
+def write_depth_file(path: str | Path, depth: list[np.ndarray], names: list[str], max_depth: float) -> Path:
+    """One NPZ per item: ``depth`` ``(F, H, W)`` when the frames share a size, else ``depth_<k>``
+    per frame; ``frames``, ``timestamps`` and ``max_depth`` alongside."""
+    arrays = {"frames": np.array(names), "max_depth": np.float64(max_depth),
+              "timestamps": np.array([_timestamp(n) for n in names], np.int64)}
+    if len({d.shape for d in depth}) == 1:
+        arrays["depth"] = np.stack(depth)
+    else:
+        arrays.update({f"depth_{k}": d for k, d in enumerate(depth)})
+    return write_arrays(path, **arrays)
+
+
+def read_depth_file(path: str | Path) -> tuple[list[np.ndarray], dict]:
+    """The per-frame depth maps of an item's NPZ (either layout) and its other arrays."""
+    data = read_arrays(path)
+    if "depth" in data:
+        return list(data["depth"]), data
+    n = len(data.get("frames", []))
+    keys = [f"depth_{k}" for k in range(n)]
+    if not n or any(k not in data for k in keys):
+        raise RealcamError("holds neither 'depth' nor 'depth_<k>' per frame", path)
+    return [data[k] for k in keys], data
+
+
 def _failed_row(item: str, reason: str, model: str) -> dict:
     return {"item": item, "frame": -1, "path": "", "height": 0, "width": 0, "min": math.nan,
             "median": math.nan, "max": math.nan, "model": model, "status": FAILED, "reason": reason}
@@ -269,18 +293,13 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
                 raise RealcamError(it.error)
             images = [read_image(f) for f in it.frames]
             names = [f.stem for f in it.frames]
-            if len({im.shape for im in images}) > 1:
-                raise RealcamError("frames differ in size")
             if from_files is not None:
                 depth = depth_from_files(from_files, it.item, names)
             else:
                 depth = predict_depth(images, model, device, dtype, max_depth, batch_size)
-            if len({d.shape for d in depth}) > 1:
-                raise RealcamError("depth maps differ in size")
-            stack = np.stack(depth).astype(np.float16)
-            write_arrays(target, depth=stack, timestamps=np.array([_timestamp(n) for n in names], np.int64),
-                         frames=np.array(names), max_depth=np.float64(sat))
-            for k, (f, d) in enumerate(zip(it.frames, stack)):
+            depth = [d.astype(np.float16) for d in depth]
+            write_depth_file(target, depth, names, sat)
+            for k, (f, d) in enumerate(zip(it.frames, depth)):
                 d32 = d.astype(np.float32)
                 rows.append({"item": it.item, "frame": k, "path": str(f), "height": d.shape[0],
                              "width": d.shape[1], "min": float(d32.min()), "median": float(np.median(d32)),

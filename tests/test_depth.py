@@ -113,3 +113,15 @@ def test_cli_depth_bad_input_one_line(tmp_path):
     res = CliRunner().invoke(app, ["depth", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2
     assert "no such file or folder" in res.output and "Traceback" not in res.output
+
+
+def test_run_depth_images_of_different_sizes(tmp_path, tiny_model, images):
+    from stages.depth import read_depth_file
+
+    write_image(tmp_path / "in" / "a.png", images[0])
+    write_image(tmp_path / "in" / "b.png", images[3])
+    index, _ = run_depth([tmp_path / "in" / "a.png", tmp_path / "in" / "b.png"], tmp_path / "out",
+                         model=str(tiny_model))
+    assert (index["status"] == "ok").all() and len(index) == 2
+    maps, data = read_depth_file(tmp_path / "out" / "in.npz")
+    assert [m.shape for m in maps] == [(96, 128), (70, 50)] and list(data["frames"]) == ["a", "b"]
