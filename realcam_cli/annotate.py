@@ -44,13 +44,13 @@ def depth(
     """Metric depth per frame (Depth Anything V2 metric by default), one NPZ per clip."""
     items = depth_stage.collect_items(inputs)
     with progress_bar("depth", total=len(items)) as advance:
-        index = depth_stage.run_depth(inputs, out, model=model, from_files=from_files, max_depth=max_depth,
+        index, skipped = depth_stage.run_depth(inputs, out, model=model, from_files=from_files, max_depth=max_depth,
                                       batch_size=batch_size, device=device, dtype=dtype, overwrite=overwrite,
                                       progress=advance)
     names = {it.item for it in items}
     per_item = (index.loc[index["item"].isin(names)].sort_values("status")  # "failed" before "ok"
                 .drop_duplicates("item")[["item", "status", "reason"]])
-    summary("depth", per_item, "item", 0, f"{out} (<item>.npz, {depth_stage.INDEX_TABLE})")
+    summary("depth", per_item, "item", skipped, f"{out} (<item>.npz, {depth_stage.INDEX_TABLE})")
 
 
 @app.command()

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from .core import cameras as cam
-from .core.artifacts import FAILED, OK, merge_rows, read_arrays, read_table, write_table
+from .core.artifacts import FAILED, OK, merge_rows, read_table, write_table
 from .core.errors import RealcamError
+from .depth import read_depth_file
 from .triangulate import read_status_tables
 
 FRAMES_TABLE = "frames.parquet"
@@ -82,7 +83,7 @@ def observation_depths(xyz: np.ndarray, w2c: np.ndarray) -> np.ndarray:
 
 
 def clip_scales(points: pd.DataFrame, observations: pd.DataFrame, w2c: np.ndarray, timestamps: np.ndarray,
-                image_size: tuple[int, int], depth: np.ndarray, depth_timestamps: np.ndarray | None,
+                image_size: tuple[int, int], depth: list[np.ndarray], depth_timestamps: np.ndarray | None,
                 max_depth: float, min_points: int = MIN_POINTS, min_track: int = MIN_TRACK) -> pd.DataFrame:
     """Per-frame factors of one clip: ``frame``, ``timestamp``, ``scale`` (NaN if too few), ``n_points``."""
     keep = points.loc[points["track_length"] >= min_track]
@@ -124,8 +125,7 @@ def align_clip(clip_id: str, depth_dir: Path, sfm_dir: Path, min_points: int = M
     npz = depth_dir / f"{clip_id}.npz"
     if not npz.exists():
         raise RealcamError("depth missing", npz)
-    data = read_arrays(npz, keys=["depth"])
-    depth = data["depth"]
+    depth, data = read_depth_file(npz)
     sat = float(max_depth) if max_depth is not None else float(data.get("max_depth", np.inf))
     meta = json.loads((clip_dir / "clip.json").read_text())
     cams = cam.read_re10k(clip_dir / "cameras.txt")

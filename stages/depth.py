@@ -84,16 +84,18 @@ def load_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "a
         return _MODELS[key]
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-    kwargs = {}
-    if max_depth is not None:
-        kwargs["max_depth"] = float(max_depth)
     try:
         processor = AutoImageProcessor.from_pretrained(str(model))
-        net = AutoModelForDepthEstimation.from_pretrained(str(model), dtype=torch_dtype, **kwargs)
+        net = AutoModelForDepthEstimation.from_pretrained(str(model), dtype=torch_dtype)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
         raise RealcamError(f"cannot load depth model ({first})", str(model)) from None
     net = net.to(device).eval()
+    if max_depth is not None:  # the metric head is ``sigmoid * max_depth``
+        if max_depth <= 0:
+            raise RealcamError(f"max depth must be > 0, got {max_depth}", "--max-depth")
+        if hasattr(getattr(net, "head", None), "max_depth"):
+            net.head.max_depth = float(max_depth)
     cfg_max = getattr(net.config, "max_depth", None)
     if getattr(net.config, "depth_estimation_type", "relative") != "metric":
         raise RealcamError("model is not a metric depth model (depth_estimation_type != 'metric')",
@@ -106,13 +108,13 @@ def load_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "a
 def predict_depth(images: list[np.ndarray], model: str = DEFAULT_MODEL, device: str = "auto",
                   dtype: str = "auto", max_depth: float | None = None, batch_size: int = 4,
                   progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-    """Metric depth (float32 metres) at each image's own resolution.
+    """Metric depth (float32 metres) at each image's own resolution, in ``[0, max_depth]``.
 
     Images of the same size are batched together (``batch_size`` per forward pass).
     """
     import torch
 
-    processor, net, device, _ = load_model(model, device, dtype, max_depth)
+    processor, net, device, sat = load_model(model, device, dtype, max_depth)
     if batch_size < 1:
         raise RealcamError(f"batch size must be >= 1, got {batch_size}", "--batch-size")
     out: list[np.ndarray | None] = [None] * len(images)
@@ -132,7 +134,7 @@ def predict_depth(images: list[np.ndarray], model: str = DEFAULT_MODEL, device: 
                 pred = net(pixel_values=pixels).predicted_depth  # (B, h, w)
                 pred = torch.nn.functional.interpolate(pred.float()[:, None], size=size, mode="bicubic",
                                                        align_corners=False)[:, 0]
-                pred = pred.clamp_min_(0.0)
+                pred = pred.clamp_(0.0, sat)  # bicubic resizing overshoots the head's range
             pred = pred.cpu().numpy().astype(np.float32)
             for j, i in enumerate(chunk):
                 out[i] = pred[j]
@@ -166,10 +168,10 @@ def depth_from_files(source: str | Path, item: str, frame_names: list[str]) -> l
     source = Path(source)
     npz, folder = source / f"{item}.npz", source / item
     if npz.exists():
-        data = read_arrays(npz, keys=["depth"])
-        depth = np.asarray(data["depth"], dtype=np.float32)
-        if depth.ndim != 3:
-            raise RealcamError(f"depth must be (F, H, W), got shape {depth.shape}", npz)
+        maps, data = read_depth_file(npz)
+        depth = [np.asarray(d, dtype=np.float32) for d in maps]
+        if any(d.ndim != 2 for d in depth):
+            raise RealcamError(f"depth maps must be (H, W), got shape {depth[0].shape}", npz)
         if "timestamps" in data and all(_timestamp(n) >= 0 for n in frame_names):
             where = {int(t): k for k, t in enumerate(np.asarray(data["timestamps"]).ravel())}
             missing = [n for n in frame_names if int(n) not in where]
@@ -178,7 +180,7 @@ def depth_from_files(source: str | Path, item: str, frame_names: list[str]) -> l
             return [depth[where[int(n)]] for n in frame_names]
         if len(depth) != len(frame_names):
             raise RealcamError(f"holds {len(depth)} depth maps for {len(frame_names)} frames", npz)
-        return list(depth)
+        return depth
     if folder.is_dir():
         out = []
         for n in frame_names:
@@ -232,6 +234,30 @@ def collect_items(inputs: Sequence[str | Path]) -> list[DepthItem]:
     return [items[k] for k in sorted(items)]
 
 
+def write_depth_file(path: str | Path, depth: list[np.ndarray], names: list[str], max_depth: float) -> Path:
+    """One NPZ per item: ``depth`` ``(F, H, W)`` when the frames share a size, else ``depth_<k>``
+    per frame; ``frames``, ``timestamps`` and ``max_depth`` alongside."""
+    arrays = {"frames": np.array(names), "max_depth": np.float64(max_depth),
+              "timestamps": np.array([_timestamp(n) for n in names], np.int64)}
+    if len({d.shape for d in depth}) == 1:
+        arrays["depth"] = np.stack(depth)
+    else:
+        arrays.update({f"depth_{k}": d for k, d in enumerate(depth)})
+    return write_arrays(path, **arrays)
+
+
+def read_depth_file(path: str | Path) -> tuple[list[np.ndarray], dict]:
+    """The per-frame depth maps of an item's NPZ (either layout) and its other arrays."""
+    data = read_arrays(path)
+    if "depth" in data:
+        return list(data["depth"]), data
+    n = len(data.get("frames", []))
+    keys = [f"depth_{k}" for k in range(n)]
+    if not n or any(k not in data for k in keys):
+        raise RealcamError("holds neither 'depth' nor 'depth_<k>' per frame", path)
+    return [data[k] for k in keys], data
+
+
 def _failed_row(item: str, reason: str, model: str) -> dict:
     return {"item": item, "frame": -1, "path": "", "height": 0, "width": 0, "min": math.nan,
             "median": math.nan, "max": math.nan, "model": model, "status": FAILED, "reason": reason}
@@ -240,22 +266,25 @@ def _failed_row(item: str, reason: str, model: str) -> dict:
 def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEFAULT_MODEL,
               from_files: str | Path | None = None, max_depth: float | None = None, batch_size: int = 4,
               device: str = "auto", dtype: str = "auto", overwrite: bool = False,
-              progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """Depth for every item; returns (and writes) the frame index. Failed items get a status row."""
+              progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
+    """Depth for every item; returns (and writes) the frame index, and the number of items skipped
+    as already done. Failed items get a status row."""
     out = Path(out)
     items = collect_items(inputs)
     index_path = out / INDEX_TABLE
     old = read_table(index_path) if index_path.exists() else None
     done = set() if old is None else set(old.loc[old["status"] == OK, "item"].astype(str))
     model_name = f"{FILES_MODEL}:{from_files}" if from_files else str(model)
-    if from_files is None:
-        _, _, _, sat = load_model(model, device, dtype, max_depth)
-    else:
-        sat = float(max_depth) if max_depth is not None else math.inf
+    sat = float(max_depth) if max_depth is not None else math.inf
+    if from_files is None and not (len(items) and all(
+            should_skip(it.item, done, [out / f"{it.item}.npz"], overwrite) for it in items)):
+        _, _, _, sat = load_model(model, device, dtype, max_depth)  # fails early on a bad model
     rows: list[dict] = []
+    skipped = 0
     for it in items:
         target = out / f"{it.item}.npz"
         if should_skip(it.item, done, [target], overwrite):
+            skipped += 1
             if progress:
                 progress(f"{it.item} (done)")
             continue
@@ -264,18 +293,13 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
                 raise RealcamError(it.error)
             images = [read_image(f) for f in it.frames]
             names = [f.stem for f in it.frames]
-            if len({im.shape for im in images}) > 1:
-                raise RealcamError("frames differ in size")
             if from_files is not None:
                 depth = depth_from_files(from_files, it.item, names)
             else:
                 depth = predict_depth(images, model, device, dtype, max_depth, batch_size)
-            if len({d.shape for d in depth}) > 1:
-                raise RealcamError("depth maps differ in size")
-            stack = np.stack(depth).astype(np.float16)
-            write_arrays(target, depth=stack, timestamps=np.array([_timestamp(n) for n in names], np.int64),
-                         frames=np.array(names), max_depth=np.float64(sat))
-            for k, (f, d) in enumerate(zip(it.frames, stack)):
+            depth = [d.astype(np.float16) for d in depth]
+            write_depth_file(target, depth, names, sat)
+            for k, (f, d) in enumerate(zip(it.frames, depth)):
                 d32 = d.astype(np.float32)
                 rows.append({"item": it.item, "frame": k, "path": str(f), "height": d.shape[0],
                              "width": d.shape[1], "min": float(d32.min()), "median": float(np.median(d32)),
@@ -289,4 +313,4 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
         old = old[~old["item"].isin(set(new["item"]))]
     index = merge_rows(old, new, key="item") if old is not None else new
     write_table(index_path, index)
-    return index
+    return index, skipped

@@ -10,7 +10,6 @@ default; the clip median when that frame has none), rotations untouched.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Callable
 
