@@ -31,7 +31,7 @@ class RealcamGroup(TyperGroup):
             if _state["verbose"]:
                 console.print_exception()
             console.print(f"[bold red]error:[/] {escape(str(err))}")
-            raise click.exceptions.Exit(2) from None
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(
@@ -91,7 +91,7 @@ def fail(message: str, source: str | None = None) -> None:
 
 
 # Stage commands register themselves on ``app`` when imported.
-from . import synth  # noqa: E402,F401
+from . import preview, synth  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,193 @@
+"""Point splatting with a z-buffer and the noise-shaping masks (SPEC.md section 4).
+
+The renderer is plain torch, so the same code runs on CPU and CUDA. Each point lands on the one
+pixel that contains its projection (pixel ``i`` covers ``[i, i+1)``); among the points landing on a
+pixel the nearest wins. The z-buffer is a single ``scatter_reduce(amin)`` over 64-bit keys whose
+high half is the depth's float32 bit pattern (monotone for positive floats) and whose low half is
+the point index, so depth test and colour lookup happen in one pass, deterministically.
+Frames are independent: a batch of frames is one scatter, and any batch size gives the same result.
+
+Masks: a pixel is *valid* where a point landed; the noise-shaping mask keeps a valid pixel only if
+its whole ``k x k`` neighbourhood is valid (reflect padding at the image border, as the reference
+implementation), then resizes it to the latent grid (bilinear, align corners) and keeps ``>= 0.9``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import RealcamError
+
+NEAR = 1e-3  # metres: points closer than this to the camera plane are dropped
+_EMPTY = torch.iinfo(torch.int64).max
+_LOW32 = 0xFFFFFFFF
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise RealcamError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N)", "--device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RealcamError("CUDA was asked for but is not available", "--device")
+    return dev
+
+
+@dataclass
+class RenderOutput:
+    rgb: torch.Tensor  # (F, H, W, 3) uint8
+    valid: torch.Tensor  # (F, H, W) bool
+    depth: torch.Tensor  # (F, H, W) float32 z-depth, 0 where nothing landed
+
+
+class PointRenderer:
+    """A point cloud kept on one device, rendered to any camera, resolution and batch of frames."""
+
+    def __init__(self, points, colors, device: str | torch.device | None = "auto"):
+        self.device = resolve_device(device)
+        pts = torch.as_tensor(np.asarray(points, dtype=np.float32) if not torch.is_tensor(points)
+                              else points, dtype=torch.float32)
+        col = torch.as_tensor(np.asarray(colors) if not torch.is_tensor(colors) else colors)
+        if pts.ndim != 2 or pts.shape[1] != 3:
+            raise RealcamError(f"points must be (P, 3), got {tuple(pts.shape)}", "point cloud")
+        if col.shape != pts.shape:
+            raise RealcamError(f"colours must be (P, 3) like the points, got {tuple(col.shape)}",
+                               "point cloud")
+        if len(pts) >= 2 ** 32 - 1:
+            raise RealcamError("too many points (at most 2^32 - 2)", "point cloud")
+        if col.dtype != torch.uint8:
+            col = (col.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        self.points = pts.to(self.device).contiguous()
+        # One extra colour row: index P (never a point) is the background.
+        self.colors = torch.cat([col, torch.zeros(1, 3, dtype=torch.uint8)]).to(self.device)
+        self.index = torch.arange(len(pts), device=self.device, dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def render(self, k, w2c, height: int, width: int, background=(0, 0, 0),
+               batch_size: int | None = None) -> RenderOutput:
+        """Render ``F`` views: pixel ``k`` ``(F, 3, 3)`` (or one ``(3, 3)``) and ``w2c`` ``(F, 4, 4)``."""
+        w2c = torch.as_tensor(np.asarray(w2c) if not torch.is_tensor(w2c) else w2c,
+                              dtype=torch.float64).reshape(-1, 4, 4)
+        k = torch.as_tensor(np.asarray(k) if not torch.is_tensor(k) else k, dtype=torch.float64)
+        k = k.reshape(-1, 3, 3).expand(len(w2c), 3, 3)
+        n = len(w2c)
+        batch_size = batch_size or n
+        outs = [self._render_batch(k[i:i + batch_size], w2c[i:i + batch_size], height, width,
+                                   background) for i in range(0, n, batch_size)]
+        return RenderOutput(*(torch.cat(parts) for parts in zip(*((o.rgb, o.valid, o.depth)
+                                                                   for o in outs))))
+
+    def iter_render(self, k, w2c, height: int, width: int, background=(0, 0, 0),
+                    batch_size: int = 1) -> Iterator[RenderOutput]:
+        """Stream batches of frames (for previews longer than memory allows)."""
+        w2c = np.asarray(w2c).reshape(-1, 4, 4)
+        k = np.broadcast_to(np.asarray(k).reshape(-1, 3, 3), (len(w2c), 3, 3))
+        for i in range(0, len(w2c), batch_size):
+            yield self.render(k[i:i + batch_size], w2c[i:i + batch_size], height, width, background)
+
+    def _render_batch(self, k: torch.Tensor, w2c: torch.Tensor, height: int, width: int,
+                      background) -> RenderOutput:
+        dev = self.device
+        b = len(w2c)
+        # Fold K into the projection: [u*z, v*z, z] = (K @ w2c[:3]) @ [p, 1].
+        proj = (k @ w2c[:, :3, :]).to(device=dev, dtype=torch.float32)  # (B, 3, 4)
+        cam = torch.baddbmm(proj[:, :, 3].unsqueeze(1), self.points.unsqueeze(0).expand(b, -1, -1),
+                            proj[:, :, :3].transpose(1, 2))  # (B, P, 3)
+        z = cam[..., 2]
+        inv_z = 1.0 / z.clamp_min(NEAR)
+        u = cam[..., 0] * inv_z
+        v = cam[..., 1] * inv_z
+        ok = (z > NEAR) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        hw = height * width
+        frame = torch.arange(b, device=dev, dtype=torch.int64).unsqueeze(1) * hw
+        # Truncation is floor here: out-of-image (negative) coordinates are sent to the dump slot.
+        flat = torch.where(ok, frame + v.to(torch.int64) * width + u.to(torch.int64), b * hw)
+        key = (z.contiguous().view(torch.int32).to(torch.int64) << 32) | self.index.unsqueeze(0)
+        zbuf = torch.full((b * hw + 1,), _EMPTY, dtype=torch.int64, device=dev)
+        zbuf.scatter_reduce_(0, flat.reshape(-1), key.reshape(-1), reduce="amin", include_self=True)
+        zbuf = zbuf[:-1]
+        valid = zbuf != _EMPTY
+        idx = torch.where(valid, zbuf & _LOW32, len(self.points))
+        rgb = self.colors[idx]
+        bg = torch.as_tensor(background, dtype=torch.uint8, device=dev)
+        if bg.any():
+            rgb = torch.where(valid.unsqueeze(-1), rgb, bg)
+        depth = torch.where(valid, (zbuf >> 32).to(torch.int32).view(torch.float32),
+                            torch.zeros((), device=dev))
+        return RenderOutput(rgb.reshape(b, height, width, 3), valid.reshape(b, height, width),
+                            depth.reshape(b, height, width))
+
+
+def render_points(points, colors, k, w2c, height: int, width: int, background=(0, 0, 0),
+                  device: str | torch.device | None = "auto", batch_size: int | None = None):
+    """One-call rendering: returns NumPy ``rgb (F, H, W, 3) uint8``, ``valid (F, H, W) bool``,
+    ``depth (F, H, W) float32``."""
+    out = PointRenderer(points, colors, device).render(k, w2c, height, width, background, batch_size)
+    return out.rgb.cpu().numpy(), out.valid.cpu().numpy(), out.depth.cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# Masks
+# ----------------------------------------------------------------------------------------------
+def _as_tensor(mask) -> tuple[torch.Tensor, bool]:
+    if torch.is_tensor(mask):
+        return mask, False
+    return torch.from_numpy(np.asarray(mask)), True
+
+
+def edge_filter(valid, kernel: int = 5):
+    """Keep a valid pixel only if its whole ``kernel x kernel`` neighbourhood is valid.
+
+    ``valid``: ``(..., H, W)`` bool (NumPy or torch; the result has the same type). Out-of-image
+    neighbours are read by reflection at the border. A hole grows by ``kernel // 2`` pixels.
+    """
+    if kernel < 1 or kernel % 2 == 0:
+        raise RealcamError(f"kernel must be a positive odd number, got {kernel}", "--kernel")
+    t, was_numpy = _as_tensor(valid)
+    t = t.bool()
+    if kernel == 1:
+        out = t.clone()
+    else:
+        shape = t.shape
+        h, w = shape[-2:]
+        r = kernel // 2
+        x = (~t).reshape(-1, 1, h, w).float()
+        mode = "reflect" if r < h and r < w else "replicate"
+        x = F.pad(x, (r, r, r, r), mode=mode)
+        out = (F.max_pool2d(x, kernel, stride=1) == 0).reshape(shape)
+    return out.numpy() if was_numpy else out
+
+
+def latent_size(height: int, width: int, stride: int = 8) -> tuple[int, int]:
+    return max(1, math.ceil(height / stride)), max(1, math.ceil(width / stride))
+
+
+def to_latent_mask(mask, stride: int = 8, threshold: float = 0.9):
+    """A pixel mask ``(..., H, W)`` at latent resolution: bilinear (align corners), ``>= threshold``."""
+    if stride < 1:
+        raise RealcamError(f"latent stride must be at least 1, got {stride}", "--latent-stride")
+    t, was_numpy = _as_tensor(mask)
+    shape = t.shape
+    h, w = shape[-2:]
+    lh, lw = latent_size(h, w, stride)
+    x = t.reshape(-1, 1, h, w).float()
+    if (lh, lw) != (h, w):
+        x = F.interpolate(x, size=(lh, lw), mode="bilinear", align_corners=True)
+    out = (x >= threshold).reshape(*shape[:-2], lh, lw)
+    return out.numpy() if was_numpy else out
+
+
+def noise_shaping_masks(valid, kernel: int = 5, stride: int = 8, threshold: float = 0.9):
+    """``(pixel_mask, latent_mask)`` for noise shaping from the renderer's validity mask."""
+    pixel = edge_filter(valid, kernel)
+    return pixel, to_latent_mask(pixel, stride, threshold)
