@@ -91,7 +91,7 @@ class PointRenderer:
                     batch_size: int = 1) -> Iterator[RenderOutput]:
         """Stream batches of frames (for previews longer than memory allows)."""
         w2c = np.asarray(w2c).reshape(-1, 4, 4)
-        k = np.broadcast_to(np.asarray(k).reshape(-1, 3, 3), (len(w2c), 3, 3))
+        k = np.array(np.broadcast_to(np.asarray(k).reshape(-1, 3, 3), (len(w2c), 3, 3)))
         for i in range(0, len(w2c), batch_size):
             yield self.render(k[i:i + batch_size], w2c[i:i + batch_size], height, width, background)
 

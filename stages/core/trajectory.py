@@ -81,7 +81,7 @@ def look_at(position: Sequence[float], target: Sequence[float], up: Sequence[flo
     if np.linalg.norm(forward) < 1e-12:
         raise RealcamError("look_at equals position", source)
     z = forward / np.linalg.norm(forward)
-    x = np.cross(z, -u)  # camera y points down, so right = forward x down = forward x (-up)
+    x = np.cross(-u, z)  # OpenCV: x = y cross z, and y (down) is -up before orthogonalising
     if np.linalg.norm(x) < 1e-9 * max(1.0, np.linalg.norm(u)):
         raise RealcamError("up is parallel to the viewing direction", source)
     x /= np.linalg.norm(x)
