@@ -66,6 +66,7 @@ class PointRenderer:
         if col.dtype != torch.uint8:
             col = (col.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
         self.points = pts.to(self.device).contiguous()
+        self.points_t = self.points.T.contiguous()  # (3, P)
         # One extra colour row: index P (never a point) is the background.
         self.colors = torch.cat([col, torch.zeros(1, 3, dtype=torch.uint8)]).to(self.device)
         self.index = torch.arange(len(pts), device=self.device, dtype=torch.int64)
@@ -99,22 +100,30 @@ class PointRenderer:
                       background) -> RenderOutput:
         dev = self.device
         b = len(w2c)
-        # Fold K into the projection: [u*z, v*z, z] = (K @ w2c[:3]) @ [p, 1].
-        proj = (k @ w2c[:, :3, :]).to(device=dev, dtype=torch.float32)  # (B, 3, 4)
-        cam = torch.baddbmm(proj[:, :, 3].unsqueeze(1), self.points.unsqueeze(0).expand(b, -1, -1),
-                            proj[:, :, :3].transpose(1, 2))  # (B, P, 3)
-        z = cam[..., 2]
-        inv_z = 1.0 / z.clamp_min(NEAR)
-        u = cam[..., 0] * inv_z
-        v = cam[..., 1] * inv_z
-        ok = (z > NEAR) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
         hw = height * width
-        frame = torch.arange(b, device=dev, dtype=torch.int64).unsqueeze(1) * hw
-        # Truncation is floor here: out-of-image (negative) coordinates are sent to the dump slot.
-        flat = torch.where(ok, frame + v.to(torch.int64) * width + u.to(torch.int64), b * hw)
-        key = (z.contiguous().view(torch.int32).to(torch.int64) << 32) | self.index.unsqueeze(0)
+        if b * hw + 1 >= 2 ** 31:
+            raise RealcamError(f"a batch of {b} frames of {width}x{height} is too large; lower the "
+                               "batch size", "render")
+        # Fold K into the projection: [u*z, v*z, z] = (K @ w2c[:3]) @ [p, 1], laid out (B, 3, P)
+        # so that x, y and z are contiguous rows (every later step is one pass over memory).
+        proj = (k @ w2c[:, :3, :]).to(device=dev, dtype=torch.float32)  # (B, 3, 4)
+        cam = torch.baddbmm(proj[:, :, 3:], proj[:, :, :3], self.points_t.expand(b, -1, -1))
+        x, y, z = cam.unbind(1)
+        inv_z = torch.reciprocal(z)
+        u = x.mul_(inv_z)
+        v = y.mul_(inv_z)
+        ok = z > NEAR
+        ok &= u >= 0
+        ok &= u < width
+        ok &= v >= 0
+        ok &= v < height
+        # Truncation is floor here (u, v >= 0 where ok); everything else goes to the dump slot.
+        flat = v.to(torch.int32).mul_(width).add_(u.to(torch.int32))
+        flat += torch.arange(b, device=dev, dtype=torch.int32).unsqueeze(1) * hw
+        flat = torch.where(ok, flat, b * hw).to(torch.int64)
+        key = z.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(self.index)
         zbuf = torch.full((b * hw + 1,), _EMPTY, dtype=torch.int64, device=dev)
-        zbuf.scatter_reduce_(0, flat.reshape(-1), key.reshape(-1), reduce="amin", include_self=True)
+        zbuf.scatter_reduce_(0, flat.view(-1), key.view(-1), reduce="amin", include_self=True)
         zbuf = zbuf[:-1]
         valid = zbuf != _EMPTY
         idx = torch.where(valid, zbuf & _LOW32, len(self.points))
@@ -124,8 +133,8 @@ class PointRenderer:
             rgb = torch.where(valid.unsqueeze(-1), rgb, bg)
         depth = torch.where(valid, (zbuf >> 32).to(torch.int32).view(torch.float32),
                             torch.zeros((), device=dev))
-        return RenderOutput(rgb.reshape(b, height, width, 3), valid.reshape(b, height, width),
-                            depth.reshape(b, height, width))
+        return RenderOutput(rgb.view(b, height, width, 3), valid.view(b, height, width),
+                            depth.view(b, height, width))
 
 
 def render_points(points, colors, k, w2c, height: int, width: int, background=(0, 0, 0),
@@ -164,7 +173,9 @@ def edge_filter(valid, kernel: int = 5):
         x = (~t).reshape(-1, 1, h, w).float()
         mode = "reflect" if r < h and r < w else "replicate"
         x = F.pad(x, (r, r, r, r), mode=mode)
-        out = (F.max_pool2d(x, kernel, stride=1) == 0).reshape(shape)
+        # The k x k box maximum is separable: a column pass then a row pass (2k, not k^2, reads).
+        x = F.max_pool2d(F.max_pool2d(x, (kernel, 1), stride=1), (1, kernel), stride=1)
+        out = (x == 0).reshape(shape)
     return out.numpy() if was_numpy else out
 
 
