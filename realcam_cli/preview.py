@@ -43,6 +43,8 @@ def preview(
     loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Play the path out and back."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     fps: float = typer.Option(8.0, "--fps", help="Frame rate of preview.mp4."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Frames rendered per batch (default: all at once)."),
+    compile: bool = typer.Option(False, "--compile", help="Fuse the projection with torch.compile (one-time compile, then faster)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo even when all outputs exist."),
 ) -> None:
     """Render a real-time preview of the image's metric scene along a camera trajectory."""
@@ -50,7 +52,7 @@ def preview(
         image, out, trajectory, preset=preset, magnitude=parse_magnitude(magnitude), frames=frames,
         size=parse_size(size) if size else None, kernel=kernel, latent_stride=latent_stride,
         depth_file=depth, model=model, device=device, fov=fov, spline=spline, easing=easing,
-        loop=loop, fps=fps, overwrite=overwrite)
+        loop=loop, fps=fps, overwrite=overwrite, batch_size=batch_size, compile=compile)
     if result is None:
         report(f"preview: outputs already in {out} (use --overwrite to redo)")
         return

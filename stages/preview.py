@@ -210,12 +210,12 @@ class PreviewResult:
 
 def render_preview(scene: SceneCloud, k: np.ndarray, c2w: np.ndarray, size: tuple[int, int],
                    kernel: int = 5, latent_stride: int = 8, device: str = "auto",
-                   batch_size: int | None = None, background=(0, 0, 0)):
+                   batch_size: int | None = None, background=(0, 0, 0), compile: bool = False):
     """Render the dense trajectory; returns frames, valid, masks, latent masks and seconds spent."""
     import torch
 
     w, h = size
-    renderer = PointRenderer(scene.points, scene.colors, device)
+    renderer = PointRenderer(scene.points, scene.colors, device, compile)
     dev = renderer.device
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     sync()
@@ -236,7 +236,8 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
                 latent_stride: int = 8, depth_file: str | Path | None = None,
                 model: str | None = None, device: str = "auto", fov: float | None = None,
                 spline: bool | None = None, easing: str | None = None, loop: bool | None = None,
-                fps: float = 8.0, overwrite: bool = False) -> PreviewResult | None:
+                fps: float = 8.0, overwrite: bool = False, batch_size: int | None = None,
+                compile: bool = False) -> PreviewResult | None:
     """The whole stage: read, build the scene, render, write the five outputs atomically.
 
     Returns ``None`` when every output exists already and ``overwrite`` is false.
@@ -282,7 +283,8 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
     out_size = tuple(size) if size is not None else (w, h)
     _, k = fit_image(image, k_image, out_size)
     frames_rgb, valid, masks, latent, render_t = render_preview(scene, k, traj.c2w, out_size,
-                                                                kernel, latent_stride, device)
+                                                                kernel, latent_stride, device,
+                                                                batch_size, compile=compile)
     timings.update(render_t)
     t = time.perf_counter()
     dense = tr.Trajectory(traj.c2w, traj.times, cam.normalize_intrinsics(k, *out_size), None,

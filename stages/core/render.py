@@ -51,8 +51,10 @@ class RenderOutput:
 class PointRenderer:
     """A point cloud kept on one device, rendered to any camera, resolution and batch of frames."""
 
-    def __init__(self, points, colors, device: str | torch.device | None = "auto"):
+    def __init__(self, points, colors, device: str | torch.device | None = "auto",
+                 compile: bool = False):
         self.device = resolve_device(device)
+        self.compile = compile
         pts = torch.as_tensor(np.asarray(points, dtype=np.float32) if not torch.is_tensor(points)
                               else points, dtype=torch.float32)
         col = torch.as_tensor(np.asarray(colors) if not torch.is_tensor(colors) else colors)
@@ -101,27 +103,9 @@ class PointRenderer:
         dev = self.device
         b = len(w2c)
         hw = height * width
-        if b * hw + 1 >= 2 ** 31:
-            raise RealcamError(f"a batch of {b} frames of {width}x{height} is too large; lower the "
-                               "batch size", "render")
-        # Fold K into the projection: [u*z, v*z, z] = (K @ w2c[:3]) @ [p, 1], laid out (B, 3, P)
-        # so that x, y and z are contiguous rows (every later step is one pass over memory).
         proj = (k @ w2c[:, :3, :]).to(device=dev, dtype=torch.float32)  # (B, 3, 4)
-        cam = torch.baddbmm(proj[:, :, 3:], proj[:, :, :3], self.points_t.expand(b, -1, -1))
-        x, y, z = cam.unbind(1)
-        inv_z = torch.reciprocal(z)
-        u = x.mul_(inv_z)
-        v = y.mul_(inv_z)
-        ok = z > NEAR
-        ok &= u >= 0
-        ok &= u < width
-        ok &= v >= 0
-        ok &= v < height
-        # Truncation is floor here (u, v >= 0 where ok); everything else goes to the dump slot.
-        flat = v.to(torch.int32).mul_(width).add_(u.to(torch.int32))
-        flat += torch.arange(b, device=dev, dtype=torch.int32).unsqueeze(1) * hw
-        flat = torch.where(ok, flat, b * hw).to(torch.int64)
-        key = z.view(torch.int32).to(torch.int64).bitwise_left_shift_(32).bitwise_or_(self.index)
+        project = _compiled_project_keys() if self.compile else project_keys
+        flat, key = project(proj, self.points_t, self.index, height, width)
         zbuf = torch.full((b * hw + 1,), _EMPTY, dtype=torch.int64, device=dev)
         zbuf.scatter_reduce_(0, flat.view(-1), key.view(-1), reduce="amin", include_self=True)
         zbuf = zbuf[:-1]
@@ -137,11 +121,50 @@ class PointRenderer:
                             depth.view(b, height, width))
 
 
+def project_keys(proj: torch.Tensor, points_t: torch.Tensor, index: torch.Tensor, height: int,
+                 width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel slot and z-buffer key of every point in every frame.
+
+    ``proj`` ``(B, 3, 4)`` is ``K @ w2c[:3]`` (so ``[u z, v z, z] = proj @ [p, 1]``), ``points_t``
+    ``(3, P)``. Returns ``flat`` ``(B, P)`` int64, the index into ``B * H * W`` pixels (``B * H * W``,
+    a dump slot, for points behind the camera or outside the image), and ``key`` ``(B, P)`` int64:
+    the depth's float32 bits in the high half and the point index in the low half, so that the
+    smallest key of a pixel is its nearest point.
+    """
+    b = proj.shape[0]
+    hw = height * width
+    cam = torch.baddbmm(proj[:, :, 3:], proj[:, :, :3], points_t.expand(b, -1, -1))
+    x, y, z = cam.unbind(1)  # (B, P) each, contiguous
+    u = x / z
+    v = y / z
+    ok = (z > NEAR) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    # Truncation is floor where ok (u, v >= 0); every other point goes to the dump slot.
+    frame = torch.arange(b, device=proj.device, dtype=torch.int64).unsqueeze(1) * hw
+    flat = torch.where(ok, v.to(torch.int64) * width + u.to(torch.int64) + frame, b * hw)
+    key = (z.view(torch.int32).to(torch.int64) << 32) | index
+    return flat, key
+
+
+_COMPILED = {}
+
+
+def _compiled_project_keys():
+    """:func:`project_keys` fused into one loop by ``torch.compile`` (CPU C++ or CUDA Triton).
+
+    The first call per shape compiles (tens of seconds, cached on disk by PyTorch afterwards);
+    results are identical to the eager function.
+    """
+    if "fn" not in _COMPILED:
+        _COMPILED["fn"] = torch.compile(project_keys, dynamic=False)
+    return _COMPILED["fn"]
+
+
 def render_points(points, colors, k, w2c, height: int, width: int, background=(0, 0, 0),
-                  device: str | torch.device | None = "auto", batch_size: int | None = None):
+                  device: str | torch.device | None = "auto", batch_size: int | None = None,
+                  compile: bool = False):
     """One-call rendering: returns NumPy ``rgb (F, H, W, 3) uint8``, ``valid (F, H, W) bool``,
     ``depth (F, H, W) float32``."""
-    out = PointRenderer(points, colors, device).render(k, w2c, height, width, background, batch_size)
+    out = PointRenderer(points, colors, device, compile).render(k, w2c, height, width, background, batch_size)
     return out.rgb.cpu().numpy(), out.valid.cpu().numpy(), out.depth.cpu().numpy()
 
 
