@@ -45,9 +45,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     args = ap.parse_args()
     dev = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     # A real RealEstate10K path and a ray-cast synthetic view as the "image" with exact depth.

@@ -45,7 +45,18 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 class RenderOutput:
     rgb: torch.Tensor  # (F, H, W, 3) uint8
     valid: torch.Tensor  # (F, H, W) bool
-    depth: torch.Tensor  # (F, H, W) float32 z-depth, 0 where nothing landed
+    zbuf: torch.Tensor  # (F, H, W) int64 z-buffer keys (depth bits << 32 | point index)
+
+    @property
+    def depth(self) -> torch.Tensor:
+        """``(F, H, W)`` float32 z-depth of the winning point, 0 where nothing landed."""
+        z = (self.zbuf >> 32).to(torch.int32).view(torch.float32)
+        return torch.where(self.valid, z, torch.zeros((), device=z.device))
+
+    @property
+    def point_index(self) -> torch.Tensor:
+        """``(F, H, W)`` int64 index of the point shown at each pixel, -1 where none."""
+        return torch.where(self.valid, self.zbuf & _LOW32, -1)
 
 
 class PointRenderer:
@@ -70,7 +81,12 @@ class PointRenderer:
         self.points = pts.to(self.device).contiguous()
         self.points_t = self.points.T.contiguous()  # (3, P)
         # One extra colour row: index P (never a point) is the background.
-        self.colors = torch.cat([col, torch.zeros(1, 3, dtype=torch.uint8)]).to(self.device)
+        # Colours packed as one int32 per point (R, G, B, 0 bytes), so that the colour lookup is
+        # a 1-D gather; one extra entry (index P, never a point) is black for empty pixels.
+        rgba = torch.cat([col, torch.zeros(len(col), 1, dtype=torch.uint8)], dim=1)
+        packed = rgba.contiguous().view(torch.int32).reshape(-1)
+        self.colors = col.to(self.device)
+        self.packed = torch.cat([packed, torch.zeros(1, dtype=torch.int32)]).to(self.device)
         self.index = torch.arange(len(pts), device=self.device, dtype=torch.int64)
 
     def __len__(self) -> int:
@@ -87,7 +103,9 @@ class PointRenderer:
         batch_size = batch_size or n
         outs = [self._render_batch(k[i:i + batch_size], w2c[i:i + batch_size], height, width,
                                    background) for i in range(0, n, batch_size)]
-        return RenderOutput(*(torch.cat(parts) for parts in zip(*((o.rgb, o.valid, o.depth)
+        if len(outs) == 1:
+            return outs[0]
+        return RenderOutput(*(torch.cat(parts) for parts in zip(*((o.rgb, o.valid, o.zbuf)
                                                                    for o in outs))))
 
     def iter_render(self, k, w2c, height: int, width: int, background=(0, 0, 0),
@@ -110,15 +128,14 @@ class PointRenderer:
         zbuf.scatter_reduce_(0, flat.view(-1), key.view(-1), reduce="amin", include_self=True)
         zbuf = zbuf[:-1]
         valid = zbuf != _EMPTY
-        idx = torch.where(valid, zbuf & _LOW32, len(self.points))
-        rgb = self.colors[idx]
+        # Empty pixels hold INT64_MAX, whose low half is 0xFFFFFFFF: clamp it to the black entry.
+        idx = (zbuf & _LOW32).clamp_max_(len(self.points))
+        rgb = self.packed[idx].view(torch.uint8).view(b, height, width, 4)[..., :3]
         bg = torch.as_tensor(background, dtype=torch.uint8, device=dev)
         if bg.any():
-            rgb = torch.where(valid.unsqueeze(-1), rgb, bg)
-        depth = torch.where(valid, (zbuf >> 32).to(torch.int32).view(torch.float32),
-                            torch.zeros((), device=dev))
-        return RenderOutput(rgb.view(b, height, width, 3), valid.view(b, height, width),
-                            depth.view(b, height, width))
+            rgb = torch.where(valid.view(b, height, width, 1), rgb, bg)
+        return RenderOutput(rgb.contiguous(), valid.view(b, height, width),
+                            zbuf.view(b, height, width))
 
 
 def project_keys(proj: torch.Tensor, points_t: torch.Tensor, index: torch.Tensor, height: int,
@@ -177,11 +194,19 @@ def _as_tensor(mask) -> tuple[torch.Tensor, bool]:
     return torch.from_numpy(np.asarray(mask)), True
 
 
+def _reflect_index(n: int, r: int, device) -> torch.Tensor:
+    """Indices ``-r .. n-1+r`` read by reflection at the ends (``-1 -> 1``, ``n -> n-2``)."""
+    i = torch.arange(-r, n + r, device=device).abs()
+    i = torch.where(i >= n, 2 * (n - 1) - i, i)
+    return i.clamp_(0, n - 1)  # n == 1: every neighbour is the pixel itself
+
+
 def edge_filter(valid, kernel: int = 5):
     """Keep a valid pixel only if its whole ``kernel x kernel`` neighbourhood is valid.
 
     ``valid``: ``(..., H, W)`` bool (NumPy or torch; the result has the same type). Out-of-image
     neighbours are read by reflection at the border. A hole grows by ``kernel // 2`` pixels.
+    The box is separable: an AND of ``kernel`` shifted rows, then of ``kernel`` shifted columns.
     """
     if kernel < 1 or kernel % 2 == 0:
         raise RealcamError(f"kernel must be a positive odd number, got {kernel}", "--kernel")
@@ -190,15 +215,16 @@ def edge_filter(valid, kernel: int = 5):
     if kernel == 1:
         out = t.clone()
     else:
-        shape = t.shape
-        h, w = shape[-2:]
+        h, w = t.shape[-2:]
         r = kernel // 2
-        x = (~t).reshape(-1, 1, h, w).float()
-        mode = "reflect" if r < h and r < w else "replicate"
-        x = F.pad(x, (r, r, r, r), mode=mode)
-        # The k x k box maximum is separable: a column pass then a row pass (2k, not k^2, reads).
-        x = F.max_pool2d(F.max_pool2d(x, (kernel, 1), stride=1), (1, kernel), stride=1)
-        out = (x == 0).reshape(shape)
+        x = t.index_select(-2, _reflect_index(h, r, t.device))
+        acc = x[..., 0:h, :].clone()
+        for d in range(1, kernel):
+            acc &= x[..., d:d + h, :]
+        x = acc.index_select(-1, _reflect_index(w, r, t.device))
+        out = x[..., 0:w].clone()
+        for d in range(1, kernel):
+            out &= x[..., d:d + w]
     return out.numpy() if was_numpy else out
 
 
