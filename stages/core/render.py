@@ -94,19 +94,38 @@ class PointRenderer:
 
     def render(self, k, w2c, height: int, width: int, background=(0, 0, 0),
                batch_size: int | None = None) -> RenderOutput:
-        """Render ``F`` views: pixel ``k`` ``(F, 3, 3)`` (or one ``(3, 3)``) and ``w2c`` ``(F, 4, 4)``."""
+        """Render ``F`` views: pixel ``k`` ``(F, 3, 3)`` (or one ``(3, 3)``) and ``w2c`` ``(F, 4, 4)``.
+
+        ``batch_size`` frames are projected at a time (it bounds the ``(B, P)`` temporaries); all
+        frames share one z-buffer, so the result does not depend on it.
+        """
         w2c = torch.as_tensor(np.asarray(w2c) if not torch.is_tensor(w2c) else w2c,
                               dtype=torch.float64).reshape(-1, 4, 4)
         k = torch.as_tensor(np.asarray(k) if not torch.is_tensor(k) else k, dtype=torch.float64)
         k = k.reshape(-1, 3, 3).expand(len(w2c), 3, 3)
         n = len(w2c)
+        hw = height * width
+        if n * hw + 1 >= 2 ** 62:
+            raise RealcamError(f"{n} frames of {width}x{height} are too many", "render")
         batch_size = batch_size or n
-        outs = [self._render_batch(k[i:i + batch_size], w2c[i:i + batch_size], height, width,
-                                   background) for i in range(0, n, batch_size)]
-        if len(outs) == 1:
-            return outs[0]
-        return RenderOutput(*(torch.cat(parts) for parts in zip(*((o.rgb, o.valid, o.zbuf)
-                                                                   for o in outs))))
+        dev = self.device
+        proj = (k @ w2c[:, :3, :]).to(device=dev, dtype=torch.float32)  # (F, 3, 4)
+        project = _compiled_project_keys() if self.compile else project_keys
+        zbuf = torch.full((n * hw + 1,), _EMPTY, dtype=torch.int64, device=dev)
+        frame_base = torch.arange(n, device=dev, dtype=torch.int64).unsqueeze(1) * hw
+        for i in range(0, n, batch_size):
+            flat, key = project(proj[i:i + batch_size], self.points_t, self.index,
+                                frame_base[i:i + batch_size], height, width, n * hw)
+            zbuf.scatter_reduce_(0, flat.view(-1), key.view(-1), reduce="amin", include_self=True)
+        zbuf = zbuf[:-1]
+        valid = zbuf != _EMPTY
+        # Empty pixels hold INT64_MAX, whose low half is 0xFFFFFFFF: clamp it to the black entry.
+        idx = (zbuf & _LOW32).clamp_max_(len(self.points))
+        rgb = self.packed[idx].view(torch.uint8).view(n, height, width, 4)[..., :3]
+        bg = torch.as_tensor(background, dtype=torch.uint8, device=dev)
+        if bg.any():
+            rgb = torch.where(valid.view(n, height, width, 1), rgb, bg)
+        return RenderOutput(rgb, valid.view(n, height, width), zbuf.view(n, height, width))
 
     def iter_render(self, k, w2c, height: int, width: int, background=(0, 0, 0),
                     batch_size: int = 1) -> Iterator[RenderOutput]:
@@ -116,48 +135,28 @@ class PointRenderer:
         for i in range(0, len(w2c), batch_size):
             yield self.render(k[i:i + batch_size], w2c[i:i + batch_size], height, width, background)
 
-    def _render_batch(self, k: torch.Tensor, w2c: torch.Tensor, height: int, width: int,
-                      background) -> RenderOutput:
-        dev = self.device
-        b = len(w2c)
-        hw = height * width
-        proj = (k @ w2c[:, :3, :]).to(device=dev, dtype=torch.float32)  # (B, 3, 4)
-        project = _compiled_project_keys() if self.compile else project_keys
-        flat, key = project(proj, self.points_t, self.index, height, width)
-        zbuf = torch.full((b * hw + 1,), _EMPTY, dtype=torch.int64, device=dev)
-        zbuf.scatter_reduce_(0, flat.view(-1), key.view(-1), reduce="amin", include_self=True)
-        zbuf = zbuf[:-1]
-        valid = zbuf != _EMPTY
-        # Empty pixels hold INT64_MAX, whose low half is 0xFFFFFFFF: clamp it to the black entry.
-        idx = (zbuf & _LOW32).clamp_max_(len(self.points))
-        rgb = self.packed[idx].view(torch.uint8).view(b, height, width, 4)[..., :3]
-        bg = torch.as_tensor(background, dtype=torch.uint8, device=dev)
-        if bg.any():
-            rgb = torch.where(valid.view(b, height, width, 1), rgb, bg)
-        return RenderOutput(rgb.contiguous(), valid.view(b, height, width),
-                            zbuf.view(b, height, width))
 
-
-def project_keys(proj: torch.Tensor, points_t: torch.Tensor, index: torch.Tensor, height: int,
-                 width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel slot and z-buffer key of every point in every frame.
+def project_keys(proj: torch.Tensor, points_t: torch.Tensor, index: torch.Tensor,
+                 frame_base: torch.Tensor, height: int, width: int,
+                 dump: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Z-buffer slot and key of every point in every frame of a batch.
 
     ``proj`` ``(B, 3, 4)`` is ``K @ w2c[:3]`` (so ``[u z, v z, z] = proj @ [p, 1]``), ``points_t``
-    ``(3, P)``. Returns ``flat`` ``(B, P)`` int64, the index into ``B * H * W`` pixels (``B * H * W``,
-    a dump slot, for points behind the camera or outside the image), and ``key`` ``(B, P)`` int64:
-    the depth's float32 bits in the high half and the point index in the low half, so that the
-    smallest key of a pixel is its nearest point.
+    ``(3, P)``, ``frame_base`` ``(B, 1)`` the first slot of each frame. Returns ``flat`` ``(B, P)``
+    int64, the slot ``frame_base + v * W + u`` of the pixel containing the projection (``dump``
+    for points behind the camera or outside the image), and ``key`` ``(B, P)`` int64: the depth's
+    float32 bits in the high half and the point index in the low half, so that the smallest key
+    of a pixel is its nearest point.
     """
     b = proj.shape[0]
-    hw = height * width
     cam = torch.baddbmm(proj[:, :, 3:], proj[:, :, :3], points_t.expand(b, -1, -1))
     x, y, z = cam.unbind(1)  # (B, P) each, contiguous
     u = x / z
     v = y / z
     ok = (z > NEAR) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
     # Truncation is floor where ok (u, v >= 0); every other point goes to the dump slot.
-    frame = torch.arange(b, device=proj.device, dtype=torch.int64).unsqueeze(1) * hw
-    flat = torch.where(ok, v.to(torch.int64) * width + u.to(torch.int64) + frame, b * hw)
+    pixel = (v.to(torch.int32) * width + u.to(torch.int32)).to(torch.int64)
+    flat = torch.where(ok, pixel + frame_base, dump)
     key = (z.view(torch.int32).to(torch.int64) << 32) | index
     return flat, key
 
