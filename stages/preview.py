@@ -86,7 +86,11 @@ def fit_depth(depth: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def predict_image_depth(image: np.ndarray, model: str | None, device: str) -> np.ndarray:
-    from .depth import predict_depth  # lazy: the depth model is heavy and optional with --depth
+    try:  # lazy: the depth model is heavy and not needed with --depth
+        from .depth import predict_depth
+    except ImportError as err:
+        raise RealcamError(f"the depth predictor cannot be loaded ({err}); give a depth file "
+                           "with --depth", "preview") from None
 
     kwargs = {"device": device}
     if model:
