@@ -1,0 +1,161 @@
+"""Point splatting with a z-buffer and the noise-shaping masks (stages/core/render.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stages.core import cameras as cam
+from stages.core.errors import RealcamError
+from stages.core.render import (PointRenderer, edge_filter, noise_shaping_masks, render_points,
+                                to_latent_mask)
+
+H, W = 24, 32
+K = cam.default_intrinsics(W, H)
+
+
+def grid_cloud(depth: np.ndarray, k: np.ndarray):
+    h, w = depth.shape
+    uu, vv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    rays = np.stack([uu, vv, np.ones_like(uu)], -1) @ np.linalg.inv(k).T
+    return (rays * depth[..., None]).reshape(-1, 3)
+
+
+def test_identity_view_reproduces_the_image_exactly():
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(1, 4, (H, W))
+    colours = rng.integers(0, 256, (H * W, 3), dtype=np.uint8)
+    rgb, valid, z = render_points(grid_cloud(depth, K), colours, K, np.eye(4)[None], H, W, device="cpu")
+    assert valid.all()
+    assert np.array_equal(rgb[0].reshape(-1, 3), colours)
+    assert np.allclose(z[0], depth, rtol=1e-6)
+
+
+def test_nearest_point_wins_whatever_the_order():
+    # Three points on the ray through pixel (5, 7)'s centre, and one behind the camera.
+    ray = np.linalg.inv(K) @ [5.5, 7.5, 1.0]
+    pts = np.stack([3.0 * ray, 1.5 * ray, 2.0 * ray, -1.0 * ray])
+    cols = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]], dtype=np.uint8)
+    for perm in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]):
+        rgb, valid, z = render_points(pts[perm], cols[perm], K, np.eye(4), H, W,
+                                      background=(7, 8, 9), device="cpu")
+        assert valid[0].sum() == 1 and valid[0, 7, 5]
+        assert rgb[0, 7, 5].tolist() == [0, 255, 0]
+        assert np.isclose(z[0, 7, 5], 1.5)
+        others = rgb[0][~valid[0]]
+        assert np.all(others == [7, 8, 9])
+
+
+def test_point_lands_on_the_pixel_that_contains_it():
+    # Pixel i covers [i, i+1): points just inside either edge land on it.
+    pts = np.stack([np.linalg.inv(K) @ [u, v, 1.0] * 2 for u, v in
+                    [(3.001, 4.001), (3.999, 4.999), (W - 0.001, H - 0.001), (W + 0.001, 1.5)]])
+    _, valid, _ = render_points(pts, np.full((4, 3), 200, np.uint8), K, np.eye(4), H, W, device="cpu")
+    assert set(zip(*np.nonzero(valid[0]))) == {(4, 3), (H - 1, W - 1)}
+
+
+def test_moved_camera_and_batches_agree():
+    rng = np.random.default_rng(1)
+    depth = rng.uniform(1, 3, (H, W))
+    pts = grid_cloud(depth, K)
+    cols = rng.integers(0, 256, (len(pts), 3), dtype=np.uint8)
+    c2w = np.repeat(np.eye(4)[None], 5, axis=0)
+    c2w[:, 0, 3] = np.linspace(0, 0.3, 5)
+    w2c = cam.invert_pose(c2w)
+    r = PointRenderer(pts, cols, "cpu")
+    whole = r.render(K, w2c, H, W)
+    single = r.render(K, w2c, H, W, batch_size=1)
+    streamed = list(r.iter_render(K, w2c, H, W, batch_size=2))
+    assert torch.equal(whole.rgb, single.rgb) and torch.equal(whole.valid, single.valid)
+    assert torch.equal(torch.cat([s.rgb for s in streamed]), whole.rgb)
+    # Every rendered pixel shows a point that projects into it, with the z-buffer's depth.
+    for f in range(5):
+        uv, z = cam.project(pts, w2c[f], K)
+        ys, xs = np.nonzero(whole.valid[f].numpy())
+        for y, x in list(zip(ys, xs))[::37]:
+            hit = (np.floor(uv[:, 0]) == x) & (np.floor(uv[:, 1]) == y)
+            best = np.argmin(np.where(hit, z, np.inf))
+            assert np.isclose(whole.depth[f, y, x].item(), z[best], rtol=1e-5)
+            assert whole.rgb[f, y, x].tolist() == cols[best].tolist()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu():
+    rng = np.random.default_rng(2)
+    pts = grid_cloud(rng.uniform(1, 3, (H, W)), K)
+    cols = rng.integers(0, 256, (len(pts), 3), dtype=np.uint8)
+    c2w = np.repeat(np.eye(4)[None], 2, axis=0)
+    c2w[1, :3, 3] = [0.1, -0.05, 0.2]
+    w2c = cam.invert_pose(c2w)
+    a = render_points(pts, cols, K, w2c, H, W, device="cpu")
+    b = render_points(pts, cols, K, w2c, H, W, device="cuda")
+    assert all(np.array_equal(x, y) for x, y in zip(a[:2], b[:2]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Masks
+# ----------------------------------------------------------------------------------------------
+def brute_edge_filter(valid: np.ndarray, k: int) -> np.ndarray:
+    """The definition: all k x k neighbours valid, reading outside the image by reflection."""
+    h, w = valid.shape
+    r = k // 2
+    out = np.zeros_like(valid)
+
+    def reflect(i, n):
+        return -i if i < 0 else (2 * (n - 1) - i if i >= n else i)
+
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = all(valid[reflect(y + dy, h), reflect(x + dx, w)]
+                            for dy in range(-r, r + 1) for dx in range(-r, r + 1))
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_edge_filter_erodes_a_hole_by_half_the_kernel(k):
+    valid = np.ones((20, 30), dtype=bool)
+    valid[8:11, 12:14] = False  # a 3 x 2 hole
+    kept = edge_filter(valid, k)
+    r = k // 2
+    expected = np.ones_like(valid)
+    expected[8 - r:11 + r, 12 - r:14 + r] = False  # the hole grown by floor(k/2) on every side
+    assert np.array_equal(kept, expected)
+    assert kept.dtype == bool and isinstance(kept, np.ndarray)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_edge_filter_equals_its_definition_on_random_masks(k):
+    rng = np.random.default_rng(k)
+    valid = rng.random((2, 13, 17)) > 0.08
+    kept = edge_filter(torch.from_numpy(valid), k)
+    assert torch.is_tensor(kept)
+    for f in range(2):
+        assert np.array_equal(kept[f].numpy(), brute_edge_filter(valid[f], k))
+    with pytest.raises(RealcamError, match="odd"):
+        edge_filter(valid, 4)
+
+
+def test_latent_mask_is_bilinear_align_corners_then_threshold():
+    mask = np.ones((16, 32), dtype=bool)
+    mask[:, 20:] = False
+    mask[3, 3] = False
+    lat = to_latent_mask(mask, stride=8, threshold=0.9)
+    assert lat.shape == (2, 4)
+    # align_corners: latent column j samples x = j * 31 / 3, row i samples y = i * 15.
+    ys = np.arange(2) * 15 / 1
+    xs = np.arange(4) * 31 / 3
+    m = mask.astype(float)
+    expected = np.zeros((2, 4), dtype=bool)
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            y0, x0 = int(np.floor(y)), int(np.floor(x))
+            y1, x1 = min(y0 + 1, 15), min(x0 + 1, 31)
+            fy, fx = y - y0, x - x0
+            v = ((1 - fy) * ((1 - fx) * m[y0, x0] + fx * m[y0, x1])
+                 + fy * ((1 - fx) * m[y1, x0] + fx * m[y1, x1]))
+            expected[i, j] = v >= 0.9
+    assert np.array_equal(lat, expected)
+    assert expected[:, 0].all() and not expected[:, 2:].any()
+    pixel, latent = noise_shaping_masks(np.ones((3, 64, 40), bool), 5, 8)
+    assert pixel.all() and latent.shape == (3, 8, 5) and latent.all()
