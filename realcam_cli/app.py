@@ -91,7 +91,7 @@ def fail(message: str, source: str | None = None) -> None:
 
 
 # Stage commands register themselves on ``app`` when imported.
-from . import synth  # noqa: E402,F401
+from . import evaluate, synth  # noqa: E402,F401
 
 
 def main() -> None:

@@ -63,10 +63,13 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8, lossless: 
     pad = ((0, 0), (0, h % 2), (0, w % 2), (0, 0))
     if any(p[1] for p in pad):
         frames = np.pad(frames, pad, mode="edge")
-    kwargs = {"fps": fps, "codec": "libx264", "plugin": "FFMPEG", "macro_block_size": 1}
-    if lossless:
-        kwargs.update(pixelformat="yuv444p", output_params=["-crf", "0"])
     path = Path(path)
+    # the temporary file's name ends in .tmp, so ffmpeg must be told the container
+    container = {".mkv": "matroska"}.get(path.suffix.lower(), path.suffix.lower().lstrip(".") or "mp4")
+    kwargs = {"fps": fps, "codec": "libx264", "plugin": "FFMPEG", "macro_block_size": 1,
+              "output_params": ["-f", container]}
+    if lossless:
+        kwargs.update(pixelformat="yuv444p", output_params=["-crf", "0", "-f", container])
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, frames, extension=path.suffix or ".mp4", **kwargs)
     return path
