@@ -123,7 +123,7 @@ def tiny_i3d(tmp_path_factory):
 def test_i3d_checkpoints_load_and_variants_differ(tiny_i3d):
     model, folder = tiny_i3d
     rng = np.random.default_rng(1)
-    videos = [rng.integers(0, 256, (8, 48, 64, 3), dtype=np.uint8) for _ in range(3)]
+    videos = [rng.integers(0, 256, (4, 48, 64, 3), dtype=np.uint8) for _ in range(3)]
     ref = fvd_mod.i3d_features(model, videos, "videogpt")
     assert ref.shape == (3, 400) and ref.dtype == np.float64
     for name in ("i3d_torchscript.pt", "i3d_state.pt"):
@@ -133,8 +133,8 @@ def test_i3d_checkpoints_load_and_variants_differ(tiny_i3d):
     assert sg.shape == (3, 400) and not np.allclose(sg, ref)
     # VideoGPT preprocessing: shorter side to 224, centre crop, range [-1, 1]
     x = fvd_mod.preprocess_videogpt(videos[0])
-    assert x.shape == (3, 8, 224, 224) and x.min() >= -1 and x.max() <= 1
-    assert fvd_mod.fvd(model, videos, videos) == pytest.approx(0.0, abs=1e-6)
+    assert x.shape == (3, 4, 224, 224) and x.min() >= -1 and x.max() <= 1
+    assert fvd_mod.frechet_distance(ref, ref) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_load_i3d_rejects_other_files(tmp_path):
@@ -280,12 +280,13 @@ def test_cli_estimated_with_table_factor_and_fvd(data, tiny_i3d, tmp_path):
     for name, alpha in (("a", 2.5), ("b", 0.5)):
         written = data[name][1]
         cam.write_re10k(est / f"{name}.txt", written.with_c2w(cam.metric_poses(written.c2w, 1 / alpha)))
-        rows.append({"video": f"est/{name}.txt", "metric_factor": alpha,
-                     "gt_video": str(data["samples"] / ("a.mp4" if name == "a" else "b"))})
+        video = str(data["samples"] / ("a.mp4" if name == "a" else "b"))
+        rows.append({"video": f"est/{name}.txt", "metric_factor": alpha, "gt_video": video,
+                     "generated_video": video})
     pd.DataFrame(rows).to_csv(tmp_path / "samples.csv", index=False)
     res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "samples.csv"), "--reference", str(data["ref"]),
                                    "--out", str(tmp_path / "out"), "--estimated", "--workers", "2",
-                                   "--fvd", "--i3d", str(folder / "i3d_torchscript.pt")])
+                                   "--fvd", "--fvd-frames", "4", "--i3d", str(folder / "i3d_torchscript.pt")])
     assert res.exit_code == 0, res.output
     assert "per_video.parquet" in res.output
     pv = pd.read_parquet(tmp_path / "out" / "per_video.parquet")
@@ -306,3 +307,18 @@ def test_cli_bad_input_is_one_line(data, tmp_path):
     res = CliRunner().invoke(app, ["evaluate", str(data["samples"]), "--reference", str(data["ref"]),
                                    "--out", str(tmp_path / "out"), "--sfm", "magic"])
     assert res.exit_code == 2 and "--sfm" in res.output
+
+
+def test_ate_straight_path_rotation_is_determined():
+    # a straight path: positions alone leave the rotation about the path free
+    gt = np.tile(np.eye(4), (6, 1, 1))
+    gt[:, 2, 3] = np.linspace(0, 1, 6)
+    gt[:, :3, :3] = Rotation.from_rotvec(np.outer(np.linspace(0, 0.3, 6), [0, 1, 0])).as_matrix()
+    r = Rotation.from_rotvec([0.2, 0.4, -0.1]).as_matrix()
+    est = gt.copy()
+    est[:, :3, 3] = 2.0 * gt[:, :3, 3] @ r.T
+    est[:, :3, :3] = r @ gt[:, :3, :3]
+    out = M.ate_aligned(est, gt)
+    assert out["ate_trans"] == pytest.approx(0.0, abs=1e-9)
+    assert out["ate_rot_deg"] == pytest.approx(0.0, abs=1e-6)
+    assert out["ate_scale"] == pytest.approx(0.5, rel=1e-9)

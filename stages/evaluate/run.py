@@ -2,8 +2,9 @@
 optional FVD, optional trajectory plots (SPEC.md section 7).
 
 Inputs: SAMPLES, a folder of videos (``<name>.mp4`` or ``<name>/`` frame folders; with
-``estimated=True`` ``<name>.txt`` trajectories) or a table (Parquet or CSV) with columns ``video``
-and optionally ``trajectory``, ``gt_video``, ``metric_factor``; REFERENCE, a folder of ground-truth
+``estimated=True`` ``<name>.txt`` trajectories, the videos beside them for FVD) or a table (Parquet
+or CSV) with columns ``video`` and optionally ``trajectory``, ``gt_video``, ``metric_factor`` and
+``generated_video`` (with ``estimated``, the video whose trajectory ``video`` holds, for FVD); REFERENCE, a folder of ground-truth
 RealEstate10K files ``<name>.txt`` (which also give the intrinsics).
 Outputs in OUT: ``per_trial.parquet``, ``per_video.parquet``, ``summary.parquet``, ``plots/``.
 """
@@ -39,6 +40,11 @@ class Sample:
     trajectory: Path  # ground truth
     gt_video: Path | None = None
     metric_factor: float | None = None
+    generated: Path | None = None  # the generated video for FVD (``video`` itself unless estimated)
+
+    @property
+    def fvd_video(self) -> Path | None:
+        return self.generated if self.generated is not None else (None if self.video.suffix == ".txt" else self.video)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,7 +104,10 @@ def find_samples(samples: str | Path, reference: str | Path, estimated: bool = F
                     raise RealcamError(f"metric_factor must be positive, got {factor}", samples, row_no)
             else:
                 factor = None
-            out.append(Sample(name, video, traj, gtv, factor))
+            gen = row.get("generated_video")
+            gen = (Path(str(gen)) if Path(str(gen)).is_absolute() else base / str(gen)) \
+                if isinstance(gen, str) and gen else None
+            out.append(Sample(name, video, traj, gtv, factor, gen))
     elif samples.is_dir():
         out = []
         for p in sorted(samples.iterdir()):
@@ -110,7 +119,11 @@ def find_samples(samples: str | Path, reference: str | Path, estimated: bool = F
             elif not _is_video(p):
                 continue
             name = p.stem if p.is_file() else p.name
-            out.append(Sample(name, p, reference / f"{name}.txt", gt_video_of(name)))
+            gen = None
+            if estimated:  # the generated video may sit beside its trajectory (for FVD)
+                gen = next((c for c in [samples / name, *(samples / f"{name}{s}" for s in sorted(VIDEO_SUFFIXES))]
+                            if c.exists() and _is_video(c)), None)
+            out.append(Sample(name, p, reference / f"{name}.txt", gt_video_of(name), None, gen))
         if not out:
             what = "<name>.txt trajectories" if estimated else "videos (<name>.mp4 or <name>/ frame folders)"
             raise RealcamError(f"folder holds no {what}", samples)
@@ -286,6 +299,7 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, tri
              mapper: str = "global", workers: int = 1, seed: int = 0, estimated: bool = False,
              depth_dir: str | Path | None = None, max_depth: float = 20.0, plot: bool = False,
              fvd: bool = False, i3d: str | Path | None = None, gt_videos: str | Path | None = None,
+             fvd_frames: int = 16,
              overwrite: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
     """Run the evaluation protocol; writes the three tables (and plots) into ``out``."""
     if trials < 1:
@@ -346,7 +360,11 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, tri
     if fvd:
         from .fvd import fvd_for_samples
 
-        extra = fvd_for_samples([(s.video, s.gt_video) for s in items], i3d)
+        missing = [s.name for s in items if s.fvd_video is None]
+        if missing:
+            raise RealcamError(f"FVD needs the generated video of every sample; none for {missing[0]} "
+                               "(put <name>.mp4 beside <name>.txt, or a generated_video column)", samples)
+        extra = fvd_for_samples([(s.fvd_video, s.gt_video) for s in items], i3d, frames=fvd_frames)
     summary = summarize(per_video, per_trial, extra)
     write_table(out / PER_TRIAL, per_trial)
     write_table(out / PER_VIDEO, per_video)
