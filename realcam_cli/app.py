@@ -6,7 +6,6 @@ import contextlib
 import sys
 from typing import Iterator, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -24,14 +23,14 @@ _state = {"verbose": False}
 class RealcamGroup(TyperGroup):
     """Turns a library error into one red line and exit status 2 (a traceback only with --verbose)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RealcamError as err:
             if _state["verbose"]:
                 console.print_exception()
             console.print(f"[bold red]error:[/] {escape(str(err))}")
-            raise click.exceptions.Exit(2) from None
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(

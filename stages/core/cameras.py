@@ -193,15 +193,14 @@ def check_poses(poses: np.ndarray, source: str | Path = "<poses>") -> np.ndarray
 # Pose algebra
 # ----------------------------------------------------------------------------------------------
 def invert_pose(pose: np.ndarray) -> np.ndarray:
-    """Exact rigid inverse ``[R | t]^-1 = [R^T | -R^T t]`` for ``(..., 4, 4)`` poses."""
+    """Inverse of ``(..., 4, 4)`` poses, bottom row kept exactly ``0 0 0 1``.
+
+    A full matrix inverse rather than ``[R^T | -R^T t]``: rotations read from files are
+    orthonormal only to ~1e-7, and ``pose @ invert_pose(pose)`` must still be the identity.
+    """
     pose = np.asarray(pose, dtype=np.float64)
-    r = pose[..., :3, :3]
-    t = pose[..., :3, 3:]
-    out = np.zeros_like(pose)
-    rt = np.swapaxes(r, -1, -2)
-    out[..., :3, :3] = rt
-    out[..., :3, 3:] = -rt @ t
-    out[..., 3, 3] = 1.0
+    out = np.linalg.inv(pose)
+    out[..., 3, :] = (0.0, 0.0, 0.0, 1.0)
     return out
 
 
