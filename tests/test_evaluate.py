@@ -114,6 +114,7 @@ def test_frechet_distance_self_zero_and_matches_scipy():
 def tiny_i3d(tmp_path_factory):
     torch.manual_seed(0)
     model = fvd_mod.InceptionI3d(width=1 / 16).eval()
+    model.resolution = 64  # the network's own resize (StyleGAN-V variant); 224 in real checkpoints
     folder = tmp_path_factory.mktemp("i3d")
     torch.jit.script(model).save(str(folder / "i3d_torchscript.pt"))
     torch.save(model.state_dict(), folder / "i3d_state.pt")
@@ -124,11 +125,11 @@ def test_i3d_checkpoints_load_and_variants_differ(tiny_i3d):
     model, folder = tiny_i3d
     rng = np.random.default_rng(1)
     videos = [rng.integers(0, 256, (4, 48, 64, 3), dtype=np.uint8) for _ in range(3)]
-    ref = fvd_mod.i3d_features(model, videos, "videogpt")
+    ref = fvd_mod.i3d_features(model, videos, "videogpt", resolution=64)
     assert ref.shape == (3, 400) and ref.dtype == np.float64
     for name in ("i3d_torchscript.pt", "i3d_state.pt"):
         loaded = fvd_mod.load_i3d(folder / name)
-        np.testing.assert_allclose(fvd_mod.i3d_features(loaded, videos, "videogpt"), ref, atol=1e-5)
+        np.testing.assert_allclose(fvd_mod.i3d_features(loaded, videos, "videogpt", resolution=64), ref, atol=1e-5)
     sg = fvd_mod.i3d_features(fvd_mod.load_i3d(folder / "i3d_torchscript.pt"), videos, "stylegan")
     assert sg.shape == (3, 400) and not np.allclose(sg, ref)
     # VideoGPT preprocessing: shorter side to 224, centre crop, range [-1, 1]

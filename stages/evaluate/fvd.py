@@ -225,15 +225,18 @@ def preprocess_stylegan(video: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def i3d_features(model: nn.Module, videos: Sequence[np.ndarray], variant: str = "videogpt",
-                 batch_size: int = 8) -> np.ndarray:
-    """400-d features ``(N, 400)`` float64 of uint8 videos ``(T, H, W, 3)`` (equal shapes per batch)."""
+                 batch_size: int = 8, resolution: int = RESOLUTION) -> np.ndarray:
+    """400-d features ``(N, 400)`` float64 of uint8 videos ``(T, H, W, 3)`` (equal shapes per batch).
+
+    ``resolution`` is the VideoGPT crop size (224 for real FVD; smaller only for tests).
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     feats = []
     for i in range(0, len(videos), batch_size):
         chunk = videos[i:i + batch_size]
         if variant == "videogpt":
-            x = torch.stack([preprocess_videogpt(v) for v in chunk])
+            x = torch.stack([preprocess_videogpt(v, resolution) for v in chunk])
             y = model(x, rescale=False, resize=False, return_features=True)
         else:
             x = torch.stack([preprocess_stylegan(v) for v in chunk])

@@ -47,6 +47,8 @@ class SfmTrial:
 def _pycolmap():
     import pycolmap
 
+    if pycolmap.logging.minloglevel < 2:  # COLMAP's INFO/WARNING lines would drown the progress bar
+        pycolmap.logging.minloglevel = 2
     return pycolmap
 
 
