@@ -12,6 +12,7 @@ Outputs in OUT: ``per_trial.parquet``, ``per_video.parquet``, ``summary.parquet`
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -162,7 +163,7 @@ def _load_depth0(depth_dir: Path | None, name: str) -> np.ndarray | None:
 
 def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", seed: int = 0,
                    estimated: bool = False, depth_dir: str | Path | None = None,
-                   max_depth: float = 20.0) -> tuple[list[dict], dict, dict]:
+                   max_depth: float = 20.0, num_threads: int = 1) -> tuple[list[dict], dict, dict]:
     """Score one sample. Returns (per-trial rows, per-video row, trajectories for the plot).
 
     Problems with this sample (unreadable video or trajectory) make a failed row, not an error.
@@ -193,7 +194,8 @@ def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", s
             height, width = frames.shape[1:3]
             size = (width, height)
             k = cam.denormalize_intrinsics(gt.intrinsics[0], width, height)
-            results = estimate_poses(frames, k, trials=trials, mapper=mapper, seed=seed)
+            results = estimate_poses(frames, k, trials=trials, mapper=mapper, seed=seed,
+                                     num_threads=num_threads)
     except RealcamError as err:
         return failed(str(err))
     note = "" if n == len(gt) else f"{len(gt)} ground-truth frames, {n} scored"
@@ -324,8 +326,10 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, tri
     for s in items:
         if s.name in done and progress:
             progress(s.name)
+    # the cores are shared out among the parallel videos (COLMAP threads within one video)
+    threads = max(1, (os.cpu_count() or 1) // min(workers, max(len(todo), 1)))
     kwargs = dict(trials=trials, mapper=mapper, seed=seed, estimated=estimated, depth_dir=depth_dir,
-                  max_depth=max_depth)
+                  max_depth=max_depth, num_threads=threads)
     results: dict[str, tuple] = {}
     if workers == 1 or len(todo) <= 1:
         for s in todo:

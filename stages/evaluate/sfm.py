@@ -34,7 +34,8 @@ class SfmTrial:
     c2w: np.ndarray | None = None  # (F, 4, 4) relative to frame 0, NaN rows for unregistered frames
     registered: np.ndarray | None = None  # (F,) bool
     n_points: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of matching + mapping
+    cpu_seconds: float = 0.0  # CPU time of this process over the same span (all threads)
     # frame-0 observations of the model's 3D points (for the metric factor): pixel uv and SfM depth z
     uv0: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     z0: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -105,7 +106,7 @@ def map_trial(image_dir: Path, features_db: Path, n_frames: int, work: Path, *, 
     import time
 
     pycolmap = _pycolmap()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if mapper not in MAPPERS:
         raise ValueError(f"mapper must be one of {MAPPERS}, got {mapper!r}")
     work.mkdir(parents=True, exist_ok=True)
@@ -114,7 +115,8 @@ def map_trial(image_dir: Path, features_db: Path, n_frames: int, work: Path, *, 
     pycolmap.set_random_seed(seed)
 
     def failed(reason: str) -> SfmTrial:
-        return SfmTrial(seed, False, reason, seconds=time.perf_counter() - t0)
+        return SfmTrial(seed, False, reason, seconds=time.perf_counter() - t0,
+                        cpu_seconds=time.process_time() - c0)
 
     try:
         match_opts = pycolmap.FeatureMatchingOptions()
@@ -165,7 +167,7 @@ def map_trial(image_dir: Path, features_db: Path, n_frames: int, work: Path, *, 
             z.append(zc)
     return SfmTrial(seed, True, "" if n_reg == n_frames else f"{n_frames - n_reg} frame(s) not registered",
                     c2w, registered, int(rec.num_points3D()), time.perf_counter() - t0,
-                    np.asarray(uv).reshape(-1, 2), np.asarray(z, dtype=np.float64))
+                    time.process_time() - c0, np.asarray(uv).reshape(-1, 2), np.asarray(z, dtype=np.float64))
 
 
 def estimate_poses(frames: np.ndarray, k: np.ndarray, *, trials: int = 5, mapper: str = "global",
