@@ -27,6 +27,18 @@ ROOT = Path(__file__).resolve().parents[1]
 POSES = ROOT / "examples" / "data" / "poses"
 CLIP_A, CLIP_B = "0bf152ef84195293", "0c11dbe781b1c11c"
 SIZE = 192
+# the distributed FVD network is a TorchScript file; making a tiny one needs the deprecated scripter
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """The tiny I3D gains nothing from threads, and on a shared 2-core machine OpenMP's spinning
+    threads make it 40x slower; restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------------------------

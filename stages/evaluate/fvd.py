@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -181,7 +182,9 @@ def load_i3d(path: str | Path) -> nn.Module:
     if not path.exists():
         raise RealcamError("no such I3D checkpoint", path)
     try:
-        return torch.jit.load(str(path), map_location="cpu").eval()
+        with warnings.catch_warnings():  # TorchScript is deprecated, but it is how the network ships
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception:
         pass
     try:
