@@ -27,6 +27,7 @@ def evaluate(
     fvd: bool = typer.Option(False, "--fvd", help="Also compute FVD (VideoGPT and StyleGAN-V variants)."),
     i3d: Optional[Path] = typer.Option(None, "--i3d", help="I3D network: TorchScript (i3d_torchscript.pt) or state dict."),
     fvd_frames: int = typer.Option(16, "--fvd-frames", help="Frames per video fed to the I3D (the first N)."),
+    fid: Optional[Path] = typer.Option(None, "--fid", help="Also compute per-frame FID with this TorchScript feature network (e.g. inception-2015-12-05.pt)."),
     gt_videos: Optional[Path] = typer.Option(None, "--gt-videos", help="Folder of ground-truth videos <name>.mp4 or <name>/ (for FVD)."),
     plot: bool = typer.Option(False, "--plot", help="Write plots/<name>.png: estimated against ground-truth trajectory."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first SfM trial (trial t uses seed + t)."),
@@ -37,7 +38,7 @@ def evaluate(
     with progress_bar("evaluate", total=len(items)) as advance:
         tables = eval_stage.evaluate(samples, reference, out, trials=trials, mapper=sfm, workers=workers,
                                      seed=seed, estimated=estimated, depth_dir=depth, max_depth=max_depth,
-                                     plot=plot, fvd=fvd, i3d=i3d, gt_videos=gt_videos, fvd_frames=fvd_frames,
+                                     plot=plot, fvd=fvd, i3d=i3d, gt_videos=gt_videos, fvd_frames=fvd_frames, fid=fid,
                                      overwrite=overwrite, progress=advance)
     summary = tables["summary"]
     table = Table(title=f"evaluate: {len(tables['per_video'])} videos")

@@ -335,3 +335,33 @@ def test_ate_straight_path_rotation_is_determined():
     assert out["ate_trans"] == pytest.approx(0.0, abs=1e-9)
     assert out["ate_rot_deg"] == pytest.approx(0.0, abs=1e-6)
     assert out["ate_scale"] == pytest.approx(0.5, rel=1e-9)
+
+
+class _TinyImageNet(torch.nn.Module):
+    """A stand-in image feature network with the StyleGAN Inception calling convention."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 6, 5, stride=4)
+
+    def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
+        y = torch.relu(self.conv(x.float() / 255.0))
+        return torch.cat([y.mean(dim=(2, 3)), y.amax(dim=(2, 3))], 1)
+
+
+def test_fid_per_frame_matches_own_frechet(tmp_path):
+    torch.manual_seed(0)
+    net = _TinyImageNet().eval()
+    torch.jit.script(net).save(str(tmp_path / "inception.pt"))
+    loaded = fvd_mod.load_feature_net(tmp_path / "inception.pt")
+    rng = np.random.default_rng(3)
+    gen = [rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    ref = [np.clip(v.astype(int) + 40, 0, 255).astype(np.uint8) for v in gen]
+    got = fvd_mod.fid_per_frame(loaded, gen, ref, batch_size=4)
+
+    def feats(videos):
+        x = torch.from_numpy(np.concatenate(videos)).permute(0, 3, 1, 2)
+        return net(x).double().detach().numpy()
+
+    assert got == pytest.approx(fvd_mod.frechet_distance(feats(gen), feats(ref)), rel=1e-6)
+    assert fvd_mod.fid_per_frame(loaded, gen, gen) == pytest.approx(0.0, abs=1e-6)

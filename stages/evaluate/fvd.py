@@ -285,18 +285,18 @@ def fvd(model: nn.Module, generated: Sequence[np.ndarray], reference: Sequence[n
                             i3d_features(model, reference, variant, batch_size))
 
 
-def fvd_for_samples(pairs: Sequence[tuple[Path, Path | None]], i3d: str | Path,
-                    frames: int = 16) -> dict[str, float]:
-    """Both FVD variants between generated videos and their ground-truth videos (first ``frames``)."""
+def fvd_for_samples(pairs: Sequence[tuple[Path, Path | None]], i3d: str | Path | None,
+                    frames: int = 16, fid: str | Path | None = None) -> dict[str, float]:
+    """Both FVD variants (with ``i3d``) and the per-frame FID (with ``fid``) between generated
+    videos and their ground-truth videos (first ``frames`` frames)."""
     from stages.core.video import read_video
 
     missing = [str(g) for g, r in pairs if r is None]
     if missing:
-        raise RealcamError(f"FVD needs a ground-truth video for every sample; none for {missing[0]}"
+        raise RealcamError(f"FVD/FID need a ground-truth video for every sample; none for {missing[0]}"
                            f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}", "--gt-videos")
-    if len(pairs) < 2:
+    if len(pairs) < 2 and i3d is not None:
         raise RealcamError("FVD needs at least 2 videos", "--fvd")
-    model = load_i3d(i3d)
 
     def load(path):
         v = read_video(path)
@@ -306,4 +306,67 @@ def fvd_for_samples(pairs: Sequence[tuple[Path, Path | None]], i3d: str | Path,
     ref = [load(r) for _, r in pairs]
     n = min(min(len(v) for v in gen), min(len(v) for v in ref))
     gen, ref = [v[:n] for v in gen], [v[:n] for v in ref]
-    return {f"fvd_{variant}": fvd(model, gen, ref, variant) for variant in VARIANTS}
+    out = {}
+    if i3d is not None:
+        model = load_i3d(i3d)
+        out.update({f"fvd_{variant}": fvd(model, gen, ref, variant) for variant in VARIANTS})
+    if fid is not None:
+        out["fid"] = fid_per_frame(load_feature_net(fid), gen, ref)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# FID per frame (torchmetrics with a user-given feature network)
+# ----------------------------------------------------------------------------------------------
+class FrameFeatures(nn.Module):
+    """Wraps a TorchScript image feature network (e.g. StyleGAN's ``inception-2015-12-05.pt``,
+    called as ``net(uint8 images (N, 3, H, W), return_features=True)``) for torchmetrics."""
+
+    def __init__(self, net: nn.Module, probe: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.kwargs = {"return_features": True}
+        try:
+            out = self.net(probe, **self.kwargs)
+        except (RuntimeError, TypeError):
+            self.kwargs = {}
+            out = self.net(probe)
+        self.num_features = int(out.reshape(len(probe), -1).shape[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, **self.kwargs).reshape(len(x), -1).to(torch.float64)
+
+
+def load_feature_net(path: str | Path) -> nn.Module:
+    path = Path(path)
+    if not path.exists():
+        raise RealcamError("no such FID feature network", path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as err:
+        raise RealcamError("FID network must be a TorchScript file (e.g. inception-2015-12-05.pt) "
+                           f"({err.__class__.__name__})", path) from None
+
+
+@torch.no_grad()
+def fid_per_frame(net: nn.Module, generated: Sequence[np.ndarray], reference: Sequence[np.ndarray],
+                  batch_size: int = 32) -> float:
+    """FID over all frames of the generated videos against all frames of the reference videos,
+    through ``torchmetrics.image.fid.FrechetInceptionDistance`` (its statistics are float64; the
+    wrapped features are float64, so the result is too)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    def batches(videos):
+        frames = np.concatenate([np.asarray(v) for v in videos])
+        for i in range(0, len(frames), batch_size):
+            yield torch.from_numpy(np.ascontiguousarray(frames[i:i + batch_size])).permute(0, 3, 1, 2).contiguous()
+
+    probe = next(batches(reference))[:1]
+    metric = FrechetInceptionDistance(feature=FrameFeatures(net, probe), normalize=False)
+    for x in batches(reference):
+        metric.update(x, real=True)
+    for x in batches(generated):
+        metric.update(x, real=False)
+    return float(metric.compute())

@@ -301,7 +301,7 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, tri
              mapper: str = "global", workers: int = 1, seed: int = 0, estimated: bool = False,
              depth_dir: str | Path | None = None, max_depth: float = 20.0, plot: bool = False,
              fvd: bool = False, i3d: str | Path | None = None, gt_videos: str | Path | None = None,
-             fvd_frames: int = 16,
+             fvd_frames: int = 16, fid: str | Path | None = None,
              overwrite: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
     """Run the evaluation protocol; writes the three tables (and plots) into ``out``."""
     if trials < 1:
@@ -317,6 +317,8 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, tri
             raise RealcamError("FVD needs the I3D network (--i3d PATH)", "--fvd")
         if not Path(i3d).exists():
             raise RealcamError("no such I3D checkpoint", i3d)
+    if fid is not None and not Path(fid).exists():
+        raise RealcamError("no such FID feature network", fid)
     items = find_samples(samples, reference, estimated, gt_videos)
     out = Path(out)
     old_trial = read_table(out / PER_TRIAL) if (out / PER_TRIAL).exists() and not overwrite else None
@@ -361,14 +363,15 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, tri
     per_trial = per_trial[per_trial["video"].isin(names)].reset_index(drop=True)
 
     extra = {}
-    if fvd:
+    if fvd or fid is not None:
         from .fvd import fvd_for_samples
 
         missing = [s.name for s in items if s.fvd_video is None]
         if missing:
             raise RealcamError(f"FVD needs the generated video of every sample; none for {missing[0]} "
                                "(put <name>.mp4 beside <name>.txt, or a generated_video column)", samples)
-        extra = fvd_for_samples([(s.fvd_video, s.gt_video) for s in items], i3d, frames=fvd_frames)
+        extra = fvd_for_samples([(s.fvd_video, s.gt_video) for s in items], i3d if fvd else None,
+                                frames=fvd_frames, fid=fid)
     summary = summarize(per_video, per_trial, extra)
     write_table(out / PER_TRIAL, per_trial)
     write_table(out / PER_VIDEO, per_video)
