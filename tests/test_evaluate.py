@@ -260,6 +260,8 @@ def test_unreconstructable_videos_are_failed_trials_with_reasons(evaluated):
         assert pv.loc[name, "reason"].startswith("all trials failed")
         t = trials[trials["video"] == name]
         assert len(t) == 2 and (t["status"] == "failed").all() and (t["reason"].str.len() > 0).all()
+    assert "too few matches" in pv.loc["blank", "reason"]
+    assert "only 2 frame(s)" in pv.loc["two", "reason"]
     summary = pd.read_parquet(out / "summary.parquet").set_index("metric")
     assert summary.loc["video_failure_rate", "mean"] == pytest.approx(2 / 5)
     assert summary.loc["trial_failure_rate", "mean"] == pytest.approx(4 / 10)

@@ -181,6 +181,9 @@ def estimate_poses(frames: np.ndarray, k: np.ndarray, *, trials: int = 5, mapper
     if k.ndim == 3:
         k = k[0]
     n = len(frames)
+    if n < MIN_REGISTERED:
+        return [SfmTrial(seed + t, False, f"only {n} frame(s); SfM needs at least {MIN_REGISTERED}")
+                for t in range(trials)]
     with tempfile.TemporaryDirectory(prefix="realcam-sfm-", dir=work_dir) as tmp:
         tmp = Path(tmp)
         image_dir = tmp / "images"
@@ -191,7 +194,5 @@ def estimate_poses(frames: np.ndarray, k: np.ndarray, *, trials: int = 5, mapper
         except Exception as err:
             reason = f"feature extraction failed: {err}".splitlines()[0][:200]
             return [SfmTrial(seed + t, False, reason) for t in range(trials)]
-        if n < 2:
-            return [SfmTrial(seed + t, False, f"only {n} frame(s)") for t in range(trials)]
         return [map_trial(image_dir, features, n, tmp / f"trial{t}", mapper=mapper, seed=seed + t,
                           num_threads=num_threads) for t in range(trials)]
