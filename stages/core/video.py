@@ -11,7 +11,6 @@ from .errors import RealcamError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".gif"}
-_CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".webm": "webm"}
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -64,13 +63,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8, lossless: 
     pad = ((0, 0), (0, h % 2), (0, w % 2), (0, 0))
     if any(p[1] for p in pad):
         frames = np.pad(frames, pad, mode="edge")
-    path = Path(path)
-    # The temporary file of the atomic write ends in .tmp, so ffmpeg must be told the container.
-    container = _CONTAINERS.get(path.suffix.lower(), "mp4")
-    kwargs = {"fps": fps, "codec": "libx264", "plugin": "FFMPEG", "macro_block_size": 1,
-              "output_params": ["-f", container]}
+    kwargs = {"fps": fps, "codec": "libx264", "plugin": "FFMPEG", "macro_block_size": 1}
     if lossless:
-        kwargs.update(pixelformat="yuv444p", output_params=["-crf", "0", "-f", container])
+        kwargs.update(pixelformat="yuv444p", output_params=["-crf", "0"])
+    path = Path(path)
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, frames, extension=path.suffix or ".mp4", **kwargs)
     return path

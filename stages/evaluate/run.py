@@ -1,0 +1,384 @@
+"""The ``evaluate`` stage: SfM trials per video, camera metrics per trial, per video and overall,
+optional FVD, optional trajectory plots (SPEC.md section 7).
+
+Inputs: SAMPLES, a folder of videos (``<name>.mp4`` or ``<name>/`` frame folders; with
+``estimated=True`` ``<name>.txt`` trajectories, the videos beside them for FVD) or a table (Parquet
+or CSV) with columns ``video`` and optionally ``trajectory``, ``gt_video``, ``metric_factor`` and
+``generated_video`` (with ``estimated``, the video whose trajectory ``video`` holds, for FVD); REFERENCE, a folder of ground-truth
+RealEstate10K files ``<name>.txt`` (which also give the intrinsics).
+Outputs in OUT: ``per_trial.parquet``, ``per_video.parquet``, ``summary.parquet``, ``plots/``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from stages.core import cameras as cam
+from stages.core.artifacts import FAILED, OK, merge_rows, read_table, write_table
+from stages.core.errors import RealcamError
+from stages.core.video import VIDEO_SUFFIXES, list_images, read_video
+
+from .metrics import METRIC_COLUMNS, camera_metrics
+from .sfm import MAPPERS, SfmTrial, estimate_poses
+
+PER_TRIAL = "per_trial.parquet"
+PER_VIDEO = "per_video.parquet"
+SUMMARY = "summary.parquet"
+TABLE_SUFFIXES = {".parquet", ".csv"}
+
+
+@dataclass
+class Sample:
+    name: str
+    video: Path  # a video, a frame folder, or (estimated) a trajectory file
+    trajectory: Path  # ground truth
+    gt_video: Path | None = None
+    metric_factor: float | None = None
+    generated: Path | None = None  # the generated video for FVD (``video`` itself unless estimated)
+
+    @property
+    def fvd_video(self) -> Path | None:
+        return self.generated if self.generated is not None else (None if self.video.suffix == ".txt" else self.video)
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------
+def _is_video(p: Path) -> bool:
+    return (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) or (p.is_dir() and bool(list_images(p)))
+
+
+def find_samples(samples: str | Path, reference: str | Path, estimated: bool = False,
+                 gt_videos: str | Path | None = None) -> list[Sample]:
+    """The samples to score, with their ground truth; input problems are ``RealcamError``."""
+    samples, reference = Path(samples), Path(reference)
+    if not reference.is_dir():
+        raise RealcamError("reference must be a folder of <name>.txt trajectories", reference)
+    gt_dir = Path(gt_videos) if gt_videos else None
+    if gt_dir is not None and not gt_dir.is_dir():
+        raise RealcamError("ground-truth videos must be a folder", gt_dir)
+
+    def gt_video_of(name: str) -> Path | None:
+        if gt_dir is None:
+            return None
+        for cand in [gt_dir / name, *(gt_dir / f"{name}{s}" for s in sorted(VIDEO_SUFFIXES))]:
+            if cand.exists():
+                return cand
+        return None
+
+    if samples.is_file() and samples.suffix.lower() in TABLE_SUFFIXES:
+        if samples.suffix.lower() == ".csv":
+            try:
+                df = pd.read_csv(samples)
+            except Exception as err:
+                raise RealcamError(f"not a readable CSV table ({err.__class__.__name__})", samples) from None
+        else:
+            df = read_table(samples)
+        if "video" not in df.columns:
+            raise RealcamError("sample table lacks column 'video'", samples)
+        base = samples.parent
+        out = []
+        for row_no, row in enumerate(df.to_dict("records"), start=2):
+            video = Path(str(row["video"]))
+            video = video if video.is_absolute() else base / video
+            name = video.stem if video.suffix else video.name
+            traj = row.get("trajectory")
+            traj = (Path(str(traj)) if Path(str(traj)).is_absolute() else base / str(traj)) \
+                if isinstance(traj, str) and traj else reference / f"{name}.txt"
+            gtv = row.get("gt_video")
+            gtv = (Path(str(gtv)) if Path(str(gtv)).is_absolute() else base / str(gtv)) \
+                if isinstance(gtv, str) and gtv else gt_video_of(name)
+            factor = row.get("metric_factor")
+            if factor is not None and not (isinstance(factor, float) and np.isnan(factor)):
+                try:
+                    factor = float(factor)
+                except (TypeError, ValueError):
+                    raise RealcamError(f"metric_factor {factor!r} is not a number", samples, row_no) from None
+                if not (np.isfinite(factor) and factor > 0):
+                    raise RealcamError(f"metric_factor must be positive, got {factor}", samples, row_no)
+            else:
+                factor = None
+            gen = row.get("generated_video")
+            gen = (Path(str(gen)) if Path(str(gen)).is_absolute() else base / str(gen)) \
+                if isinstance(gen, str) and gen else None
+            out.append(Sample(name, video, traj, gtv, factor, gen))
+    elif samples.is_dir():
+        out = []
+        for p in sorted(samples.iterdir()):
+            if p.name.startswith("."):
+                continue
+            if estimated:
+                if p.suffix.lower() != ".txt":
+                    continue
+            elif not _is_video(p):
+                continue
+            name = p.stem if p.is_file() else p.name
+            gen = None
+            if estimated:  # the generated video may sit beside its trajectory (for FVD)
+                gen = next((c for c in [samples / name, *(samples / f"{name}{s}" for s in sorted(VIDEO_SUFFIXES))]
+                            if c.exists() and _is_video(c)), None)
+            out.append(Sample(name, p, reference / f"{name}.txt", gt_video_of(name), None, gen))
+        if not out:
+            what = "<name>.txt trajectories" if estimated else "videos (<name>.mp4 or <name>/ frame folders)"
+            raise RealcamError(f"folder holds no {what}", samples)
+    else:
+        raise RealcamError("samples must be a folder or a .parquet/.csv table", samples)
+    names = [s.name for s in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise RealcamError(f"sample name(s) appear twice: {', '.join(dup)}", samples)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# One video
+# ----------------------------------------------------------------------------------------------
+def metric_factor_from_depth(depth0: np.ndarray, size: tuple[int, int], trial: SfmTrial,
+                             max_depth: float = 20.0, min_points: int = 10) -> float | None:
+    """The ``align-scale`` factor of frame 0: median of D(u, v) / z over its SfM points."""
+    from stages.align_scale import frame_scale  # built by the align-scale stage
+
+    if len(trial.z0) == 0:
+        return None
+    scale, _ = frame_scale(depth0, size, trial.uv0, trial.z0, max_depth, min_points)
+    return float(scale) if scale is not None and np.isfinite(scale) and scale > 0 else None
+
+
+def _load_depth0(depth_dir: Path | None, name: str) -> np.ndarray | None:
+    if depth_dir is None:
+        return None
+    path = depth_dir / f"{name}.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        return np.asarray(data["depth"][0], np.float64)
+
+
+def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", seed: int = 0,
+                   estimated: bool = False, depth_dir: str | Path | None = None,
+                   max_depth: float = 20.0, num_threads: int = 1) -> tuple[list[dict], dict, dict]:
+    """Score one sample. Returns (per-trial rows, per-video row, trajectories for the plot).
+
+    Problems with this sample (unreadable video or trajectory) make a failed row, not an error.
+    """
+    base = {"video": sample.name}
+
+    def failed(reason: str):
+        row = {**base, "status": FAILED, "reason": reason, "n_success": 0, "n_trials": 0,
+               "n_frames": 0, **{c: np.nan for c in METRIC_COLUMNS}}
+        return [], row, {}
+
+    try:
+        gt = cam.read_re10k(sample.trajectory)
+    except RealcamError as err:
+        return failed(f"ground truth: {err}")
+    gt_rel = cam.relative_poses(gt.c2w)
+    try:
+        if estimated:
+            est_cams = cam.read_re10k(sample.video)
+            n = min(len(est_cams), len(gt))
+            est = cam.relative_poses(est_cams.c2w[:n])
+            results = [SfmTrial(seed, True, "", est, np.ones(n, bool))]
+            size = None
+        else:
+            frames = read_video(sample.video)
+            n = min(len(frames), len(gt))
+            frames = frames[:n]
+            height, width = frames.shape[1:3]
+            size = (width, height)
+            k = cam.denormalize_intrinsics(gt.intrinsics[0], width, height)
+            results = estimate_poses(frames, k, trials=trials, mapper=mapper, seed=seed,
+                                     num_threads=num_threads)
+    except RealcamError as err:
+        return failed(str(err))
+    note = "" if n == len(gt) else f"{len(gt)} ground-truth frames, {n} scored"
+    depth0 = None if estimated else _load_depth0(Path(depth_dir) if depth_dir else None, sample.name)
+    rows, plot = [], {"gt": gt_rel[:n], "est": []}
+    for t, tr in enumerate(results):
+        row = {**base, "trial": t, "seed": tr.seed, "status": OK if tr.ok else FAILED,
+               "reason": tr.reason, "seconds": tr.seconds, "n_points": tr.n_points,
+               "n_registered": int(tr.registered.sum()) if tr.registered is not None else 0,
+               "unregistered": ",".join(map(str, tr.unregistered)), "metric_factor": np.nan}
+        metrics = {c: np.nan for c in METRIC_COLUMNS}
+        if tr.ok:
+            factor = sample.metric_factor
+            if factor is None and depth0 is not None:
+                factor = metric_factor_from_depth(depth0, size, tr, max_depth)
+            reg = tr.registered
+            metrics = camera_metrics(tr.c2w[reg], gt_rel[:n][reg], factor)
+            row["metric_factor"] = np.nan if factor is None else factor
+            plot["est"].append(np.where(reg[:, None, None], tr.c2w, np.nan))
+        rows.append({**row, **{c: metrics[c] for c in METRIC_COLUMNS}})
+    good = [r for r in rows if r["status"] == OK]
+    video = {**base, "n_success": len(good), "n_trials": len(rows), "n_frames": n}
+    if good:
+        video.update({c: float(np.nanmean([r[c] for r in good])) if not all(np.isnan(r[c]) for r in good)
+                      else np.nan for c in METRIC_COLUMNS})
+        video.update(status=OK, reason=note)
+    else:
+        reasons = sorted({r["reason"] for r in rows})
+        video.update({c: np.nan for c in METRIC_COLUMNS})
+        video.update(status=FAILED, reason="all trials failed: " + "; ".join(reasons))
+    return rows, video, plot
+
+
+# ----------------------------------------------------------------------------------------------
+# Summary and plot
+# ----------------------------------------------------------------------------------------------
+def summarize(per_video: pd.DataFrame, per_trial: pd.DataFrame, extra: dict[str, float] | None = None) -> pd.DataFrame:
+    """Mean and median over videos of each metric, failure rates, and extra values (FVD)."""
+    ok = per_video[per_video["status"] == OK]
+    rows = []
+    for c in METRIC_COLUMNS:
+        vals = ok[c].dropna().to_numpy(float)
+        rows.append({"metric": c, "mean": float(vals.mean()) if len(vals) else np.nan,
+                     "median": float(np.median(vals)) if len(vals) else np.nan, "n_videos": len(vals)})
+    n_trials = int(per_video["n_trials"].sum())
+    n_success = int(per_video["n_success"].sum())
+    rate = 1.0 - n_success / n_trials if n_trials else np.nan
+    rows.append({"metric": "trial_failure_rate", "mean": rate, "median": np.nan, "n_videos": len(per_video)})
+    vrate = float((per_video["status"] != OK).mean()) if len(per_video) else np.nan
+    rows.append({"metric": "video_failure_rate", "mean": vrate, "median": np.nan, "n_videos": len(per_video)})
+    for key, value in (extra or {}).items():
+        rows.append({"metric": key, "mean": float(value), "median": np.nan, "n_videos": len(per_video)})
+    return pd.DataFrame(rows, columns=["metric", "mean", "median", "n_videos"])
+
+
+def plot_trajectories(path: Path, gt: np.ndarray, estimates: list[np.ndarray], title: str = "") -> Path:
+    """A top-down (x, z) PNG of the ground truth (black) against each trial's estimate (colours).
+
+    Every trajectory is shown in its own relative scale (divided by its scene scale).
+    """
+    from PIL import Image, ImageDraw
+
+    from stages.core.artifacts import atomic_path
+    from .metrics import scene_scale
+
+    size, margin = 400, 30
+    curves = [gt[:, :3, 3] / scene_scale(gt)]
+    for e in estimates:
+        reg = ~np.isnan(e[:, 0, 0])
+        pos = e[:, :3, 3].copy()
+        pos[reg] = pos[reg] / scene_scale(e[reg])
+        curves.append(pos)
+    xz = np.concatenate([c[:, [0, 2]] for c in curves])
+    xz = xz[np.isfinite(xz).all(1)]
+    lo, hi = xz.min(0), xz.max(0)
+    span = float(max((hi - lo).max(), 1e-9))
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+
+    def to_px(p):
+        q = (p - lo) / span * (size - 2 * margin) + margin
+        return float(q[0]), float(size - q[1])
+
+    colours = [(0, 0, 0), (214, 39, 40), (31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
+    for i, c in enumerate(curves):
+        pts = [to_px(p) for p in c[:, [0, 2]] if np.isfinite(p).all()]
+        colour = colours[i % len(colours)] if i == 0 else colours[1 + (i - 1) % (len(colours) - 1)]
+        if len(pts) > 1:
+            draw.line(pts, fill=colour, width=3 if i == 0 else 2)
+        for x, y in pts[:1]:
+            draw.ellipse([x - 4, y - 4, x + 4, y + 4], outline=colour)
+    draw.text((8, 8), f"{title}  (x-z, top view; black = ground truth)", fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage
+# ----------------------------------------------------------------------------------------------
+def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, trials: int = 5,
+             mapper: str = "global", workers: int = 1, seed: int = 0, estimated: bool = False,
+             depth_dir: str | Path | None = None, max_depth: float = 20.0, plot: bool = False,
+             fvd: bool = False, i3d: str | Path | None = None, gt_videos: str | Path | None = None,
+             fvd_frames: int = 16, fid: str | Path | None = None,
+             overwrite: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
+    """Run the evaluation protocol; writes the three tables (and plots) into ``out``."""
+    if trials < 1:
+        raise RealcamError(f"trials must be at least 1, got {trials}", "--trials")
+    if mapper not in MAPPERS:
+        raise RealcamError(f"SfM mapper must be one of {', '.join(MAPPERS)}, got {mapper!r}", "--sfm")
+    if workers < 1:
+        raise RealcamError(f"workers must be at least 1, got {workers}", "--workers")
+    if depth_dir is not None and not Path(depth_dir).is_dir():
+        raise RealcamError("depth must be a folder of <name>.npz files", depth_dir)
+    if fvd:
+        if i3d is None:
+            raise RealcamError("FVD needs the I3D network (--i3d PATH)", "--fvd")
+        if not Path(i3d).exists():
+            raise RealcamError("no such I3D checkpoint", i3d)
+    if fid is not None and not Path(fid).exists():
+        raise RealcamError("no such FID feature network", fid)
+    items = find_samples(samples, reference, estimated, gt_videos)
+    out = Path(out)
+    old_trial = read_table(out / PER_TRIAL) if (out / PER_TRIAL).exists() and not overwrite else None
+    old_video = read_table(out / PER_VIDEO) if (out / PER_VIDEO).exists() and not overwrite else None
+    done = set() if old_video is None else set(old_video.loc[old_video["status"] == OK, "video"])
+    todo = [s for s in items if s.name not in done]
+    for s in items:
+        if s.name in done and progress:
+            progress(s.name)
+    # the cores are shared out among the parallel videos (COLMAP threads within one video)
+    threads = max(1, (os.cpu_count() or 1) // min(workers, max(len(todo), 1)))
+    kwargs = dict(trials=trials, mapper=mapper, seed=seed, estimated=estimated, depth_dir=depth_dir,
+                  max_depth=max_depth, num_threads=threads)
+    results: dict[str, tuple] = {}
+    if workers == 1 or len(todo) <= 1:
+        for s in todo:
+            results[s.name] = evaluate_video(s, **kwargs)
+            if progress:
+                progress(s.name)
+    else:
+        with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(evaluate_video, s, **kwargs): s.name for s in todo}
+            for fut in cf.as_completed(futures):
+                results[futures[fut]] = fut.result()
+                if progress:
+                    progress(futures[fut])
+    trial_rows = [r for s in todo for r in results[s.name][0]]
+    video_rows = [results[s.name][1] for s in todo]
+    trial_cols = ["video", "trial", "seed", "status", "reason", "seconds", "n_points", "n_registered",
+                  "unregistered", "metric_factor", *METRIC_COLUMNS]
+    video_cols = ["video", *METRIC_COLUMNS, "n_success", "n_trials", "n_frames", "status", "reason"]
+    new_trial = pd.DataFrame(trial_rows, columns=trial_cols)
+    new_video = pd.DataFrame(video_rows, columns=video_cols)
+    if old_trial is not None:
+        old_trial = old_trial[~old_trial["video"].isin(set(new_video["video"]))]
+        per_trial = pd.concat([old_trial, new_trial], ignore_index=True) if len(old_trial) else new_trial
+    else:
+        per_trial = new_trial
+    per_video = merge_rows(old_video, new_video, key="video")
+    names = {s.name for s in items}
+    per_video = per_video[per_video["video"].isin(names)].reset_index(drop=True)
+    per_trial = per_trial[per_trial["video"].isin(names)].reset_index(drop=True)
+
+    extra = {}
+    if fvd or fid is not None:
+        from .fvd import fvd_for_samples
+
+        missing = [s.name for s in items if s.fvd_video is None]
+        if missing:
+            raise RealcamError(f"FVD needs the generated video of every sample; none for {missing[0]} "
+                               "(put <name>.mp4 beside <name>.txt, or a generated_video column)", samples)
+        extra = fvd_for_samples([(s.fvd_video, s.gt_video) for s in items], i3d if fvd else None,
+                                frames=fvd_frames, fid=fid)
+    summary = summarize(per_video, per_trial, extra)
+    write_table(out / PER_TRIAL, per_trial)
+    write_table(out / PER_VIDEO, per_video)
+    write_table(out / SUMMARY, summary)
+    if plot:
+        for s in todo:
+            traj = results[s.name][2]
+            if traj and traj.get("est"):
+                plot_trajectories(out / "plots" / f"{s.name}.png", traj["gt"], traj["est"], s.name)
+    return {"per_trial": per_trial, "per_video": per_video, "summary": summary}
