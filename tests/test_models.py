@@ -270,3 +270,27 @@ def test_encoders_and_autoencoder_shapes(tiny):
     with torch.no_grad():
         assert tiny(x, ts, ctx, concat, k=k, c2w=c2w).shape == x.shape
     assert math.isfinite(float(text.abs().sum()))
+
+
+def test_resolve_checkpoint_and_load_pretrained_from_local_files(tmp_path):
+    from stages.models import load_pretrained, resolve_checkpoint
+
+    torch.manual_seed(1)
+    src = build_model("tiny", camera="realcam")
+    base_path, cam_path, _ = _official_files(src, tmp_path)
+    folder = tmp_path / "dc"
+    folder.mkdir()
+    base_path.rename(folder / "model.ckpt")
+    assert resolve_checkpoint(folder) == folder / "model.ckpt"
+    model, report = load_pretrained("tiny", base=folder, camera_weights=cam_path)
+    assert report.missing == []
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in src.state_dict().items())
+    with pytest.raises(RealcamError, match="camera_weights"):
+        load_pretrained("tiny", base=folder)
+    with pytest.raises(RealcamError, match="not found"):
+        resolve_checkpoint(tmp_path / "nowhere.ckpt")
+    # a camera file without its camera weights is refused rather than giving a camera-blind model
+    save_file({"model.diffusion_model.out.2.bias": src.state_dict()["model.diffusion_model.out.2.bias"]},
+              str(tmp_path / "empty_cam.safetensors"))
+    with pytest.raises(RealcamError, match="camera weight"):
+        load_pretrained("tiny", base=folder, camera_weights=tmp_path / "empty_cam.safetensors")
