@@ -294,3 +294,19 @@ def test_resolve_checkpoint_and_load_pretrained_from_local_files(tmp_path):
               str(tmp_path / "empty_cam.safetensors"))
     with pytest.raises(RealcamError, match="camera weight"):
         load_pretrained("tiny", base=folder, camera_weights=tmp_path / "empty_cam.safetensors")
+
+
+def test_tokenize_matches_open_clip_layout(tmp_path):
+    import json
+
+    from transformers import CLIPTokenizer
+
+    from stages.models.encoders import tokenize
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "a": 2, "b": 3, "a</w>": 4, "b</w>": 5, "ab</w>": 6}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\na b</w>\n")
+    tok = CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"), pad_token="<|endoftext|>")
+    out = tokenize(["ab a", "b " * 100], tok, context_length=8)
+    # <start> tokens <end>, then zeros (open_clip pads with 0); too long: truncated, ends with <end>
+    assert out.tolist() == [[0, 6, 4, 1, 0, 0, 0, 0], [0, 5, 5, 5, 5, 5, 5, 1]]

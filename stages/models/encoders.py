@@ -205,3 +205,18 @@ class Resampler(nn.Module):
             latents = attn(x, latents) + latents
             latents = ff(latents) + latents
         return self.norm_out(self.proj_out(latents))
+
+
+OPENCLIP_TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+
+
+def load_tokenizer(source: str = OPENCLIP_TOKENIZER):
+    """The CLIP BPE tokenizer (the vocabulary open_clip uses) from a Hub id or a local folder."""
+    from transformers import CLIPTokenizer
+
+    from ..core.errors import RealcamError
+
+    try:
+        return CLIPTokenizer.from_pretrained(source)
+    except Exception as exc:
+        raise RealcamError(f"cannot load the CLIP tokenizer ({type(exc).__name__})", source=source) from None
