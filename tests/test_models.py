@@ -321,3 +321,17 @@ def test_tokenize_matches_open_clip_layout(tmp_path):
     out = tokenize(["ab a", "b " * 100], tok, context_length=8)
     # <start> tokens <end>, then zeros (open_clip pads with 0); too long: truncated, ends with <end>
     assert out.tolist() == [[0, 6, 4, 1, 0, 0, 0, 0], [0, 5, 5, 5, 5, 5, 5, 1]]
+
+
+def test_autoencoder_name_map_agrees_with_diffusers_converter(tiny):
+    """Our LDM <-> diffusers map for ``first_stage_model`` gives what diffusers' own single-file
+    converter makes of the same LDM-named tensors."""
+    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+
+    ldm = {k: v for k, v in official_state_dict(tiny).items() if k.startswith("first_stage_model.")}
+    assert any(".mid.attn_1.q.weight" in k for k in ldm)  # LDM layout, 1x1 convolutions
+    theirs = convert_ldm_vae_checkpoint(ldm, dict(tiny.first_stage_model.config))
+    ours = tiny.first_stage_model.state_dict()
+    assert set(theirs) == set(ours)
+    for key, value in ours.items():
+        assert torch.equal(theirs[key].reshape(value.shape), value), key
