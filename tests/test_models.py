@@ -335,3 +335,22 @@ def test_autoencoder_name_map_agrees_with_diffusers_converter(tiny):
     assert set(theirs) == set(ours)
     for key, value in ours.items():
         assert torch.equal(theirs[key].reshape(value.shape), value), key
+
+
+def test_low_precision_weights_and_autocast_run():
+    """bf16 weights (the CPU stand-in for fp16 inference) and bf16 autocast training both run and
+    stay finite; the camera geometry is computed in float32 either way."""
+    torch.manual_seed(4)
+    model = build_model("tiny", camera="realcam")
+    x, ts, ctx, concat, k, c2w = _inputs(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(x, ts, ctx, concat, k=k, c2w=c2w)
+    y.float().square().mean().backward()
+    assert y.dtype == torch.bfloat16 and torch.isfinite(y).all()
+    model = model.eval().to(torch.bfloat16)
+    with torch.no_grad():
+        y = model(x.bfloat16(), ts, ctx.bfloat16(), concat.bfloat16(), k=k, c2w=c2w)
+        video = torch.rand(1, 3, model.config.frames, model.config.height, model.config.width) * 2 - 1
+        z = model.encode_video(video.bfloat16())
+        img = model.encode_image(video[:, :, 0].bfloat16())
+    assert y.shape == x.shape and torch.isfinite(y).all() and z.dtype == img.dtype == torch.bfloat16

@@ -272,16 +272,18 @@ def camera_condition(pose_encoder: CameraPoseEncoder | None, cfg: CameraConfig, 
     """
     features = None
     if pose_encoder is not None:
-        emb = plucker_embedding(k.float(), c2w.float(), height, width)  # (B, T, 6, H, W)
+        with torch.autocast(device_type=k.device.type, enabled=False):  # geometry in float32
+            emb = plucker_embedding(k.float(), c2w.float(), height, width)  # (B, T, 6, H, W)
         emb = rearrange(emb, "b t c h w -> b c t h w")
         if dtype is not None:
             emb = emb.to(dtype)
         features = pose_encoder(emb)
     masks = None
     if epipolar:
-        fmat = pairwise_fundamental(k, c2w, cfg.perturb_zero_translation, generator)
-        masks = {}
-        for ds in cfg.epipolar_resolutions:
-            d = cfg.downscale_factor * ds
-            masks[ds] = epipolar_mask(fmat, height // d, width // d, d)
+        with torch.autocast(device_type=k.device.type, enabled=False):
+            fmat = pairwise_fundamental(k, c2w, cfg.perturb_zero_translation, generator)
+            masks = {}
+            for ds in cfg.epipolar_resolutions:
+                d = cfg.downscale_factor * ds
+                masks[ds] = epipolar_mask(fmat, height // d, width // d, d)
     return {"features": features, "masks": masks}

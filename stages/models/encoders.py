@@ -144,9 +144,10 @@ class FrozenOpenCLIPImageEmbedderV2(nn.Module):
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         size = self.cfg.image_size
-        x = F.interpolate(x, (size, size), mode="bicubic", align_corners=True, antialias=True)
+        dtype = x.dtype
+        x = F.interpolate(x.float(), (size, size), mode="bicubic", align_corners=True, antialias=True)
         x = (x + 1.0) / 2.0
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        return ((x - self.mean) / self.std).to(dtype)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         v = self.model.visual
