@@ -67,18 +67,23 @@ def epipolar_mask(fundamental: torch.Tensor, height: int, width: int, downsample
     ``fundamental (B, T, T, 3, 3)`` in image pixels. Cell centres are at ``(i + 0.5) * d`` pixels.
     Returns ``(B, T*h*w, T*h*w)`` bool: query (frame i, cell p) may attend key (frame j, cell q)
     iff the distance of q's centre to the epipolar line of p in frame j is below ``d * sqrt(2) / 2``.
+    Computed one query frame at a time, so memory stays at one ``(B, T, hw, hw)`` block.
     """
     device = fundamental.device
+    b, t = fundamental.shape[:2]
     ys = (torch.arange(height, dtype=torch.float64, device=device) + 0.5) * downsample
     xs = (torch.arange(width, dtype=torch.float64, device=device) + 0.5) * downsample
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     grid = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(-1, 3)  # (HW, 3)
-    lines = fundamental.double() @ grid.T  # (B, T, T, 3, HW)
-    norm = lines[..., :2, :].norm(dim=-2, keepdim=True).clamp_min(1e-30)
-    lines = lines / norm
-    dist = (lines.transpose(-1, -2) @ grid.T).abs()  # (B, T, T, HW_q, HW_k)
-    mask = dist < downsample * math.sqrt(2) / 2
-    return rearrange(mask, "b t1 t2 p q -> b (t1 p) (t2 q)")
+    n = grid.shape[0]
+    out = torch.empty(b, t * n, t * n, dtype=torch.bool, device=device)
+    threshold = downsample * math.sqrt(2) / 2
+    for i in range(t):
+        lines = fundamental[:, i].double() @ grid.T  # (B, T, 3, HW): lines in every frame j
+        lines = lines / lines[..., :2, :].norm(dim=-2, keepdim=True).clamp_min(1e-30)
+        dist = (lines.transpose(-1, -2).float() @ grid.T.float()).abs()  # (B, T, HW_q, HW_k)
+        out[:, i * n:(i + 1) * n] = rearrange(dist < threshold, "b t p q -> b p (t q)")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,16 +272,18 @@ def camera_condition(pose_encoder: CameraPoseEncoder | None, cfg: CameraConfig, 
     """
     features = None
     if pose_encoder is not None:
-        emb = plucker_embedding(k.float(), c2w.float(), height, width)  # (B, T, 6, H, W)
+        with torch.autocast(device_type=k.device.type, enabled=False):  # geometry in float32
+            emb = plucker_embedding(k.float(), c2w.float(), height, width)  # (B, T, 6, H, W)
         emb = rearrange(emb, "b t c h w -> b c t h w")
         if dtype is not None:
             emb = emb.to(dtype)
         features = pose_encoder(emb)
     masks = None
     if epipolar:
-        fmat = pairwise_fundamental(k, c2w, cfg.perturb_zero_translation, generator)
-        masks = {}
-        for ds in cfg.epipolar_resolutions:
-            d = cfg.downscale_factor * ds
-            masks[ds] = epipolar_mask(fmat, height // d, width // d, d)
+        with torch.autocast(device_type=k.device.type, enabled=False):
+            fmat = pairwise_fundamental(k, c2w, cfg.perturb_zero_translation, generator)
+            masks = {}
+            for ds in cfg.epipolar_resolutions:
+                d = cfg.downscale_factor * ds
+                masks[ds] = epipolar_mask(fmat, height // d, width // d, d)
     return {"features": features, "masks": masks}

@@ -189,6 +189,53 @@ def save_checkpoint(model, out_dir: str | Path, only_trainable: bool = False,
     return out_dir
 
 
+def resolve_checkpoint(spec: str | Path, filename: str = "model.ckpt") -> Path:
+    """A checkpoint file from a local file, a local folder (``folder/filename``) or a Hugging Face
+    repository id (``Doubiiu/DynamiCrafter_512`` -> its ``filename``, through the local cache)."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / filename).is_file():
+            return path / filename
+        raise RealcamError(f"no {filename} in the folder", source=path)
+    text = str(spec)
+    if text.count("/") == 1 and not text.startswith((".", "/")):
+        from huggingface_hub import hf_hub_download
+
+        try:
+            return Path(hf_hub_download(repo_id=text, filename=filename))
+        except Exception as exc:
+            raise RealcamError(f"cannot fetch {filename} from the Hugging Face Hub "
+                               f"({type(exc).__name__})", source=text) from None
+    raise RealcamError("checkpoint not found (a file, a folder or a Hugging Face id)", source=text)
+
+
+def load_pretrained(config: str = "512", base: str | Path = "Doubiiu/DynamiCrafter_512",
+                    camera_weights: str | Path | None = None, camera: str = "realcam",
+                    camera_filename: str | None = None, device=None):
+    """The official weights: DynamiCrafter ``model.ckpt`` (``Doubiiu/DynamiCrafter`` for 256,
+    ``_512``, ``_1024``) plus, for a camera model, a RealCam-I2V camera checkpoint
+    (e.g. ``512_realcam-i2v_50k.safetensors``: a path, or a Hub id with ``camera_filename``)."""
+    from .model import build_model
+
+    model = build_model(config, camera=camera, device=device)
+    files = [resolve_checkpoint(base, "model.ckpt")]
+    if camera_weights is not None:
+        files.append(resolve_checkpoint(camera_weights, camera_filename or f"{config}_realcam-i2v_50k.safetensors"))
+    elif camera != "none":
+        raise RealcamError("a camera model needs camera_weights (the RealCam-I2V checkpoint)",
+                           source="camera_weights")
+    report = load_checkpoint(model, *files)
+    from .trainable import is_camera_parameter
+
+    lost = [k for k in report.missing if is_camera_parameter(k)]
+    if camera != "none" and lost:
+        raise RealcamError(f"{len(lost)} camera weight(s) missing, e.g. {lost[0]}: the model would "
+                           "ignore the camera", source=files[-1])
+    return model, report
+
+
 def load_saved(folder: str | Path, device: str | torch.device | None = None):
     """Rebuild a model saved by :func:`save_checkpoint` and load its weights strictly."""
     from .model import build_model

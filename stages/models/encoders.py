@@ -144,9 +144,10 @@ class FrozenOpenCLIPImageEmbedderV2(nn.Module):
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         size = self.cfg.image_size
-        x = F.interpolate(x, (size, size), mode="bicubic", align_corners=True, antialias=True)
+        dtype = x.dtype
+        x = F.interpolate(x.float(), (size, size), mode="bicubic", align_corners=True, antialias=True)
         x = (x + 1.0) / 2.0
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        return ((x - self.mean) / self.std).to(dtype)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         v = self.model.visual
@@ -205,3 +206,18 @@ class Resampler(nn.Module):
             latents = attn(x, latents) + latents
             latents = ff(latents) + latents
         return self.norm_out(self.proj_out(latents))
+
+
+OPENCLIP_TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+
+
+def load_tokenizer(source: str = OPENCLIP_TOKENIZER):
+    """The CLIP BPE tokenizer (the vocabulary open_clip uses) from a Hub id or a local folder."""
+    from transformers import CLIPTokenizer
+
+    from ..core.errors import RealcamError
+
+    try:
+        return CLIPTokenizer.from_pretrained(source)
+    except Exception as exc:
+        raise RealcamError(f"cannot load the CLIP tokenizer ({type(exc).__name__})", source=source) from None
