@@ -22,6 +22,7 @@ from torch import nn
 
 from ..core.plucker import plucker_embedding
 from .configs import CameraConfig
+from .unet import FeedForward
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,33 +173,12 @@ class TemporalSelfAttention(nn.Module):
         return self.to_out[1](self.to_out[0](out))
 
 
-class _GEGLU(nn.Module):
-    def __init__(self, dim_in, dim_out):
-        super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out * 2)
-
-    def forward(self, x):
-        x, gate = self.proj(x).chunk(2, dim=-1)
-        return x * F.gelu(gate)
-
-
-class _FeedForward(nn.Module):
-    def __init__(self, dim, mult=4):
-        super().__init__()
-        self.net = nn.ModuleList([_GEGLU(dim, dim * mult), nn.Dropout(0.0), nn.Linear(dim * mult, dim)])
-
-    def forward(self, x):
-        for layer in self.net:
-            x = layer(x)
-        return x
-
-
 class PoseTemporalBlock(nn.Module):
     def __init__(self, dim: int, heads: int, max_len: int):
         super().__init__()
         self.attention_blocks = nn.ModuleList([TemporalSelfAttention(dim, heads, max_len)])
         self.norms = nn.ModuleList([nn.LayerNorm(dim)])
-        self.ff = _FeedForward(dim)
+        self.ff = FeedForward(dim)
         self.ff_norm = nn.LayerNorm(dim)
 
     def forward(self, x):
