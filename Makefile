@@ -18,6 +18,8 @@ RESOLVED_DEVICE := $(DEVICE)
 endif
 export REALCAM_DEVICE := $(RESOLVED_DEVICE)
 export MESA_SHADER_CACHE_DISABLE := true
+# DeepSpeed builds a small op on first use; keep it between runs.
+export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/realcam/torch_extensions
 
 .PHONY: setup sysdeps test demo bench clean
 
@@ -45,12 +47,13 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(VENV)/bin/realcam synth --poses examples/data/poses --texture examples/data/images \
-	  --out $(DEMO_OUT)/dataset --size 256x256 --seed 0
-	@echo "demo: synthetic dataset in $(DEMO_OUT)/dataset (truth in $(DEMO_OUT)/dataset/truth.parquet)"
+	$(PY) examples/demo.py --out $(DEMO_OUT)
 
 bench: setup
 	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/bench_preview.py
+	$(PY) benchmarks/bench_evaluate.py
+	$(PY) benchmarks/bench_train_step.py --res tiny
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
