@@ -83,7 +83,8 @@ def main() -> None:
     from PIL import Image
     from transformers import pipeline
 
-    from stages.depth import load_model, predict_depth, resolve_device
+    from stages.core.device import resolve_device
+    from stages.depth import load_model, predict_depth
 
     device = resolve_device(args.device)
     rng = np.random.default_rng(0)

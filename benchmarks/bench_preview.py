@@ -22,7 +22,8 @@ import torch
 from stages import synth
 from stages.core import cameras as cam
 from stages.core import trajectory as tr
-from stages.core.render import PointRenderer, noise_shaping_masks, resolve_device
+from stages.core.device import resolve_device
+from stages.core.render import PointRenderer, noise_shaping_masks
 from stages.preview import build_scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     args = ap.parse_args()
-    dev = resolve_device(args.device)
+    dev = torch.device(resolve_device(args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)

@@ -22,8 +22,9 @@ from rich.table import Table
 from stages.core.cameras import default_intrinsics
 from stages.models.model import build_model
 from stages.models.trainable import set_trainable
+from stages.core.device import resolve_device
 from stages.train.loop import (DiffusionTrainer, TrainConfig, deepspeed_config, init_distributed,
-                               resolve_device, scalar_parameters_as_vectors, shutdown)
+                               scalar_parameters_as_vectors, shutdown)
 
 
 def make_batch(cfg, device):

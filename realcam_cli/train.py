@@ -58,7 +58,8 @@ def train(
     local_rank: Optional[int] = typer.Option(None, "--local_rank", hidden=True),
 ) -> None:
     """Train the RealCam-I2V camera modules (base model frozen) with DeepSpeed."""
-    from stages.train.loop import TrainConfig, resolve_device, shutdown, train as run_train
+    from stages.core.device import resolve_device
+    from stages.train.loop import TrainConfig, shutdown, train as run_train
 
     if (gpus > 1 or nodes > 1) and "LOCAL_RANK" not in os.environ and not os.environ.get("REALCAM_LAUNCHED"):
         raise typer.Exit(_launch(gpus, nodes, hostfile))

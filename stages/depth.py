@@ -28,6 +28,7 @@ import pandas as pd
 from .core.artifacts import (FAILED, OK, merge_rows, read_arrays, read_table, should_skip, write_arrays,
                              write_table)
 from .core.dataset import find_clips
+from .core.device import resolve_device, resolve_dtype
 from .core.errors import RealcamError
 from .core.video import IMAGE_SUFFIXES, list_images, read_image
 
@@ -45,31 +46,6 @@ _MODELS: dict[tuple, tuple] = {}
 # ----------------------------------------------------------------------------------------------
 # The transformers predictor
 # ----------------------------------------------------------------------------------------------
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise RealcamError(f"device must be auto, cpu or cuda, got {device!r}", "--device")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RealcamError("CUDA was asked for but no CUDA device is available", "--device")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str):
-    import torch
-
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if dtype == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    if dtype not in table:
-        raise RealcamError(f"dtype must be auto, fp32, fp16 or bf16, got {dtype!r}", "--dtype")
-    if dtype == "fp16" and not device.startswith("cuda"):
-        raise RealcamError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU", "--dtype")
-    return table[dtype]
-
-
 def default_max_depth(model: str) -> float:
     return OUTDOOR_MAX_DEPTH if "outdoor" in str(model).lower() else INDOOR_MAX_DEPTH
 

@@ -21,7 +21,8 @@ from .core import cameras as cam
 from .core import trajectory as tr
 from .core.artifacts import atomic_path, read_arrays, write_arrays
 from .core.errors import RealcamError
-from .core.render import PointRenderer, noise_shaping_masks, resolve_device
+from .core.device import resolve_device
+from .core.render import PointRenderer, noise_shaping_masks
 from .core.video import read_image, write_video
 
 OUTPUTS = ("preview.mp4", "preview.npz", "scene.ply", "trajectory.json", "trajectory.txt")

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from stages import depth as depth_stage
 from stages.core.artifacts import read_arrays, write_arrays
+from stages.core.device import resolve_dtype
 from stages.core.errors import RealcamError
 from stages.core.video import write_image
 from stages.depth import depth_from_files, load_model, predict_depth, run_depth
@@ -61,7 +62,7 @@ def test_bad_model_and_dtype(tmp_path):
     with pytest.raises(RealcamError, match="cannot load depth model"):
         load_model(str(tmp_path))
     with pytest.raises(RealcamError, match="fp16 needs a CUDA"):
-        depth_stage.resolve_dtype("fp16", "cpu")
+        resolve_dtype("fp16", "cpu")
 
 
 def test_depth_from_npz_and_png(tmp_path):

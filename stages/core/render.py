@@ -22,23 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import resolve_device
 from .errors import RealcamError
 
 NEAR = 1e-3  # metres: points closer than this to the camera plane are dropped
 _EMPTY = torch.iinfo(torch.int64).max
 _LOW32 = 0xFFFFFFFF
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise RealcamError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N)", "--device") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RealcamError("CUDA was asked for but is not available", "--device")
-    return dev
 
 
 @dataclass
@@ -64,7 +53,7 @@ class PointRenderer:
 
     def __init__(self, points, colors, device: str | torch.device | None = "auto",
                  compile: bool = False):
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device))
         self.compile = compile
         pts = torch.as_tensor(np.asarray(points, dtype=np.float32) if not torch.is_tensor(points)
                               else points, dtype=torch.float32)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..core.artifacts import atomic_write_text, read_table, write_table
+from ..core.device import resolve_device
 from ..core.errors import RealcamError
 from ..diffusion import Schedule, q_sample, training_target
 from ..models.checkpoint import load_checkpoint, save_checkpoint
@@ -131,16 +132,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        device = os.environ.get("REALCAM_DEVICE", "auto")
-    if device in ("auto", ""):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RealcamError("CUDA was asked for but no GPU is visible", "--device")
-    return device
 
 
 def init_distributed(device: str) -> tuple[int, int]:
