@@ -57,3 +57,50 @@ bench: setup
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
+
+# ---------------------------------------------------------------------------------------------
+# Batch runs over a RealEstate10K-layout dataset (cameras/<clip>.txt, frames/<clip>/*.png).
+# Each stage's output table is a file target, so `make` redoes only what changed, and every stage
+# skips clips it has already finished. Shard the per-clip stages over machines with SHARD/NSHARDS
+# (for example a Slurm array: SHARD=$SLURM_ARRAY_TASK_ID NSHARDS=$SLURM_ARRAY_TASK_COUNT), then run
+# `make scales filtered` once when every shard is done. See README.md, "Batch runs".
+DATASET ?= data/realestate10k
+WORK ?= work
+SHARD ?= 0
+NSHARDS ?= 1
+GPUS ?= 1
+RES ?= 256
+WORKERS ?= 2
+STEPS ?= 50000
+DEPTH_ARGS ?=
+TRAIN_ARGS ?=
+REALCAM := $(VENV)/bin/realcam
+sfm_status = $(WORK)/sfm/$(if $(filter 1,$(NSHARDS)),status.parquet,status.shard-$(1)-of-$(NSHARDS).parquet)
+ALL_SHARDS := $(shell seq 0 $$(($(NSHARDS) - 1)))
+CAMERA_FILES := $(shell find $(DATASET)/cameras -name '*.txt' 2>/dev/null)
+
+.PHONY: batch depth triangulate scales filtered train-batch
+
+batch: filtered
+
+depth: $(WORK)/depth/index.parquet
+$(WORK)/depth/index.parquet: $(CAMERA_FILES) | setup
+	$(REALCAM) depth $(DATASET) --out $(WORK)/depth $(DEPTH_ARGS)
+
+triangulate: $(call sfm_status,$(SHARD))
+$(WORK)/sfm/status%parquet: $(CAMERA_FILES) | setup
+	$(REALCAM) triangulate $(DATASET) --out $(WORK)/sfm --workers $(WORKERS) \
+	  $(if $(filter 1,$(NSHARDS)),,--shard $(patsubst .shard-%-of-$(NSHARDS).,%,$*)/$(NSHARDS))
+
+scales: $(WORK)/scales/clips.parquet
+$(WORK)/scales/clips.parquet: $(WORK)/depth/index.parquet $(foreach i,$(ALL_SHARDS),$(call sfm_status,$(i))) | setup
+	$(REALCAM) align-scale --depth $(WORK)/depth --sfm $(WORK)/sfm --out $(WORK)/scales
+
+filtered: $(WORK)/filtered/keep.parquet
+$(WORK)/filtered/keep.parquet: $(WORK)/scales/clips.parquet | setup
+	$(REALCAM) filter $(WORK)/scales --cameras $(DATASET) --out $(WORK)/filtered
+
+train-batch: $(WORK)/runs/$(RES)/metrics.parquet
+$(WORK)/runs/$(RES)/metrics.parquet: $(WORK)/filtered/keep.parquet | setup
+	$(REALCAM) train --data $(WORK)/filtered --frames $(DATASET) --res $(RES) --gpus $(GPUS) \
+	  --steps $(STEPS) --out $(WORK)/runs/$(RES) $(TRAIN_ARGS)
