@@ -103,7 +103,11 @@ def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: float) -> to
     if phi == 0:
         return guided
     dims = tuple(range(1, guided.ndim))
-    rescaled = guided * (cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True))
+    guided_std = guided.std(dim=dims, keepdim=True)
+    # A sample whose guided output is constant has nothing to rescale (and 0/0 would be NaN).
+    ratio = torch.where(guided_std > 0, cond.std(dim=dims, keepdim=True) / guided_std.clamp_min(1e-30),
+                        torch.ones_like(guided_std))
+    rescaled = guided * ratio
     return phi * rescaled + (1 - phi) * guided
 
 

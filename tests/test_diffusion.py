@@ -160,3 +160,9 @@ def test_noise_shaping_pulls_masked_region_to_preview():
                     noise_shaping=dif.NoiseShaping(target, mask, t_ns=800))
     assert (on - target).abs().mean() < (off - target).abs().mean()
     assert predict is not None
+
+
+def test_guidance_rescale_of_a_constant_output_is_finite():
+    zero = torch.zeros(2, 4, 3, 3)
+    out = dif.rescale_guidance(zero, zero, 0.7)
+    assert torch.equal(out, zero)
