@@ -1,0 +1,62 @@
+"""``realcam generate``: a camera-controlled video from one image and a trajectory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from stages import generate as gen_stage
+
+from .app import app, report
+from .preview import parse_magnitude
+
+
+@app.command()
+def generate(
+    image: Optional[Path] = typer.Argument(None, help="The condition image (first frame)."),
+    trajectory: Optional[str] = typer.Argument(None, help="Trajectory JSON, RealEstate10K .txt, or a preset name (pan-left, dolly-in, orbit-right+pedestal-up, ...)."),
+    out: Path = typer.Option(..., "--out", help="Output video (.mp4); the record goes to OUT.json, the preview to OUT_preview/."),
+    ckpt: Optional[str] = typer.Option(None, "--ckpt", help="Our saved model folder, or an official DynamiCrafter model.ckpt (file, folder or Hub id). Default: the released weights for --res."),
+    camera_ckpt: Optional[str] = typer.Option(None, "--camera-ckpt", help="RealCam-I2V camera weights on top of an official --ckpt."),
+    prompt: str = typer.Option("", "--prompt", help="Text prompt (empty by default)."),
+    res: str = typer.Option("512", "--res", help="256, 512 or 1024 (released weights); a saved --ckpt brings its own."),
+    steps: int = typer.Option(25, "--steps", help="DDIM steps."),
+    eta: float = typer.Option(1.0, "--eta", help="DDIM eta."),
+    cfg: float = typer.Option(7.5, "--cfg", help="Text-image classifier-free guidance."),
+    guidance_rescale: float = typer.Option(0.7, "--guidance-rescale", help="Guidance rescale factor."),
+    camera_cfg: float = typer.Option(1.0, "--camera-cfg", help="Camera CFG weight (1 = off)."),
+    camera_cfg_schedule: str = typer.Option("constant", "--camera-cfg-schedule", help="constant or cosine."),
+    noise_shaping: int = typer.Option(900, "--noise-shaping", help="t_NS: shape the noise at steps with t > t_NS (1000 = off)."),
+    shaping_variant: str = typer.Option("noise", "--shaping-variant", help="noise (final form) or z0 (paste onto the predicted z_0)."),
+    kernel: int = typer.Option(5, "--kernel", help="Mask edge filter size."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    frame_stride: int = typer.Option(8, "--frame-stride", help="Frame stride condition."),
+    magnitude: Optional[str] = typer.Option(None, "--magnitude", help="Preset magnitude (degrees or metres; one per part: 20,0.5)."),
+    fov: Optional[float] = typer.Option(None, "--fov", help="Field of view across the long side when the trajectory has no intrinsics."),
+    depth: Optional[Path] = typer.Option(None, "--depth", help="Metric depth file for the preview instead of predicting it."),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Reuse the preview folder of an earlier `realcam preview`."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Regenerate from a JSON record written by an earlier run."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32, fp16 or bf16."),
+) -> None:
+    """Generate a video from IMAGE that follows TRAJECTORY (with scene-constrained noise shaping)."""
+    from stages.core.errors import RealcamError
+
+    if record is not None:
+        result = gen_stage.regenerate(record, out, device=None if device == "auto" else device)
+    else:
+        if image is None or (trajectory is None and preview is None):
+            raise RealcamError("give IMAGE and TRAJECTORY (or --preview DIR), or --record FILE", "generate")
+        settings = gen_stage.GenerateSettings(
+            res=res, prompt=prompt, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
+            camera_cfg=camera_cfg, camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
+            noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
+            magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype)
+        result = gen_stage.generate(image, trajectory, out, settings=settings, ckpt=ckpt,
+                                    camera_ckpt=camera_ckpt, preview_dir=preview, depth=depth,
+                                    device=device)
+    n, h, w = result.frames.shape[:3]
+    report(f"generate: {n} frames of {w}x{h} written to {result.video}")
+    report(f"generate: preview in {result.preview}; record in {result.record}")
