@@ -256,7 +256,7 @@ class Conditioning:
 
 def to_tensor_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (1, 3, T, H, W) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device=device, dtype=torch.float32)
+    x = torch.from_numpy(np.array(frames, copy=True)).to(device=device, dtype=torch.float32)
     return (x / 127.5 - 1.0).permute(3, 0, 1, 2)[None].to(dtype)
 
 
