@@ -38,6 +38,10 @@ def generate(
     depth: Optional[Path] = typer.Option(None, "--depth", help="Metric depth file for the preview instead of predicting it."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="Reuse the preview folder of an earlier `realcam preview`."),
     record: Optional[Path] = typer.Option(None, "--record", help="Regenerate from a JSON record written by an earlier run."),
+    end_image: Optional[Path] = typer.Option(None, "--end-image", help="Interpolation: the last frame is this image."),
+    loop: bool = typer.Option(False, "--loop", help="Loop: the path goes out and back and the last frame is the first."),
+    continue_video: Optional[Path] = typer.Option(None, "--continue", help="Continuation: start from the last --context-frames of this video (IMAGE may be left out); writes the long video."),
+    context_frames: int = typer.Option(2, "--context-frames", help="Frames taken from the --continue video."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: str = typer.Option("fp32", "--dtype", help="fp32, fp16 or bf16."),
 ) -> None:
@@ -47,13 +51,21 @@ def generate(
     if record is not None:
         result = gen_stage.regenerate(record, out, device=None if device == "auto" else device)
     else:
-        if image is None or (trajectory is None and preview is None):
+        if continue_video is not None and trajectory is None and image is not None and preview is None:
+            image, trajectory = None, str(image)  # `generate TRAJECTORY --continue VIDEO`
+        if (image is None and continue_video is None) or (trajectory is None and preview is None):
             raise RealcamError("give IMAGE and TRAJECTORY (or --preview DIR), or --record FILE", "generate")
+        modes = [m for m, on in (("interp", end_image is not None), ("loop", loop),
+                                 ("continue", continue_video is not None)) if on]
+        if len(modes) > 1:
+            raise RealcamError(f"choose one mode, not {' and '.join(modes)}", "generate")
         settings = gen_stage.GenerateSettings(
             res=res, prompt=prompt, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
             camera_cfg=camera_cfg, camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
             noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
-            magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype)
+            magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype,
+            mode=modes[0] if modes else "basic", end_image=str(end_image) if end_image else None,
+            continue_video=str(continue_video) if continue_video else None, context_frames=context_frames)
         result = gen_stage.generate(image, trajectory, out, settings=settings, ckpt=ckpt,
                                     camera_ckpt=camera_ckpt, preview_dir=preview, depth=depth,
                                     device=device)

@@ -33,7 +33,7 @@ from . import diffusion as dm
 from .core import cameras as cam
 from .core.artifacts import atomic_write_text, read_arrays
 from .core.errors import RealcamError
-from .core.video import read_image, write_video
+from .core.video import read_image, read_video, write_image, write_video
 
 RECORD_FORMAT = "realcam-generate/1"
 SOT, EOT = 49406, 49407  # OpenCLIP start/end-of-text tokens (the empty prompt)
@@ -43,6 +43,7 @@ DEFAULT_TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 BASE_REPOS = {"256": "Doubiiu/DynamiCrafter", "512": "Doubiiu/DynamiCrafter_512",
               "1024": "Doubiiu/DynamiCrafter_1024"}
 CAMERA_REPO = "MuteApo/CamI2V"
+MODES = ("basic", "interp", "loop", "continue")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -68,8 +69,21 @@ class GenerateSettings:
     dtype: str = "fp32"
     tokenizer: str = DEFAULT_TOKENIZER
     fps: float = 8.0
+    mode: str = "basic"  # basic | interp (end image) | loop | continue (leading frames of a video)
+    end_image: str | None = None
+    continue_video: str | None = None
+    context_frames: int = 2  # leading frames taken from the video in continuation mode
 
     def check(self) -> None:
+        if self.mode not in MODES:
+            raise RealcamError(f"unknown mode {self.mode!r} ({', '.join(MODES)})", "generate")
+        if self.mode == "interp" and not self.end_image:
+            raise RealcamError("interpolation needs --end-image", "--end-image")
+        if self.mode == "continue" and not self.continue_video:
+            raise RealcamError("continuation needs --continue VIDEO", "--continue")
+        if self.context_frames < 1:
+            raise RealcamError(f"context frames must be at least 1, got {self.context_frames}",
+                               "--context-frames")
         if self.steps < 1:
             raise RealcamError(f"steps must be at least 1, got {self.steps}", "--steps")
         if not 0 <= self.eta <= 1:
@@ -204,14 +218,15 @@ def make_preview(image: Path, trajectory: str, out: Path, width: int, height: in
     run_preview(image, out, trajectory if is_file else None, preset=None if is_file else trajectory,
                 magnitude=settings.magnitude, frames=frames, size=(width, height),
                 kernel=settings.kernel, depth_file=depth, device=device, fov=settings.fov,
-                fps=settings.fps, overwrite=True)
+                fps=settings.fps, overwrite=True, loop=True if settings.mode == "loop" else None)
     return load_preview(out, width, height, frames)
 
 
-def condition_image(image_path: str | Path, width: int, height: int) -> np.ndarray:
+def condition_image(image_path, width: int, height: int) -> np.ndarray:
+    """An image file (or an ``(H, W, 3)`` uint8 array) resized and centre-cropped to the model size."""
     from .preview import fit_image
 
-    image = read_image(image_path)
+    image = image_path if isinstance(image_path, np.ndarray) else read_image(image_path)
     fitted, _ = fit_image(image, cam.default_intrinsics(image.shape[1], image.shape[0]), (width, height))
     return fitted
 
@@ -252,6 +267,8 @@ class Conditioning:
     mask: torch.Tensor  # (1, 1, T, h, w) float
     device: str
     dtype: torch.dtype
+    known: torch.Tensor | None = None  # (1, 4, T, h, w) clean latents of the given frames
+    known_mask: torch.Tensor | None = None  # (1, 1, T, 1, 1) 1 at the given frames
 
 
 def to_tensor_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
@@ -262,7 +279,12 @@ def to_tensor_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
 
 @torch.no_grad()
 def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, settings: GenerateSettings,
-                       device: str, dtype: torch.dtype) -> Conditioning:
+                       device: str, dtype: torch.dtype, given: dict[int, np.ndarray] | None = None
+                       ) -> Conditioning:
+    """``given``: frame index -> ``(H, W, 3)`` uint8 frames that are known (interpolation, loop,
+    continuation; RealCam-I2V Fig. 8): their clean latents go into the concat condition, the
+    preview latent and the mask, replace the noisy latents at every model call, and are the
+    output at those frames."""
     img = to_tensor_video(image[None], device, dtype)  # (1, 3, 1, H, W)
     cond_latent = model.encode_video(img)  # (1, 4, 1, h, w)
     z_preview = model.encode_video(to_tensor_video(preview.frames, device, dtype)).clone()
@@ -272,7 +294,21 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
     if mask.shape[-2:] != z_preview.shape[-2:]:
         raise RealcamError(f"preview latent mask {tuple(mask.shape[-2:])} does not match the latent "
                            f"size {tuple(z_preview.shape[-2:])}", preview.folder / "preview.npz")
-    concat = cond_latent.expand(-1, -1, t_frames, -1, -1)
+    concat = cond_latent.expand(-1, -1, t_frames, -1, -1).clone()
+    known = known_mask = None
+    if given:
+        idx = sorted(given)
+        if idx[0] < 0 or idx[-1] >= t_frames:
+            raise RealcamError(f"given frames {idx} outside 0..{t_frames - 1}", "generate")
+        lat = model.encode_video(to_tensor_video(np.stack([given[i] for i in idx]), device, dtype))
+        known = torch.zeros_like(z_preview)
+        known_mask = torch.zeros(1, 1, t_frames, 1, 1, device=device, dtype=dtype)
+        for j, i in enumerate(idx):
+            known[:, :, i] = lat[:, :, j]
+            known_mask[:, :, i] = 1
+        concat = known_mask * known + (1 - known_mask) * concat
+        z_preview = known_mask * known + (1 - known_mask) * z_preview
+        mask = torch.maximum(mask, known_mask.expand_as(mask))
     text = model.encode_text(prompt_tokens(model, settings.prompt, settings.tokenizer).to(device)).to(dtype)
     empty = model.encode_text(prompt_tokens(model, "").to(device)).to(dtype)
     image_tokens = model.encode_image(img[:, :, 0]).to(dtype)
@@ -296,7 +332,7 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
                 return model(z_t, tt, ctx_cond, concat, fs=fs)
         raise ValueError(variant)
 
-    return Conditioning(predict, tuple(z_preview.shape), z_preview, mask, device, dtype)
+    return Conditioning(predict, tuple(z_preview.shape), z_preview, mask, device, dtype, known, known_mask)
 
 
 def run_sampling(cond: Conditioning, settings: GenerateSettings,
@@ -310,9 +346,18 @@ def run_sampling(cond: Conditioning, settings: GenerateSettings,
         shaping = dm.NoiseShaping(cond.z_preview, cond.mask, settings.noise_shaping,
                                   settings.noise_shaping_variant)
     generator = torch.Generator(device=cond.device).manual_seed(settings.seed)
+    predict = cond.predict
+    if cond.known is not None:
+        m, known = cond.known_mask, cond.known
+
+        def predict(z_t, t, variant):  # the given frames enter clean (Fig. 8 of the paper)
+            return cond.predict(m * known + (1 - m) * z_t, t, variant)
     with torch.no_grad():
-        return dm.sample(cond.predict, cond.shape, schedule, config, generator=generator,
-                         device=cond.device, dtype=cond.dtype, noise_shaping=shaping, on_step=on_step)
+        z = dm.sample(predict, cond.shape, schedule, config, generator=generator,
+                      device=cond.device, dtype=cond.dtype, noise_shaping=shaping, on_step=on_step)
+    if cond.known is not None:
+        z = cond.known_mask * cond.known + (1 - cond.known_mask) * z
+    return z
 
 
 @torch.no_grad()
@@ -356,9 +401,12 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise RealcamError("the output must be an .mp4 file", out)
-    image = Path(image)
-    if not image.is_file():
-        raise RealcamError("no such image", image)
+    if settings.mode == "continue":
+        video_in = read_continue_video(settings.continue_video, settings.context_frames)
+    elif image is None or not Path(image).is_file():
+        raise RealcamError("no such image", image or "IMAGE")
+    if settings.end_image and not Path(settings.end_image).is_file():
+        raise RealcamError("no such image", settings.end_image)
     if trajectory is None and preview_dir is None:
         raise RealcamError("give a trajectory (file or preset name) or --preview DIR", "generate")
     device = resolve_device(device)
@@ -367,21 +415,47 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
     dtype = next(model.parameters()).dtype
     cfg = model.config
     settings.res = cfg.name  # the schedule follows the model actually loaded
+    if settings.mode == "continue" and settings.context_frames >= cfg.frames:
+        raise RealcamError(f"context frames must be fewer than the model's {cfg.frames} frames, got "
+                           f"{settings.context_frames}", "--context-frames")
+    context = None
+    if settings.mode == "continue":
+        # The new clip starts at the video's last context frames; the first of them is the
+        # condition image (and the preview's reference camera).
+        context = np.stack([condition_image(f, cfg.width, cfg.height) for f in video_in[-settings.context_frames:]])
+        image = out.with_name(out.stem + "_condition.png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_image(image, context[0])
+    image = Path(image)
     if preview_dir is not None:
         preview = load_preview(preview_dir, cfg.width, cfg.height, cfg.frames)
     else:
         preview = make_preview(image, str(trajectory), out.with_name(out.stem + "_preview"), cfg.width,
                                cfg.height, cfg.frames, settings, depth, device)
     cond_image = condition_image(image, cfg.width, cfg.height)
-    cond = build_conditioning(model, cond_image, preview, settings, device, dtype)
+    given = None
+    if settings.mode == "interp":
+        given = {0: cond_image, cfg.frames - 1: condition_image(settings.end_image, cfg.width, cfg.height)}
+    elif settings.mode == "loop":
+        given = {0: cond_image, cfg.frames - 1: cond_image}
+    elif settings.mode == "continue":
+        given = {i: f for i, f in enumerate(context)}
+    cond = build_conditioning(model, cond_image, preview, settings, device, dtype, given)
     z = run_sampling(cond, settings, on_step)
     frames = decode_frames(model, z)
+    written = frames
+    if settings.mode == "continue":  # the long video: the input, then the new frames
+        earlier = np.stack([condition_image(f, cfg.width, cfg.height) for f in video_in[:-settings.context_frames]]) \
+            if len(video_in) > settings.context_frames else frames[:0]
+        written = np.concatenate([earlier, context, frames[settings.context_frames:]])
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_video(out, frames, fps=settings.fps)
+    write_video(out, written, fps=settings.fps)
     files = [Path(p) for p in (model_files or [])]
     record = {
         "format": RECORD_FORMAT,
         "image": str(image.resolve()), "image_sha256": sha256_file(image),
+        "inputs_sha256": {str(Path(p).resolve()): sha256_file(p) for p in
+                          (settings.end_image, settings.continue_video) if p},
         "trajectory": None if trajectory is None else str(trajectory),
         "preview": str(preview.folder.resolve()), "preview_given": preview_dir is not None,
         "depth": None if depth is None else str(Path(depth).resolve()),
@@ -389,11 +463,26 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
         "model": {"config": cfg.name, "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)}
                                                 for p in files]},
         "device": device, "settings": asdict(settings), "video": str(out.resolve()),
-        "video_frames_sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
+        "video_frames_sha256": hashlib.sha256(written.tobytes()).hexdigest(),
     }
     record_path = out.with_suffix(".json")
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
-    return GenerateResult(frames, z, out, record_path, preview.folder, files)
+    return GenerateResult(written, z, out, record_path, preview.folder, files)
+
+
+def read_continue_video(path, context_frames: int) -> np.ndarray:
+    """Frames of the video to continue (at least ``context_frames`` of them)."""
+    if path is None or not Path(path).exists():
+        raise RealcamError("no such video to continue", path or "--continue")
+    try:
+        frames = np.asarray(read_video(path))
+    except RealcamError:
+        raise
+    except Exception as exc:
+        raise RealcamError(f"cannot read the video ({type(exc).__name__})", path) from None
+    if frames.ndim != 4 or len(frames) < context_frames:
+        raise RealcamError(f"the video needs at least {context_frames} frames, has {len(frames)}", path)
+    return frames
 
 
 def _spec(spec) -> str | None:

@@ -205,3 +205,50 @@ def test_cli_preset_and_bad_inputs(setup, tmp_path):
                               "--noise-shaping", "1200"])
     assert bad.exit_code == 2 and "--noise-shaping" in bad.output
     assert not (tmp_path / "n.mp4").exists()
+
+
+def test_interpolation_keeps_the_last_frame_and_loop_ends_where_it_starts(setup, tmp_path):
+    root, model = setup["root"], setup["model"]
+    end = np.ascontiguousarray(setup["image"][::-1])  # a different end image
+    write_image(tmp_path / "end.png", end)
+    kw = dict(model=model, model_files=setup["files"], depth=root / "depth.npy", device="cpu", steps=3,
+              magnitude=[15.0])
+    interp = g.generate(root / "image.png", "pan-left", tmp_path / "i.mp4", mode="interp",
+                        end_image=str(tmp_path / "end.png"), **kw)
+    with torch.no_grad():
+        z_end = model.encode_video(g.to_tensor_video(end[None], "cpu", torch.float32))
+        z_img = model.encode_video(g.to_tensor_video(setup["image"][None], "cpu", torch.float32))
+    # Exact up to float batching in the encoder (frames encoded together or alone).
+    assert torch.allclose(interp.latents[:, :, -1], z_end[:, :, 0], atol=1e-5)
+    assert torch.allclose(interp.latents[:, :, 0], z_img[:, :, 0], atol=1e-5)
+    decoded_end = g.decode_frames(model, z_end)[0].astype(int)
+    assert np.abs(interp.frames[-1].astype(int) - decoded_end).max() <= 1
+    loop = g.generate(root / "image.png", "pan-left", tmp_path / "l.mp4", mode="loop", **kw)
+    assert np.array_equal(loop.frames[0], loop.frames[-1])
+    c2w = g.load_preview(loop.preview, SIZE, SIZE, FRAMES).c2w
+    assert np.allclose(c2w[-1], c2w[0], atol=1e-9) and not np.allclose(c2w[1], c2w[0])
+
+
+def test_continuation_starts_from_the_last_frames_of_a_video(setup, tmp_path):
+    root = setup["root"]
+    first = g.generate(root / "image.png", None, tmp_path / "a.mp4", ckpt=root / "ckpt", steps=2,
+                       preview_dir=root / "preview", device="cpu", seed=1)
+    video = read_video(first.video)
+    runner = CliRunner()
+    out = tmp_path / "b.mp4"
+    result = runner.invoke(app, ["generate", "pan-left", "--continue", str(first.video), "--context-frames", "2",
+                                 "--out", str(out), "--ckpt", str(root / "ckpt"), "--depth",
+                                 str(root / "depth.npy"), "--steps", "2", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    long = read_video(out)
+    assert len(long) == len(video) - 2 + FRAMES
+    record = json.loads((tmp_path / "b.json").read_text())
+    assert record["settings"]["mode"] == "continue"
+    # The generated clip's first two latents are the context frames' clean latents.
+    again = g.regenerate(tmp_path / "b.json", tmp_path / "c.mp4")
+    with torch.no_grad():
+        z_ctx = setup["model"].encode_video(g.to_tensor_video(video[-2:], "cpu", torch.float32))
+    assert torch.allclose(again.latents[:, :, :2], z_ctx, atol=1e-5)
+    import hashlib
+
+    assert hashlib.sha256(again.frames.tobytes()).hexdigest() == record["video_frames_sha256"]
