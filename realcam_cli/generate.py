@@ -37,6 +37,8 @@ def generate(
     fov: Optional[float] = typer.Option(None, "--fov", help="Field of view across the long side when the trajectory has no intrinsics."),
     depth: Optional[Path] = typer.Option(None, "--depth", help="Metric depth file for the preview instead of predicting it."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="Reuse the preview folder of an earlier `realcam preview`."),
+    batch: Optional[Path] = typer.Option(None, "--batch", help="Batch form: a CSV/Parquet table with columns image, trajectory[, prompt, seed, id, depth]; --out is then a folder; resumes where it stopped."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Batch: redo rows already done."),
     record: Optional[Path] = typer.Option(None, "--record", help="Regenerate from a JSON record written by an earlier run."),
     end_image: Optional[Path] = typer.Option(None, "--end-image", help="Interpolation: the last frame is this image."),
     loop: bool = typer.Option(False, "--loop", help="Loop: the path goes out and back and the last frame is the first."),
@@ -48,6 +50,22 @@ def generate(
     """Generate a video from IMAGE that follows TRAJECTORY (with scene-constrained noise shaping)."""
     from stages.core.errors import RealcamError
 
+    if batch is not None:
+        from .app import progress_bar
+
+        settings = gen_stage.GenerateSettings(
+            res=res, prompt=prompt, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
+            camera_cfg=camera_cfg, camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
+            noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
+            magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype)
+        rows = gen_stage.read_batch_table(batch)
+        with progress_bar("generate", len(rows)) as advance:
+            table = gen_stage.generate_batch(batch, out, settings=settings, ckpt=ckpt, camera_ckpt=camera_ckpt,
+                                             depth=depth, device=device, overwrite=overwrite, progress=advance)
+        failed = table[table["status"] != "ok"]
+        report(f"generate: {len(table) - len(failed)} of {len(rows)} rows done, {len(failed)} failed; "
+               f"videos and {gen_stage.BATCH_TABLE} in {out}")
+        return
     if record is not None:
         result = gen_stage.regenerate(record, out, device=None if device == "auto" else device)
     else:
@@ -66,9 +84,12 @@ def generate(
             magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype,
             mode=modes[0] if modes else "basic", end_image=str(end_image) if end_image else None,
             continue_video=str(continue_video) if continue_video else None, context_frames=context_frames)
-        result = gen_stage.generate(image, trajectory, out, settings=settings, ckpt=ckpt,
-                                    camera_ckpt=camera_ckpt, preview_dir=preview, depth=depth,
-                                    device=device)
+        from .app import progress_bar
+
+        with progress_bar("generate", steps) as advance:
+            result = gen_stage.generate(image, trajectory, out, settings=settings, ckpt=ckpt,
+                                        camera_ckpt=camera_ckpt, preview_dir=preview, depth=depth,
+                                        device=device, on_step=lambda i, t, z: advance(f"t={t}"))
     n, h, w = result.frames.shape[:3]
     report(f"generate: {n} frames of {w}x{h} written to {result.video}")
     report(f"generate: preview in {result.preview}; record in {result.record}")

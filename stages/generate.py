@@ -529,3 +529,95 @@ def regenerate(record_path: str | Path, out: str | Path, *, device: str | None =
                     camera_ckpt=record.get("camera_ckpt"), preview_dir=preview_dir,
                     depth=record.get("depth"), device=device or record.get("device", "auto"),
                     on_step=on_step)
+
+
+# ----------------------------------------------------------------------------------------------
+# Batch form
+# ----------------------------------------------------------------------------------------------
+BATCH_TABLE = "generate.parquet"
+
+
+def read_batch_table(path: str | Path):
+    """Rows of (image, trajectory, prompt, seed[, id, depth]) from CSV or Parquet; relative paths are
+    taken relative to the table's folder."""
+    import pandas as pd
+
+    from .core.artifacts import read_table
+
+    path = Path(path)
+    if not path.is_file():
+        raise RealcamError("no such batch table", path)
+    try:
+        df = read_table(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype=str,
+                                                                                   keep_default_na=False)
+    except Exception as exc:
+        raise RealcamError(f"cannot read the batch table ({type(exc).__name__})", path) from None
+    missing = [c for c in ("image", "trajectory") if c not in df.columns]
+    if missing:
+        raise RealcamError(f"batch table lacks column(s) {', '.join(missing)} (needs image, trajectory; "
+                           "optional prompt, seed, id)", path)
+    rows = []
+    for i, r in enumerate(df.to_dict("records")):
+        line = i + 2  # CSV line: header first
+        def local(p):
+            p = str(p)
+            return str(path.parent / p) if p and not Path(p).is_absolute() and (path.parent / p).exists() else p
+        seed = r.get("seed", "")
+        try:
+            seed = None if seed in ("", None) or (isinstance(seed, float) and np.isnan(seed)) else int(seed)
+        except (TypeError, ValueError):
+            raise RealcamError(f"seed must be an integer, got {seed!r}", path, line) from None
+        item = str(r.get("id") or f"{i:05d}_{Path(str(r['image'])).stem}")
+        rows.append({"item": item, "image": local(r["image"]), "trajectory": local(r["trajectory"]),
+                     "prompt": str(r.get("prompt") or ""), "seed": seed,
+                     "depth": local(r["depth"]) if r.get("depth") else None})
+    items = [r["item"] for r in rows]
+    if len(set(items)) != len(items):
+        raise RealcamError("batch table has repeated ids", path)
+    return rows
+
+
+def generate_batch(table: str | Path, out_dir: str | Path, *, settings: GenerateSettings | None = None,
+                   ckpt=None, camera_ckpt=None, depth=None, device: str = "auto", overwrite: bool = False,
+                   progress: Callable[[str], None] | None = None):
+    """One video per row into ``out_dir/<id>.mp4`` (+ record and preview); per-row failures go to
+    ``out_dir/generate.parquet`` (item, status, reason, video, seed) and the batch goes on; rows
+    recorded as done whose outputs exist are skipped unless ``overwrite``. The model loads once."""
+    import copy
+
+    from .core.artifacts import ItemStatus, done_items, merge_rows, read_table, should_skip, status_frame, write_table
+
+    settings = settings or GenerateSettings()
+    settings.check()
+    rows = read_batch_table(table)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table_path = out_dir / BATCH_TABLE
+    done = done_items(table_path)
+    device = resolve_device(device)
+    model = files = None
+    results = []
+    for row in rows:
+        video = out_dir / f"{row['item']}.mp4"
+        if should_skip(row["item"], done, [video, video.with_suffix(".json")], overwrite):
+            if progress:
+                progress(row["item"])
+            continue
+        if model is None:
+            model, files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
+        s = copy.deepcopy(settings)
+        s.prompt = row["prompt"] or settings.prompt
+        if row["seed"] is not None:
+            s.seed = row["seed"]
+        try:
+            generate(row["image"], row["trajectory"], video, settings=s, model=model, model_files=files,
+                     ckpt=ckpt, camera_ckpt=camera_ckpt, depth=row["depth"] or depth, device=device)
+            status = ItemStatus(row["item"])
+        except RealcamError as err:
+            status = ItemStatus.failed(row["item"], str(err))
+        results.append({**status.__dict__, "video": str(video), "seed": int(s.seed)})
+        old = read_table(table_path) if table_path.exists() else None
+        write_table(table_path, merge_rows(old, status_frame([results[-1]])))
+        if progress:
+            progress(row["item"])
+    return read_table(table_path) if table_path.exists() else status_frame([])

@@ -252,3 +252,32 @@ def test_continuation_starts_from_the_last_frames_of_a_video(setup, tmp_path):
     import hashlib
 
     assert hashlib.sha256(again.frames.tobytes()).hexdigest() == record["video_frames_sha256"]
+
+
+def test_batch_records_failures_and_resumes(setup, tmp_path):
+    import pandas as pd
+
+    from stages.core.artifacts import read_table
+
+    root = setup["root"]
+    (tmp_path / "image.png").write_bytes((root / "image.png").read_bytes())
+    np.save(tmp_path / "depth.npy", np.load(root / "depth.npy"))
+    pd.DataFrame({"image": ["image.png", "missing.png", "image.png"],
+                  "trajectory": ["pan-left", "pan-left", "dolly-in"],
+                  "prompt": ["", "", ""], "seed": ["4", "", "5"],
+                  "depth": ["depth.npy", "depth.npy", "depth.npy"]}).to_csv(tmp_path / "jobs.csv", index=False)
+    out = tmp_path / "out"
+    args = ["generate", "--batch", str(tmp_path / "jobs.csv"), "--out", str(out), "--ckpt", str(root / "ckpt"),
+            "--steps", "2", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = read_table(out / g.BATCH_TABLE).set_index("item")
+    assert list(table["status"]) == ["ok", "failed", "ok"]
+    assert "no such image" in table.loc["00001_missing", "reason"]
+    assert table.loc["00002_image", "seed"] == 5
+    first = out / "00000_image.mp4"
+    assert first.exists() and json.loads(first.with_suffix(".json").read_text())["settings"]["seed"] == 4
+    stamp = first.stat().st_mtime_ns
+    result = CliRunner().invoke(app, args)  # resumes: done rows are skipped
+    assert result.exit_code == 0 and first.stat().st_mtime_ns == stamp
+    assert "2 of 3 rows done, 1 failed" in result.stdout
