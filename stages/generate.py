@@ -456,7 +456,7 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
         "image": str(image.resolve()), "image_sha256": sha256_file(image),
         "inputs_sha256": {str(Path(p).resolve()): sha256_file(p) for p in
                           (settings.end_image, settings.continue_video) if p},
-        "trajectory": None if trajectory is None else str(trajectory),
+        "trajectory": _spec(trajectory),
         "preview": str(preview.folder.resolve()), "preview_given": preview_dir is not None,
         "depth": None if depth is None else str(Path(depth).resolve()),
         "ckpt": _spec(ckpt), "camera_ckpt": _spec(camera_ckpt),
