@@ -43,6 +43,7 @@ DEFAULT_TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 BASE_REPOS = {"256": "Doubiiu/DynamiCrafter", "512": "Doubiiu/DynamiCrafter_512",
               "1024": "Doubiiu/DynamiCrafter_1024"}
 CAMERA_REPO = "MuteApo/CamI2V"
+RELEASED_CAMERA = ("256", "512")  # the RealCam-I2V camera checkpoints are released for these
 MODES = ("basic", "interp", "loop", "continue")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -118,9 +119,9 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
 
 def released_files(res: str) -> list[tuple[str, str]]:
     """(Hugging Face repository, file name) of the released weights of a resolution."""
-    if res not in BASE_REPOS:
-        raise RealcamError(f"no released weights for resolution {res!r} (256, 512, 1024); "
-                           "give --ckpt", "--res")
+    if res not in RELEASED_CAMERA:
+        raise RealcamError(f"no released RealCam-I2V weights for resolution {res!r} (released: "
+                           f"{', '.join(RELEASED_CAMERA)}); give --ckpt (and --camera-ckpt)", "--res")
     return [(BASE_REPOS[res], "model.ckpt"), (CAMERA_REPO, f"{res}_realcam-i2v_50k.safetensors")]
 
 

@@ -281,3 +281,17 @@ def test_batch_records_failures_and_resumes(setup, tmp_path):
     result = CliRunner().invoke(app, args)  # resumes: done rows are skipped
     assert result.exit_code == 0 and first.stat().st_mtime_ns == stamp
     assert "2 of 3 rows done, 1 failed" in result.stdout
+
+
+def test_z0_variant_pulls_towards_the_preview_and_bad_settings_fail(setup):
+    s, cond = conditioning(setup, steps=6, seed=2, noise_shaping=None, cfg=1.0)
+    free = g.run_sampling(cond, s)
+    s.noise_shaping, s.noise_shaping_variant = 0, "z0"
+    pasted = g.run_sampling(cond, s)
+    inside = (cond.mask > 0).expand_as(free)
+    zp = cond.z_preview
+    assert float((pasted - zp)[inside].abs().mean()) < 0.5 * float((free - zp)[inside].abs().mean())
+    with pytest.raises(g.RealcamError, match="variant"):
+        g.GenerateSettings(noise_shaping_variant="x").check()
+    with pytest.raises(g.RealcamError, match="no released RealCam-I2V weights for resolution '1024'"):
+        g.resolve_released("1024")
