@@ -1,0 +1,95 @@
+"""``realcam generate``: a camera-controlled video from one image and a trajectory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from stages import generate as gen_stage
+
+from .app import app, report
+from .preview import parse_magnitude
+
+
+@app.command()
+def generate(
+    image: Optional[Path] = typer.Argument(None, help="The condition image (first frame)."),
+    trajectory: Optional[str] = typer.Argument(None, help="Trajectory JSON, RealEstate10K .txt, or a preset name (pan-left, dolly-in, orbit-right+pedestal-up, ...)."),
+    out: Path = typer.Option(..., "--out", help="Output video (.mp4); the record goes to OUT.json, the preview to OUT_preview/."),
+    ckpt: Optional[str] = typer.Option(None, "--ckpt", help="Our saved model folder, or an official DynamiCrafter model.ckpt (file, folder or Hub id). Default: the released weights for --res."),
+    camera_ckpt: Optional[str] = typer.Option(None, "--camera-ckpt", help="RealCam-I2V camera weights on top of an official --ckpt."),
+    prompt: str = typer.Option("", "--prompt", help="Text prompt (empty by default)."),
+    res: str = typer.Option("512", "--res", help="256, 512 or 1024 (released weights); a saved --ckpt brings its own."),
+    steps: int = typer.Option(25, "--steps", help="DDIM steps."),
+    eta: float = typer.Option(1.0, "--eta", help="DDIM eta."),
+    cfg: float = typer.Option(7.5, "--cfg", help="Text-image classifier-free guidance."),
+    guidance_rescale: float = typer.Option(0.7, "--guidance-rescale", help="Guidance rescale factor."),
+    camera_cfg: float = typer.Option(1.0, "--camera-cfg", help="Camera CFG weight (1 = off)."),
+    camera_cfg_schedule: str = typer.Option("constant", "--camera-cfg-schedule", help="constant or cosine."),
+    noise_shaping: int = typer.Option(900, "--noise-shaping", help="t_NS: shape the noise at steps with t > t_NS (1000 = off)."),
+    shaping_variant: str = typer.Option("noise", "--shaping-variant", help="noise (final form) or z0 (paste onto the predicted z_0)."),
+    kernel: int = typer.Option(5, "--kernel", help="Mask edge filter size."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    frame_stride: int = typer.Option(8, "--frame-stride", help="Frame stride condition."),
+    magnitude: Optional[str] = typer.Option(None, "--magnitude", help="Preset magnitude (degrees or metres; one per part: 20,0.5)."),
+    fov: Optional[float] = typer.Option(None, "--fov", help="Field of view across the long side when the trajectory has no intrinsics."),
+    depth: Optional[Path] = typer.Option(None, "--depth", help="Metric depth file for the preview instead of predicting it."),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Reuse the preview folder of an earlier `realcam preview`."),
+    batch: Optional[Path] = typer.Option(None, "--batch", help="Batch form: a CSV/Parquet table with columns image, trajectory[, prompt, seed, id, depth]; --out is then a folder; resumes where it stopped."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Batch: redo rows already done."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Regenerate from a JSON record written by an earlier run."),
+    end_image: Optional[Path] = typer.Option(None, "--end-image", help="Interpolation: the last frame is this image."),
+    loop: bool = typer.Option(False, "--loop", help="Loop: the path goes out and back and the last frame is the first."),
+    continue_video: Optional[Path] = typer.Option(None, "--continue", help="Continuation: start from the last --context-frames of this video (IMAGE may be left out); writes the long video."),
+    context_frames: int = typer.Option(2, "--context-frames", help="Frames taken from the --continue video."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32, fp16 or bf16."),
+) -> None:
+    """Generate a video from IMAGE that follows TRAJECTORY (with scene-constrained noise shaping)."""
+    from stages.core.errors import RealcamError
+
+    if batch is not None:
+        from .app import progress_bar
+
+        settings = gen_stage.GenerateSettings(
+            res=res, prompt=prompt, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
+            camera_cfg=camera_cfg, camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
+            noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
+            magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype)
+        rows = gen_stage.read_batch_table(batch)
+        with progress_bar("generate", len(rows)) as advance:
+            table = gen_stage.generate_batch(batch, out, settings=settings, ckpt=ckpt, camera_ckpt=camera_ckpt,
+                                             depth=depth, device=device, overwrite=overwrite, progress=advance)
+        failed = table[table["status"] != "ok"]
+        report(f"generate: {len(table) - len(failed)} of {len(rows)} rows done, {len(failed)} failed; "
+               f"videos and {gen_stage.BATCH_TABLE} in {out}")
+        return
+    if record is not None:
+        result = gen_stage.regenerate(record, out, device=None if device == "auto" else device)
+    else:
+        if continue_video is not None and trajectory is None and image is not None and preview is None:
+            image, trajectory = None, str(image)  # `generate TRAJECTORY --continue VIDEO`
+        if (image is None and continue_video is None) or (trajectory is None and preview is None):
+            raise RealcamError("give IMAGE and TRAJECTORY (or --preview DIR), or --record FILE", "generate")
+        modes = [m for m, on in (("interp", end_image is not None), ("loop", loop),
+                                 ("continue", continue_video is not None)) if on]
+        if len(modes) > 1:
+            raise RealcamError(f"choose one mode, not {' and '.join(modes)}", "generate")
+        settings = gen_stage.GenerateSettings(
+            res=res, prompt=prompt, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
+            camera_cfg=camera_cfg, camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
+            noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
+            magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype,
+            mode=modes[0] if modes else "basic", end_image=str(end_image) if end_image else None,
+            continue_video=str(continue_video) if continue_video else None, context_frames=context_frames)
+        from .app import progress_bar
+
+        with progress_bar("generate", steps) as advance:
+            result = gen_stage.generate(image, trajectory, out, settings=settings, ckpt=ckpt,
+                                        camera_ckpt=camera_ckpt, preview_dir=preview, depth=depth,
+                                        device=device, on_step=lambda i, t, z: advance(f"t={t}"))
+    n, h, w = result.frames.shape[:3]
+    report(f"generate: {n} frames of {w}x{h} written to {result.video}")
+    report(f"generate: preview in {result.preview}; record in {result.record}")

@@ -1,0 +1,624 @@
+"""``generate``: camera-controlled image-to-video sampling with scene-constrained noise shaping.
+
+SPEC.md section 6. One call of :func:`generate`:
+
+1. the model: our saved folder (``--ckpt`` with ``config.json``), an official DynamiCrafter
+   ``model.ckpt`` plus a RealCam-I2V camera file, or the released weights resolved through
+   ``huggingface_hub`` (base ``Doubiiu/DynamiCrafter_512`` etc., camera ``MuteApo/CamI2V``);
+2. the preview (the ``preview`` stage run internally, or an earlier ``--preview DIR``) at the model's
+   size and frame count: frames, latent masks, pixel intrinsics and relative c2w;
+3. conditioning as in training (``stages/train/loop.py``): context = text tokens then image tokens,
+   concat = the condition image's latent repeated over frames, ``fs`` from the frame stride;
+   the unconditional pass has the empty prompt and a zero image but keeps the concat latent
+   (as DynamiCrafter); the camera-free pass (camera CFG) drops only the camera;
+4. ``z_preview`` = VAE latents of the preview video with latent frame 0 replaced by the condition
+   image's latent; DDIM through :func:`stages.diffusion.sample` with
+   :class:`~stages.diffusion.NoiseShaping`;
+5. decode, write the MP4 and a JSON record of every setting, each model file's sha256 and the seed;
+   :func:`regenerate` reads such a record and produces the same video again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import diffusion as dm
+from .core import cameras as cam
+from .core.artifacts import atomic_write_text, read_arrays
+from .core.errors import RealcamError
+from .core.video import read_image, read_video, write_image, write_video
+
+RECORD_FORMAT = "realcam-generate/1"
+SOT, EOT = 49406, 49407  # OpenCLIP start/end-of-text tokens (the empty prompt)
+SOURCE_FPS = 30.0
+DEFAULT_TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+#: Released weights per resolution: DynamiCrafter base repository and RealCam-I2V camera file.
+BASE_REPOS = {"256": "Doubiiu/DynamiCrafter", "512": "Doubiiu/DynamiCrafter_512",
+              "1024": "Doubiiu/DynamiCrafter_1024"}
+CAMERA_REPO = "MuteApo/CamI2V"
+RELEASED_CAMERA = ("256", "512")  # the RealCam-I2V camera checkpoints are released for these
+MODES = ("basic", "interp", "loop", "continue")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class GenerateSettings:
+    """Every setting that determines the video (the record stores exactly this)."""
+
+    res: str = "512"
+    prompt: str = ""
+    steps: int = 25
+    eta: float = 1.0
+    cfg: float = 7.5
+    guidance_rescale: float = 0.7
+    camera_cfg: float = 1.0
+    camera_cfg_schedule: str = "constant"
+    noise_shaping: int | None = 900  # t_NS; 1000 = never active; None = no shaping at all
+    noise_shaping_variant: str = "noise"
+    kernel: int = 5
+    seed: int = 0
+    frame_stride: int = 8
+    magnitude: list[float] | None = None
+    fov: float | None = None
+    dtype: str = "fp32"
+    tokenizer: str = DEFAULT_TOKENIZER
+    fps: float = 8.0
+    mode: str = "basic"  # basic | interp (end image) | loop | continue (leading frames of a video)
+    end_image: str | None = None
+    continue_video: str | None = None
+    context_frames: int = 2  # leading frames taken from the video in continuation mode
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise RealcamError(f"unknown mode {self.mode!r} ({', '.join(MODES)})", "generate")
+        if self.mode == "interp" and not self.end_image:
+            raise RealcamError("interpolation needs --end-image", "--end-image")
+        if self.mode == "continue" and not self.continue_video:
+            raise RealcamError("continuation needs --continue VIDEO", "--continue")
+        if self.context_frames < 1:
+            raise RealcamError(f"context frames must be at least 1, got {self.context_frames}",
+                               "--context-frames")
+        if self.steps < 1:
+            raise RealcamError(f"steps must be at least 1, got {self.steps}", "--steps")
+        if not 0 <= self.eta <= 1:
+            raise RealcamError(f"eta must be in [0, 1], got {self.eta}", "--eta")
+        if self.cfg < 0 or self.camera_cfg < 0:
+            raise RealcamError("guidance weights must be non-negative", "--cfg")
+        if self.noise_shaping is not None and not 0 <= self.noise_shaping <= 1000:
+            raise RealcamError(f"--noise-shaping must be in [0, 1000], got {self.noise_shaping}",
+                               "--noise-shaping")
+        if self.noise_shaping_variant not in ("noise", "z0"):
+            raise RealcamError(f"noise shaping variant must be noise or z0, got "
+                               f"{self.noise_shaping_variant!r}", "--shaping-variant")
+        if self.camera_cfg_schedule not in ("constant", "cosine"):
+            raise RealcamError(f"camera CFG schedule must be constant or cosine, got "
+                               f"{self.camera_cfg_schedule!r}", "--camera-cfg-schedule")
+        if self.frame_stride < 1:
+            raise RealcamError(f"frame stride must be at least 1, got {self.frame_stride}", "--frame-stride")
+        if self.dtype not in DTYPES:
+            raise RealcamError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}", "--dtype")
+
+
+# ----------------------------------------------------------------------------------------------
+# Model resolution
+# ----------------------------------------------------------------------------------------------
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def released_files(res: str) -> list[tuple[str, str]]:
+    """(Hugging Face repository, file name) of the released weights of a resolution."""
+    if res not in RELEASED_CAMERA:
+        raise RealcamError(f"no released RealCam-I2V weights for resolution {res!r} (released: "
+                           f"{', '.join(RELEASED_CAMERA)}); give --ckpt (and --camera-ckpt)", "--res")
+    return [(BASE_REPOS[res], "model.ckpt"), (CAMERA_REPO, f"{res}_realcam-i2v_50k.safetensors")]
+
+
+def resolve_released(res: str) -> list[Path]:
+    """Local paths of the released weights through the Hugging Face cache (downloading them when
+    online); one line naming every unavailable file and where to put it otherwise."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    paths, missing = [], []
+    for repo, name in released_files(res):
+        try:
+            paths.append(Path(hf_hub_download(repo_id=repo, filename=name)))
+        except Exception as exc:  # offline, not cached, no such file: all the same to the user
+            missing.append(f"{repo}/{name} ({type(exc).__name__})")
+    if missing:
+        raise RealcamError(
+            f"released weights unavailable: {'; '.join(missing)}; put them in the Hugging Face cache "
+            f"{HF_HUB_CACHE} (e.g. `huggingface-cli download REPO FILE` when online) or give "
+            f"--ckpt model.ckpt --camera-ckpt FILE", "--ckpt")
+    return paths
+
+
+def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: str | Path | None = None,
+               device: str = "cpu", dtype: str = "fp32"):
+    """The model and the files it came from: our saved folder, official files, or the release."""
+    from .models.checkpoint import load_checkpoint, load_saved, resolve_checkpoint
+    from .models.model import build_model
+
+    if ckpt is not None and Path(ckpt).is_dir() and (Path(ckpt) / "config.json").is_file():
+        folder = Path(ckpt)
+        model = load_saved(folder)
+        files = [folder / "config.json", folder / "model.safetensors"]
+        if camera_ckpt is not None:
+            files.append(resolve_checkpoint(camera_ckpt, f"{model.config.name}_realcam-i2v_50k.safetensors"))
+            load_checkpoint(model, files[-1])
+    else:
+        if ckpt is not None:
+            files = [resolve_checkpoint(ckpt, "model.ckpt")]
+            if camera_ckpt is not None:
+                files.append(resolve_checkpoint(camera_ckpt, f"{res}_realcam-i2v_50k.safetensors"))
+        else:
+            files = resolve_released(str(res))
+        model = build_model(str(res), camera="realcam")
+        load_checkpoint(model, *files)
+    model = model.to(device=device, dtype=DTYPES[dtype]).eval()
+    return model, files
+
+
+def resolve_device(device: str) -> str:
+    if device in ("auto", "", None):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RealcamError("CUDA was asked for but no GPU is visible", "--device")
+    return device
+
+
+# ----------------------------------------------------------------------------------------------
+# Preview and conditioning
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class PreviewInputs:
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    latent_masks: np.ndarray  # (T, h, w) bool
+    k: np.ndarray  # (T, 3, 3) pixels
+    c2w: np.ndarray  # (T, 4, 4) relative to the reference camera
+    folder: Path
+
+
+def load_preview(folder: str | Path, width: int, height: int, frames: int) -> PreviewInputs:
+    """``preview.npz`` of a preview folder, checked against the model's size and frame count."""
+    folder = Path(folder)
+    path = folder / "preview.npz"
+    if not path.is_file():
+        raise RealcamError("no preview.npz in the preview folder (run `realcam preview` first)", folder)
+    data = read_arrays(path)
+    for key in ("frames", "latent_masks", "K", "c2w"):
+        if key not in data:
+            raise RealcamError(f"preview.npz lacks {key!r}", path)
+    n, h, w = data["frames"].shape[:3]
+    if (n, w, h) != (frames, width, height):
+        raise RealcamError(f"preview has {n} frames of {w}x{h}; the model needs {frames} frames of "
+                           f"{width}x{height} (re-run preview with --frames {frames} --size "
+                           f"{width}x{height})", path)
+    return PreviewInputs(data["frames"], data["latent_masks"].astype(bool), data["K"].astype(np.float64),
+                         data["c2w"].astype(np.float64), folder)
+
+
+def make_preview(image: Path, trajectory: str, out: Path, width: int, height: int, frames: int,
+                 settings: GenerateSettings, depth: str | Path | None, device: str) -> PreviewInputs:
+    """Run the preview stage into ``out``: ``trajectory`` is a file, else a preset name."""
+    from .preview import run_preview
+
+    is_file = Path(trajectory).exists() or Path(trajectory).suffix.lower() in (".json", ".txt")
+    run_preview(image, out, trajectory if is_file else None, preset=None if is_file else trajectory,
+                magnitude=settings.magnitude, frames=frames, size=(width, height),
+                kernel=settings.kernel, depth_file=depth, device=device, fov=settings.fov,
+                fps=settings.fps, overwrite=True, loop=True if settings.mode == "loop" else None)
+    return load_preview(out, width, height, frames)
+
+
+def condition_image(image_path, width: int, height: int) -> np.ndarray:
+    """An image file (or an ``(H, W, 3)`` uint8 array) resized and centre-cropped to the model size."""
+    from .preview import fit_image
+
+    image = image_path if isinstance(image_path, np.ndarray) else read_image(image_path)
+    fitted, _ = fit_image(image, cam.default_intrinsics(image.shape[1], image.shape[0]), (width, height))
+    return fitted
+
+
+def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER) -> torch.Tensor:
+    """``(1, L)`` OpenCLIP tokens; the empty prompt needs no tokenizer."""
+    length = model.config.text.context_length
+    out = torch.zeros(1, length, dtype=torch.long)
+    out[0, 0], out[0, 1] = SOT, EOT
+    if prompt:
+        from transformers import CLIPTokenizer
+
+        from .models.encoders import tokenize
+
+        try:
+            tokenizer = CLIPTokenizer.from_pretrained(tokenizer_name)
+        except Exception as exc:
+            raise RealcamError(f"cannot load the tokenizer {tokenizer_name} ({type(exc).__name__}); "
+                               "a prompt needs it", "--prompt") from None
+        out = tokenize([prompt], tokenizer, length)
+    return out
+
+
+def frame_condition(model, stride: int) -> int:
+    """``fs`` as the model was trained: the stride, or frames per second from 30 fps sources."""
+    if model.config.fps_condition_type == "fps":
+        return int(round(SOURCE_FPS / stride))
+    return int(stride)
+
+
+@dataclass
+class Conditioning:
+    """Everything the sampler needs besides the noise: the predictor, shapes and shaping."""
+
+    predict: dm.Predictor
+    shape: tuple[int, ...]
+    z_preview: torch.Tensor  # (1, 4, T, h, w)
+    mask: torch.Tensor  # (1, 1, T, h, w) float
+    device: str
+    dtype: torch.dtype
+    known: torch.Tensor | None = None  # (1, 4, T, h, w) clean latents of the given frames
+    known_mask: torch.Tensor | None = None  # (1, 1, T, 1, 1) 1 at the given frames
+
+
+def to_tensor_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (1, 3, T, H, W) in [-1, 1]."""
+    x = torch.from_numpy(np.array(frames, copy=True)).to(device=device, dtype=torch.float32)
+    return (x / 127.5 - 1.0).permute(3, 0, 1, 2)[None].to(dtype)
+
+
+@torch.no_grad()
+def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, settings: GenerateSettings,
+                       device: str, dtype: torch.dtype, given: dict[int, np.ndarray] | None = None
+                       ) -> Conditioning:
+    """``given``: frame index -> ``(H, W, 3)`` uint8 frames that are known (interpolation, loop,
+    continuation; RealCam-I2V Fig. 8): their clean latents go into the concat condition, the
+    preview latent and the mask, replace the noisy latents at every model call, and are the
+    output at those frames."""
+    img = to_tensor_video(image[None], device, dtype)  # (1, 3, 1, H, W)
+    cond_latent = model.encode_video(img)  # (1, 4, 1, h, w)
+    z_preview = model.encode_video(to_tensor_video(preview.frames, device, dtype)).clone()
+    z_preview[:, :, 0] = cond_latent[:, :, 0]
+    t_frames = z_preview.shape[2]
+    mask = torch.from_numpy(preview.latent_masks).to(device, dtype)[None, None]
+    if mask.shape[-2:] != z_preview.shape[-2:]:
+        raise RealcamError(f"preview latent mask {tuple(mask.shape[-2:])} does not match the latent "
+                           f"size {tuple(z_preview.shape[-2:])}", preview.folder / "preview.npz")
+    concat = cond_latent.expand(-1, -1, t_frames, -1, -1).clone()
+    known = known_mask = None
+    if given:
+        idx = sorted(given)
+        if idx[0] < 0 or idx[-1] >= t_frames:
+            raise RealcamError(f"given frames {idx} outside 0..{t_frames - 1}", "generate")
+        lat = model.encode_video(to_tensor_video(np.stack([given[i] for i in idx]), device, dtype))
+        known = torch.zeros_like(z_preview)
+        known_mask = torch.zeros(1, 1, t_frames, 1, 1, device=device, dtype=dtype)
+        for j, i in enumerate(idx):
+            known[:, :, i] = lat[:, :, j]
+            known_mask[:, :, i] = 1
+        concat = known_mask * known + (1 - known_mask) * concat
+        z_preview = known_mask * known + (1 - known_mask) * z_preview
+        mask = torch.maximum(mask, known_mask.expand_as(mask))
+    text = model.encode_text(prompt_tokens(model, settings.prompt, settings.tokenizer).to(device)).to(dtype)
+    empty = model.encode_text(prompt_tokens(model, "").to(device)).to(dtype)
+    image_tokens = model.encode_image(img[:, :, 0]).to(dtype)
+    zero_tokens = model.encode_image(torch.zeros_like(img[:, :, 0])).to(dtype)
+    ctx_cond = torch.cat([text, image_tokens], dim=1)
+    ctx_uncond = torch.cat([empty, zero_tokens], dim=1)
+    fs = torch.tensor([frame_condition(model, settings.frame_stride)], device=device)
+    k = torch.from_numpy(preview.k).to(device, torch.float32)[None]
+    c2w = torch.from_numpy(preview.c2w).to(device, torch.float32)[None]
+    gen = torch.Generator(device="cpu").manual_seed(settings.seed)
+    camera = model.camera_inputs(k, c2w, generator=gen)
+
+    def predict(z_t: torch.Tensor, t: int, variant: str) -> torch.Tensor:
+        tt = torch.full((z_t.shape[0],), t, device=device, dtype=torch.long)
+        with torch.no_grad():
+            if variant == "cond":
+                return model(z_t, tt, ctx_cond, concat, fs=fs, camera=camera)
+            if variant == "uncond":
+                return model(z_t, tt, ctx_uncond, concat, fs=fs, camera=camera)
+            if variant == "no_camera":
+                return model(z_t, tt, ctx_cond, concat, fs=fs)
+        raise ValueError(variant)
+
+    return Conditioning(predict, tuple(z_preview.shape), z_preview, mask, device, dtype, known, known_mask)
+
+
+def run_sampling(cond: Conditioning, settings: GenerateSettings,
+                 on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """DDIM with guidance and noise shaping; returns the final latents. Seeded by ``settings.seed``."""
+    schedule = dm.Schedule.for_resolution(settings.res)
+    config = dm.SamplerConfig(settings.steps, settings.eta, settings.cfg, settings.guidance_rescale,
+                              settings.camera_cfg, settings.camera_cfg_schedule)
+    shaping = None
+    if settings.noise_shaping is not None:
+        shaping = dm.NoiseShaping(cond.z_preview, cond.mask, settings.noise_shaping,
+                                  settings.noise_shaping_variant)
+    generator = torch.Generator(device=cond.device).manual_seed(settings.seed)
+    predict = cond.predict
+    if cond.known is not None:
+        m, known = cond.known_mask, cond.known
+
+        def predict(z_t, t, variant):  # the given frames enter clean (Fig. 8 of the paper)
+            return cond.predict(m * known + (1 - m) * z_t, t, variant)
+    with torch.no_grad():
+        z = dm.sample(predict, cond.shape, schedule, config, generator=generator,
+                      device=cond.device, dtype=cond.dtype, noise_shaping=shaping, on_step=on_step)
+    if cond.known is not None:
+        z = cond.known_mask * cond.known + (1 - cond.known_mask) * z
+    return z
+
+
+@torch.no_grad()
+def decode_frames(model, z: torch.Tensor) -> np.ndarray:
+    """Latents -> (T, H, W, 3) uint8."""
+    video = model.decode_latents(z).float().clamp(-1, 1)[0]  # (3, T, H, W)
+    return ((video + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class GenerateResult:
+    frames: np.ndarray
+    latents: torch.Tensor
+    video: Path
+    record: Path
+    preview: Path
+    files: list[Path] = field(default_factory=list)
+
+
+def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, *,
+             settings: GenerateSettings | None = None, model=None, model_files: list[Path] | None = None,
+             ckpt: str | Path | None = None, camera_ckpt: str | Path | None = None,
+             preview_dir: str | Path | None = None, depth: str | Path | None = None,
+             device: str = "auto", on_step=None, **overrides) -> GenerateResult:
+    """Generate ``out`` (MP4) from ``image`` along ``trajectory`` (file or preset name).
+
+    Writes ``out``, the preview folder ``<out stem>_preview/`` (unless ``preview_dir`` is given)
+    and the record ``<out stem>.json``. ``overrides`` are :class:`GenerateSettings` fields.
+    """
+    settings = settings or GenerateSettings()
+    unknown = set(overrides) - set(GenerateSettings.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    for key, value in overrides.items():
+        setattr(settings, key, value)
+    settings.res = str(settings.res)
+    settings.check()
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise RealcamError("the output must be an .mp4 file", out)
+    if settings.mode == "continue":
+        video_in = read_continue_video(settings.continue_video, settings.context_frames)
+    elif image is None or not Path(image).is_file():
+        raise RealcamError("no such image", image or "IMAGE")
+    if settings.end_image and not Path(settings.end_image).is_file():
+        raise RealcamError("no such image", settings.end_image)
+    if trajectory is None and preview_dir is None:
+        raise RealcamError("give a trajectory (file or preset name) or --preview DIR", "generate")
+    device = resolve_device(device)
+    if model is None:
+        model, model_files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
+    dtype = next(model.parameters()).dtype
+    cfg = model.config
+    settings.res = cfg.name  # the schedule follows the model actually loaded
+    if settings.mode == "continue" and settings.context_frames >= cfg.frames:
+        raise RealcamError(f"context frames must be fewer than the model's {cfg.frames} frames, got "
+                           f"{settings.context_frames}", "--context-frames")
+    context = None
+    if settings.mode == "continue":
+        # The new clip starts at the video's last context frames; the first of them is the
+        # condition image (and the preview's reference camera).
+        context = np.stack([condition_image(f, cfg.width, cfg.height) for f in video_in[-settings.context_frames:]])
+        image = out.with_name(out.stem + "_condition.png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_image(image, context[0])
+    image = Path(image)
+    if preview_dir is not None:
+        preview = load_preview(preview_dir, cfg.width, cfg.height, cfg.frames)
+    else:
+        preview = make_preview(image, str(trajectory), out.with_name(out.stem + "_preview"), cfg.width,
+                               cfg.height, cfg.frames, settings, depth, device)
+    cond_image = condition_image(image, cfg.width, cfg.height)
+    given = None
+    if settings.mode == "interp":
+        given = {0: cond_image, cfg.frames - 1: condition_image(settings.end_image, cfg.width, cfg.height)}
+    elif settings.mode == "loop":
+        given = {0: cond_image, cfg.frames - 1: cond_image}
+    elif settings.mode == "continue":
+        given = {i: f for i, f in enumerate(context)}
+    cond = build_conditioning(model, cond_image, preview, settings, device, dtype, given)
+    z = run_sampling(cond, settings, on_step)
+    frames = decode_frames(model, z)
+    written = frames
+    if settings.mode == "continue":  # the long video: the input, then the new frames
+        earlier = np.stack([condition_image(f, cfg.width, cfg.height) for f in video_in[:-settings.context_frames]]) \
+            if len(video_in) > settings.context_frames else frames[:0]
+        written = np.concatenate([earlier, context, frames[settings.context_frames:]])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_video(out, written, fps=settings.fps)
+    files = [Path(p) for p in (model_files or [])]
+    record = {
+        "format": RECORD_FORMAT,
+        "image": str(image.resolve()), "image_sha256": sha256_file(image),
+        "inputs_sha256": {str(Path(p).resolve()): sha256_file(p) for p in
+                          (settings.end_image, settings.continue_video) if p},
+        "trajectory": _spec(trajectory),
+        "preview": str(preview.folder.resolve()), "preview_given": preview_dir is not None,
+        "depth": None if depth is None else str(Path(depth).resolve()),
+        "ckpt": _spec(ckpt), "camera_ckpt": _spec(camera_ckpt),
+        "model": {"config": cfg.name, "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)}
+                                                for p in files]},
+        "device": device, "settings": asdict(settings), "video": str(out.resolve()),
+        "video_frames_sha256": hashlib.sha256(written.tobytes()).hexdigest(),
+    }
+    record_path = out.with_suffix(".json")
+    atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+    return GenerateResult(written, z, out, record_path, preview.folder, files)
+
+
+def read_continue_video(path, context_frames: int) -> np.ndarray:
+    """Frames of the video to continue (at least ``context_frames`` of them)."""
+    if path is None or not Path(path).exists():
+        raise RealcamError("no such video to continue", path or "--continue")
+    try:
+        frames = np.asarray(read_video(path))
+    except RealcamError:
+        raise
+    except Exception as exc:
+        raise RealcamError(f"cannot read the video ({type(exc).__name__})", path) from None
+    if frames.ndim != 4 or len(frames) < context_frames:
+        raise RealcamError(f"the video needs at least {context_frames} frames, has {len(frames)}", path)
+    return frames
+
+
+def _spec(spec) -> str | None:
+    """A checkpoint argument for the record: local paths absolute, Hub ids as given."""
+    if spec is None:
+        return None
+    return str(Path(spec).resolve()) if Path(spec).exists() else str(spec)
+
+
+def read_record(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise RealcamError("no such record", path)
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RealcamError(f"invalid JSON: {err.msg}", path, err.lineno) from None
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        raise RealcamError(f"not a generate record (format {RECORD_FORMAT})", path)
+    return record
+
+
+def regenerate(record_path: str | Path, out: str | Path, *, device: str | None = None,
+               on_step=None) -> GenerateResult:
+    """Run again from a record: same image, trajectory/preview, model files (hash-checked), settings."""
+    record = read_record(record_path)
+    try:
+        settings = GenerateSettings(**record["settings"])
+        image = Path(record["image"])
+        files = record["model"]["files"]
+    except (KeyError, TypeError) as exc:
+        raise RealcamError(f"record is incomplete ({exc})", record_path) from None
+    if image.is_file() and sha256_file(image) != record["image_sha256"]:
+        raise RealcamError("the image changed since the record was written (sha256 differs)", image)
+    for entry in files:
+        p = Path(entry["path"])
+        if not p.is_file():
+            raise RealcamError("model file of the record is missing", p)
+        if sha256_file(p) != entry["sha256"]:
+            raise RealcamError("model file changed since the record was written (sha256 differs)", p)
+    # An internal preview is rebuilt from the trajectory; a given one is reused.
+    preview_dir = record["preview"] if record.get("preview_given") else None
+    return generate(image, record.get("trajectory"), out, settings=settings, ckpt=record.get("ckpt"),
+                    camera_ckpt=record.get("camera_ckpt"), preview_dir=preview_dir,
+                    depth=record.get("depth"), device=device or record.get("device", "auto"),
+                    on_step=on_step)
+
+
+# ----------------------------------------------------------------------------------------------
+# Batch form
+# ----------------------------------------------------------------------------------------------
+BATCH_TABLE = "generate.parquet"
+
+
+def read_batch_table(path: str | Path):
+    """Rows of (image, trajectory, prompt, seed[, id, depth]) from CSV or Parquet; relative paths are
+    taken relative to the table's folder."""
+    import pandas as pd
+
+    from .core.artifacts import read_table
+
+    path = Path(path)
+    if not path.is_file():
+        raise RealcamError("no such batch table", path)
+    try:
+        df = read_table(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype=str,
+                                                                                   keep_default_na=False)
+    except Exception as exc:
+        raise RealcamError(f"cannot read the batch table ({type(exc).__name__})", path) from None
+    missing = [c for c in ("image", "trajectory") if c not in df.columns]
+    if missing:
+        raise RealcamError(f"batch table lacks column(s) {', '.join(missing)} (needs image, trajectory; "
+                           "optional prompt, seed, id)", path)
+    rows = []
+    for i, r in enumerate(df.to_dict("records")):
+        line = i + 2  # CSV line: header first
+        def local(p):
+            p = str(p)
+            return str(path.parent / p) if p and not Path(p).is_absolute() and (path.parent / p).exists() else p
+        seed = r.get("seed", "")
+        try:
+            seed = None if seed in ("", None) or (isinstance(seed, float) and np.isnan(seed)) else int(seed)
+        except (TypeError, ValueError):
+            raise RealcamError(f"seed must be an integer, got {seed!r}", path, line) from None
+        item = str(r.get("id") or f"{i:05d}_{Path(str(r['image'])).stem}")
+        rows.append({"item": item, "image": local(r["image"]), "trajectory": local(r["trajectory"]),
+                     "prompt": str(r.get("prompt") or ""), "seed": seed,
+                     "depth": local(r["depth"]) if r.get("depth") else None})
+    items = [r["item"] for r in rows]
+    if len(set(items)) != len(items):
+        raise RealcamError("batch table has repeated ids", path)
+    return rows
+
+
+def generate_batch(table: str | Path, out_dir: str | Path, *, settings: GenerateSettings | None = None,
+                   ckpt=None, camera_ckpt=None, depth=None, device: str = "auto", overwrite: bool = False,
+                   progress: Callable[[str], None] | None = None):
+    """One video per row into ``out_dir/<id>.mp4`` (+ record and preview); per-row failures go to
+    ``out_dir/generate.parquet`` (item, status, reason, video, seed) and the batch goes on; rows
+    recorded as done whose outputs exist are skipped unless ``overwrite``. The model loads once."""
+    import copy
+
+    from .core.artifacts import ItemStatus, done_items, merge_rows, read_table, should_skip, status_frame, write_table
+
+    settings = settings or GenerateSettings()
+    settings.check()
+    rows = read_batch_table(table)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table_path = out_dir / BATCH_TABLE
+    done = done_items(table_path)
+    device = resolve_device(device)
+    model = files = None
+    results = []
+    for row in rows:
+        video = out_dir / f"{row['item']}.mp4"
+        if should_skip(row["item"], done, [video, video.with_suffix(".json")], overwrite):
+            if progress:
+                progress(row["item"])
+            continue
+        if model is None:
+            model, files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
+        s = copy.deepcopy(settings)
+        s.prompt = row["prompt"] or settings.prompt
+        if row["seed"] is not None:
+            s.seed = row["seed"]
+        try:
+            generate(row["image"], row["trajectory"], video, settings=s, model=model, model_files=files,
+                     ckpt=ckpt, camera_ckpt=camera_ckpt, depth=row["depth"] or depth, device=device)
+            status = ItemStatus(row["item"])
+        except RealcamError as err:
+            status = ItemStatus.failed(row["item"], str(err))
+        results.append({**status.__dict__, "video": str(video), "seed": int(s.seed)})
+        old = read_table(table_path) if table_path.exists() else None
+        write_table(table_path, merge_rows(old, status_frame([results[-1]])))
+        if progress:
+            progress(row["item"])
+    return read_table(table_path) if table_path.exists() else status_frame([])
