@@ -32,6 +32,7 @@ import torch
 from . import diffusion as dm
 from .core import cameras as cam
 from .core.artifacts import atomic_write_text, read_arrays
+from .core.device import DTYPES, resolve_device
 from .core.errors import RealcamError
 from .core.video import read_image, read_video, write_image, write_video
 
@@ -45,7 +46,6 @@ BASE_REPOS = {"256": "Doubiiu/DynamiCrafter", "512": "Doubiiu/DynamiCrafter_512"
 CAMERA_REPO = "MuteApo/CamI2V"
 RELEASED_CAMERA = ("256", "512")  # the RealCam-I2V camera checkpoints are released for these
 MODES = ("basic", "interp", "loop", "continue")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -169,14 +169,6 @@ def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: st
         load_checkpoint(model, *files)
     model = model.to(device=device, dtype=DTYPES[dtype]).eval()
     return model, files
-
-
-def resolve_device(device: str) -> str:
-    if device in ("auto", "", None):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RealcamError("CUDA was asked for but no GPU is visible", "--device")
-    return device
 
 
 # ----------------------------------------------------------------------------------------------
