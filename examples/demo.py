@@ -3,9 +3,13 @@
 1. `synth`: a small dataset from the bundled RealEstate10K trajectories and photos, with known
    factors (one clip held out for preview and evaluation);
 2. `depth --from-files` (the synthetic ground-truth depth), `triangulate`, `align-scale`, `filter`;
-3. `train --res tiny` for a few steps on the metric-scale clips;
+3. `train --res tiny` for a few steps on the metric-scale clips, from a saved random tiny base (no
+   released weights can be downloaded for a demo; `generate` resolves them when online);
 4. `preview` of the held-out clip's first frame along its real trajectory;
-5. `evaluate` of the held-out clip's video against its ground-truth trajectory;
+5. `generate` with the tiny model (base + trained weights) on that image and trajectory: the whole
+   sampling path with noise shaping; a random tiny model gives noise, not a scene;
+6. `evaluate` of the held-out clip's rendered video (and of the generated one) against the
+   ground-truth trajectory;
 then a report: recovered factors against the truth, camera metrics, where every output is.
 
 Usage: python examples/demo.py [--out demo_out] [--size 256x256] [--train-steps 30]
@@ -59,7 +63,16 @@ def main() -> None:
     realcam("triangulate", ds, "--out", out / "sfm", "--workers", "2")
     realcam("align-scale", "--depth", out / "depth", "--sfm", out / "sfm", "--out", out / "scales")
     realcam("filter", out / "scales", "--cameras", ds, "--out", out / "filtered", "--quantile", "0.0")
+    import torch
+
+    from stages.models.checkpoint import save_checkpoint
+    from stages.models.model import build_model
+
+    torch.manual_seed(args.seed)
+    base = save_checkpoint(build_model("tiny"), out / "base")
+    console.print(f"saved a random tiny base model in {base}")
     realcam("train", "--data", out / "filtered", "--frames", ds, "--res", "tiny", "--out", out / "run",
+            "--base-ckpt", base / "model.safetensors",
             "--steps", args.train_steps, "--batch", "1", "--lr", "1e-3", "--workers", "0",
             "--device", "cpu", "--precision", "fp32", "--ckpt-every", args.train_steps,
             "--seed", args.seed, "--train-unet")
@@ -76,6 +89,10 @@ def main() -> None:
     np.save(depth0, np.load(held / "depth_gt" / f"{clip}.npz")["depth"][0])
     realcam("preview", frames[0], held / "cameras" / f"{clip}.txt", "--out", out / "preview",
             "--depth", depth0, "--size", args.size, "--overwrite")
+    realcam("generate", frames[0], held / "cameras" / f"{clip}.txt", "--ckpt", out / "base",
+            "--camera-ckpt", out / "run" / "weights" / "model.safetensors", "--res", "tiny",
+            "--depth", depth0, "--out", out / "generated" / f"{clip}.mp4", "--steps", "25",
+            "--seed", args.seed)
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
     shutil.copytree(held / "frames" / clip, videos / clip, dirs_exist_ok=True)
@@ -108,13 +125,20 @@ def main() -> None:
     console.print(table)
     failure = float(summary.loc[summary["metric"] == "trial_failure_rate", "mean"].iloc[0])
     console.print(f"SfM trial failure rate: {failure:.0%}")
+    realcam("evaluate", out / "generated", "--reference", held / "cameras", "--out", out / "eval_generated",
+            "--trials", "2", "--seed", args.seed, "--overwrite")
+    gen = pd.read_parquet(out / "eval_generated" / "per_video.parquet")
+    for r in gen.itertuples():
+        console.print(f"generated video {r.video} (tiny random model, 4 frames of 64x64): status {r.status}"
+                      + (f" ({r.reason})" if r.reason else f", RotErr {r.rot_err:.4f}"))
     metrics = pd.read_parquet(out / "run" / "metrics.parquet")
     console.print(f"train (tiny, {len(metrics)} steps): loss first 5 mean {metrics['loss'].head(5).mean():.4f}, "
                   f"last 5 mean {metrics['loss'].tail(5).mean():.4f}")
     console.print(f"\n[bold]demo outputs[/] in {out}:")
     for name, what in (("dataset", "synthetic dataset + truth.parquet"), ("depth", "metric depth per clip"),
                        ("sfm", "COLMAP models, points, observations"), ("scales", "frames.parquet, clips.parquet"),
-                       ("filtered", "keep/dropped, metric cameras"), ("run", "training run: weights/, metrics"),
+                       ("filtered", "keep/dropped, metric cameras"), ("base", "the tiny base model"), ("run", "training run: weights/, metrics"),
+                       ("generated", "generated video, its preview and JSON record"),
                        ("preview", "preview.mp4, preview.npz, scene.ply, trajectory"),
                        ("eval", "per_trial/per_video/summary.parquet, plots/")):
         console.print(f"  {out / name}: {what}")

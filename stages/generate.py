@@ -153,6 +153,10 @@ def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: st
 
     if ckpt is not None and Path(ckpt).is_dir() and (Path(ckpt) / "config.json").is_file():
         folder = Path(ckpt)
+        if json.loads((folder / "config.json").read_text()).get("only_trainable"):
+            raise RealcamError("holds only trained weights (camera modules), not a whole model: give the "
+                               "base with --ckpt (model.ckpt or a full saved model) and this folder's "
+                               "model.safetensors with --camera-ckpt", folder)
         model = load_saved(folder)
         files = [folder / "config.json", folder / "model.safetensors"]
         if camera_ckpt is not None:

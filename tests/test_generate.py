@@ -295,3 +295,15 @@ def test_z0_variant_pulls_towards_the_preview_and_bad_settings_fail(setup):
         g.GenerateSettings(noise_shaping_variant="x").check()
     with pytest.raises(g.RealcamError, match="no released RealCam-I2V weights for resolution '1024'"):
         g.resolve_released("1024")
+
+
+def test_trained_weights_alone_are_not_a_model(tmp_path, setup):
+    """A folder of trained camera weights (what `realcam train` writes) needs its base model."""
+    from stages.core.errors import RealcamError
+    from stages.models.trainable import set_trainable
+
+    model = build_model("tiny", camera="realcam")
+    set_trainable(model)
+    save_checkpoint(model, tmp_path / "weights", only_trainable=True)
+    with pytest.raises(RealcamError, match="only trained weights"):
+        g.load_model("tiny", ckpt=tmp_path / "weights")
