@@ -54,12 +54,13 @@ class GenerateSettings:
 
     res: str = "512"
     prompt: str = ""
-    steps: int = 25
-    eta: float = 1.0
-    cfg: float = 7.5
-    guidance_rescale: float = 0.7
-    camera_cfg: float = 1.0
-    camera_cfg_schedule: str = "constant"
+    # The sampler's defaults live in diffusion.SamplerConfig (SPEC.md section 6).
+    steps: int = dm.SamplerConfig.steps
+    eta: float = dm.SamplerConfig.eta
+    cfg: float = dm.SamplerConfig.cfg
+    guidance_rescale: float = dm.SamplerConfig.guidance_rescale
+    camera_cfg: float = dm.SamplerConfig.camera_cfg
+    camera_cfg_schedule: str = dm.SamplerConfig.camera_cfg_schedule
     noise_shaping: int | None = 900  # t_NS; 1000 = never active; None = no shaping at all
     noise_shaping_variant: str = "noise"
     kernel: int = 5
