@@ -51,9 +51,14 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/check_metric_scale.py
+	$(PY) benchmarks/bench_triangulate.py
+	$(PY) benchmarks/bench_depth.py
 	$(PY) benchmarks/bench_preview.py
-	$(PY) benchmarks/bench_evaluate.py
+	$(PY) benchmarks/bench_model_step.py
 	$(PY) benchmarks/bench_train_step.py --res tiny
+	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_evaluate.py
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
