@@ -37,8 +37,6 @@ from .core.errors import RealcamError
 from .core.video import read_image, read_video, write_image, write_video
 
 RECORD_FORMAT = "realcam-generate/1"
-SOT, EOT = 49406, 49407  # OpenCLIP start/end-of-text tokens (the empty prompt)
-SOURCE_FPS = 30.0
 DEFAULT_TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 #: Released weights per resolution: DynamiCrafter base repository and RealCam-I2V camera file.
 BASE_REPOS = {"256": "Doubiiu/DynamiCrafter", "512": "Doubiiu/DynamiCrafter_512",
@@ -231,13 +229,12 @@ def condition_image(image_path, width: int, height: int) -> np.ndarray:
 
 def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER) -> torch.Tensor:
     """``(1, L)`` OpenCLIP tokens; the empty prompt needs no tokenizer."""
+    from .models.encoders import empty_tokens, tokenize
+
     length = model.config.text.context_length
-    out = torch.zeros(1, length, dtype=torch.long)
-    out[0, 0], out[0, 1] = SOT, EOT
+    out = empty_tokens(1, length)
     if prompt:
         from transformers import CLIPTokenizer
-
-        from .models.encoders import tokenize
 
         try:
             tokenizer = CLIPTokenizer.from_pretrained(tokenizer_name)
@@ -246,13 +243,6 @@ def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER) -
                                "a prompt needs it", "--prompt") from None
         out = tokenize([prompt], tokenizer, length)
     return out
-
-
-def frame_condition(model, stride: int) -> int:
-    """``fs`` as the model was trained: the stride, or frames per second from 30 fps sources."""
-    if model.config.fps_condition_type == "fps":
-        return int(round(SOURCE_FPS / stride))
-    return int(stride)
 
 
 @dataclass
@@ -313,7 +303,7 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
     zero_tokens = model.encode_image(torch.zeros_like(img[:, :, 0])).to(dtype)
     ctx_cond = torch.cat([text, image_tokens], dim=1)
     ctx_uncond = torch.cat([empty, zero_tokens], dim=1)
-    fs = torch.tensor([frame_condition(model, settings.frame_stride)], device=device)
+    fs = model.fs_condition(torch.tensor([settings.frame_stride])).to(device)
     k = torch.from_numpy(preview.k).to(device, torch.float32)[None]
     c2w = torch.from_numpy(preview.c2w).to(device, torch.float32)[None]
     gen = torch.Generator(device="cpu").manual_seed(settings.seed)

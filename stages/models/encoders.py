@@ -18,6 +18,8 @@ from torch import nn
 
 from .configs import ImageEncoderConfig, ResamplerConfig, TextEncoderConfig
 
+SOT_TOKEN, EOT_TOKEN = 49406, 49407  # OpenCLIP start/end-of-text tokens
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -90,6 +92,13 @@ class FrozenOpenCLIPEmbedder(nn.Module):
         skip = 1 if self.cfg.layer == "penultimate" else 0
         x = m.transformer(x, attn_mask=causal, skip_last=skip)
         return m.ln_final(x)
+
+
+def empty_tokens(batch: int, context_length: int = 77) -> torch.Tensor:
+    """The empty prompt (``<start> <end>`` then zeros), which needs no tokenizer."""
+    out = torch.zeros(batch, context_length, dtype=torch.long)
+    out[:, 0], out[:, 1] = SOT_TOKEN, EOT_TOKEN
+    return out
 
 
 def tokenize(texts: list[str], tokenizer, context_length: int = 77) -> torch.Tensor:

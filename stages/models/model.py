@@ -20,6 +20,7 @@ from .encoders import FrozenOpenCLIPEmbedder, FrozenOpenCLIPImageEmbedderV2, Res
 from .unet import UNet3D
 
 CAMERA_MODES = ("realcam", "cameractrl", "none")
+SOURCE_FPS = 30.0  # RealEstate10K videos: the "fps" condition is SOURCE_FPS / frame stride
 
 
 class DiffusionWrapper(nn.Module):
@@ -61,6 +62,13 @@ class CameraI2V(nn.Module):
     @property
     def has_camera(self) -> bool:
         return self.camera_mode != "none"
+
+    def fs_condition(self, stride: torch.Tensor) -> torch.Tensor:
+        """The ``fs`` input for a frame stride: the stride itself, or frames per second (``fps`` type)."""
+        stride = torch.as_tensor(stride)
+        if self.config.fps_condition_type == "fps":
+            return torch.round(SOURCE_FPS / stride.float()).long()
+        return stride.long()
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         self.unet.set_gradient_checkpointing(enabled)

@@ -38,8 +38,6 @@ from ..models.trainable import set_trainable, trainable_report
 from .data import ClipDataset, RankBatches, collate, load_clips
 
 UNCOND_PROB = 0.05
-SOT, EOT = 49406, 49407  # OpenCLIP start/end-of-text tokens
-SOURCE_FPS = 30.0
 
 
 @dataclass
@@ -81,21 +79,15 @@ class DiffusionTrainer(nn.Module):
         self.tokenizer = tokenizer
 
     def tokens(self, captions: list[str], drop: torch.Tensor) -> torch.Tensor:
-        from ..models.encoders import tokenize
+        from ..models.encoders import empty_tokens, tokenize
 
-        out = torch.zeros(len(captions), self.model.config.text.context_length, dtype=torch.long)
-        out[:, 0], out[:, 1] = SOT, EOT  # the empty prompt
+        out = empty_tokens(len(captions), self.model.config.text.context_length)
         for i, (text, dropped) in enumerate(zip(captions, drop.tolist())):
             if text and not dropped:
                 if self.tokenizer is None:
                     raise RealcamError("captions need a tokenizer", "--tokenizer")
                 out[i] = tokenize([text], self.tokenizer, out.shape[1])[0]
         return out
-
-    def fs(self, stride: torch.Tensor) -> torch.Tensor:
-        if self.model.config.fps_condition_type == "fps":
-            return torch.round(SOURCE_FPS / stride.float()).long()
-        return stride.long()
 
     def forward(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         m = self.model
@@ -120,7 +112,7 @@ class DiffusionTrainer(nn.Module):
         noise = torch.randn(z0.shape, generator=generator).to(device, dtype)
         z_t = q_sample(self.scheduler, z0, timesteps, noise)
         target = training_target(self.scheduler, z0, noise, timesteps)
-        out = m(z_t, timesteps, context, concat, fs=self.fs(batch["stride"]).to(device),
+        out = m(z_t, timesteps, context, concat, fs=m.fs_condition(batch["stride"]).to(device),
                 k=batch["k"].to(device, torch.float32), c2w=batch["c2w"].to(device, torch.float32))
         return nn.functional.mse_loss(out.float(), target.float())
 
