@@ -44,6 +44,24 @@ def peak_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def time_steps(step, device, steps):
+    """Mean seconds of ``step()`` over ``steps`` calls after one warm-up call, and peak memory."""
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for i in range(steps + 1):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+        if i:  # the first step warms up
+            times.append(time.perf_counter() - t0)
+    return sum(times) / len(times), peak_mb(device)
+
+
 def run_plain(res, device, steps, batch):
     torch.manual_seed(0)
     model = build_model(res, camera="realcam")
@@ -53,13 +71,8 @@ def run_plain(res, device, steps, batch):
     cuda = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     gen = torch.Generator().manual_seed(0)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for i in range(steps + 1):
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+
+    def step():
         ctx = torch.autocast("cuda", dtype=torch.float16) if cuda else contextlib.nullcontext()
         with ctx:
             loss = trainer(batch, gen)
@@ -69,11 +82,8 @@ def run_plain(res, device, steps, batch):
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
-        if cuda:
-            torch.cuda.synchronize()
-        if i:  # the first step warms up
-            times.append(time.perf_counter() - t0)
-    return sum(times) / len(times), peak_mb(device)
+
+    return time_steps(step, device, steps)
 
 
 def run_deepspeed(res, device, steps, batch):
@@ -89,22 +99,13 @@ def run_deepspeed(res, device, steps, batch):
         engine, _, _, _ = deepspeed.initialize(model=trainer, config=deepspeed_config(cfg, 1),
                                                model_parameters=[p for p in trainer.parameters() if p.requires_grad])
     gen = torch.Generator().manual_seed(0)
-    cuda = device.startswith("cuda")
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for i in range(steps + 1):
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+
+    def step():
         loss = engine(batch, gen)
         engine.backward(loss)
         engine.step()
-        if cuda:
-            torch.cuda.synchronize()
-        if i:
-            times.append(time.perf_counter() - t0)
-    return sum(times) / len(times), peak_mb(device)
+
+    return time_steps(step, device, steps)
 
 
 def main() -> None:
