@@ -25,14 +25,22 @@ export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/realcam/torch_extensions
 
 setup: $(STAMP)
 
-# Open3D's wheel needs libusb at import time; install it where we may (root with apt-get).
+# System packages, installed where we may (root with apt-get): libusb for Open3D's wheel, and
+# Chromium for the editor's end-to-end browser test (without it that one test is skipped).
+SYSTEM_PACKAGES ?= libusb-1.0-0 chromium
 sysdeps:
-	@ldconfig -p 2>/dev/null | grep -q libusb-1.0 || { \
+	@missing=""; \
+	ldconfig -p 2>/dev/null | grep -q libusb-1.0 || missing="$$missing libusb-1.0-0"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	missing=$$(for p in $$missing; do case " $(SYSTEM_PACKAGES) " in *" $$p "*) echo $$p;; esac; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing libusb-1.0-0 (needed by Open3D)"; \
-	    apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libusb-1.0-0 >/dev/null; }; \
-	  else echo "warning: libusb-1.0 is missing; install it (Debian: apt-get install libusb-1.0-0) for Open3D"; fi; }
+	    echo "installing system packages:" $$missing; \
+	    apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $$missing >/dev/null; } || \
+	    echo "warning: could not install" $$missing; \
+	  else echo "warning: missing system packages:" $$missing "(Debian: apt-get install" $$missing")"; fi; \
+	fi
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory sysdeps
@@ -55,6 +63,7 @@ bench: setup
 	$(PY) benchmarks/bench_triangulate.py
 	$(PY) benchmarks/bench_depth.py
 	$(PY) benchmarks/bench_preview.py
+	$(PY) benchmarks/bench_edit.py
 	$(PY) benchmarks/bench_model_step.py
 	$(PY) benchmarks/bench_train_step.py --res tiny
 	$(PY) benchmarks/bench_generate.py

@@ -90,7 +90,7 @@ def fail(message: str, source: str | None = None) -> None:
 
 
 # Stage commands register themselves on ``app`` when imported.
-from . import annotate, evaluate, generate, preview, synth, train  # noqa: E402,F401
+from . import annotate, edit, evaluate, generate, preview, synth, train  # noqa: E402,F401
 
 
 def main() -> None:

@@ -200,6 +200,33 @@ def fit_image(image: np.ndarray, k: np.ndarray, size: tuple[int, int] | None):
     return np.ascontiguousarray(out), cam.resize_crop_intrinsics(k, (w, h), tuple(size))
 
 
+def load_scene(image_path: str | Path, trajectory: tr.Trajectory | None = None,
+               depth_file: str | Path | None = None, model: str | None = None,
+               device: str = "auto", fov: float | None = None):
+    """The image, its pixel intrinsics and its metric scene: ``(image, K, SceneCloud, timings)``.
+
+    Intrinsics: the trajectory's (file intrinsics or ``fov_deg``), else ``fov``, else the default.
+    Depth: the file, else the depth model's prediction.
+    """
+    timings = {}
+    t = time.perf_counter()
+    image = read_image(image_path)
+    h, w = image.shape[:2]
+    k_image = (trajectory.pixel_intrinsics(w, h, fov) if trajectory is not None
+               else cam.default_intrinsics(w, h, fov))
+    depth = load_depth_file(depth_file) if depth_file is not None else None
+    timings["read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if depth is None:
+        depth = predict_image_depth(image, model, device)
+        timings["depth"] = time.perf_counter() - t
+        t = time.perf_counter()
+    depth = fit_depth(depth, h, w)
+    scene = build_scene(image, depth, k_image)
+    timings["scene"] = time.perf_counter() - t
+    return image, k_image, scene, timings
+
+
 @dataclass
 class PreviewResult:
     frames: np.ndarray  # (N, H, W, 3) uint8
@@ -215,12 +242,17 @@ class PreviewResult:
 
 def render_preview(scene: SceneCloud, k: np.ndarray, c2w: np.ndarray, size: tuple[int, int],
                    kernel: int = 5, latent_stride: int = 8, device: str = "auto",
-                   batch_size: int | None = None, background=(0, 0, 0), compile: bool = False):
-    """Render the dense trajectory; returns frames, valid, masks, latent masks and seconds spent."""
+                   batch_size: int | None = None, background=(0, 0, 0), compile: bool = False,
+                   renderer: PointRenderer | None = None):
+    """Render the dense trajectory; returns frames, valid, masks, latent masks and seconds spent.
+
+    ``renderer``: one already holding ``scene`` (the editor keeps one between refreshes).
+    """
     import torch
 
     w, h = size
-    renderer = PointRenderer(scene.points, scene.colors, device, compile)
+    if renderer is None:
+        renderer = PointRenderer(scene.points, scene.colors, device, compile)
     dev = renderer.device
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     sync()
@@ -261,26 +293,12 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
     if latent_stride < 1:
         raise RealcamError(f"latent stride must be at least 1, got {latent_stride}", "--latent-stride")
     resolve_device(device)
-    timings = {}
-    t = time.perf_counter()
-    image = read_image(image_path)
-    h, w = image.shape[:2]
     # The trajectory file first: it may carry the image intrinsics (before any heavy work).
     file_traj = tr.load_trajectory(trajectory) if trajectory is not None else None
     if (file_traj is None) == (preset is None):
         raise RealcamError("give a trajectory file or --preset (not both)", "preview")
-    k_image = (file_traj.pixel_intrinsics(w, h, fov) if file_traj is not None
-               else cam.default_intrinsics(w, h, fov))
-    depth = load_depth_file(depth_file) if depth_file is not None else None
-    timings["read"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if depth is None:
-        depth = predict_image_depth(image, model, device)
-        timings["depth"] = time.perf_counter() - t
-        t = time.perf_counter()
-    depth = fit_depth(depth, h, w)
-    scene = build_scene(image, depth, k_image)
-    timings["scene"] = time.perf_counter() - t
+    image, k_image, scene, timings = load_scene(image_path, file_traj, depth_file, model, device, fov)
+    h, w = image.shape[:2]
     t = time.perf_counter()
     traj = tr.resolve_trajectory(trajectory, preset, magnitude, frames, scene.centre_depth, spline,
                                  easing, loop)

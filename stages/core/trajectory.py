@@ -469,6 +469,16 @@ def resolve_trajectory(path: str | Path | None = None, preset: str | None = None
         traj.easing = easing
     if loop is not None:
         traj.loop = loop
+    return dense_trajectory(traj, frames)
+
+
+def dense_trajectory(traj: Trajectory, frames: int | None = None) -> Trajectory:
+    """The frames a trajectory renders as: ``frames``, else its own count, else 16.
+
+    A trajectory whose keyframe count already equals that count (linear time, no loop) is used as
+    is; anything else is densified. ``preview`` and the editor both go through here, so an exported
+    file renders the editor's frames exactly.
+    """
     n = frames or traj.frames or DEFAULT_FRAMES
     if n == len(traj) and traj.easing == "linear" and not traj.loop:
         return Trajectory(traj.c2w, np.linspace(0, 1, n) if n > 1 else np.zeros(1),

@@ -1,0 +1,64 @@
+"""``realcam edit``: design a camera path in the browser, inside the image's metric scene."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from stages.core.errors import RealcamError
+
+from .app import app, report
+from .preview import parse_magnitude
+from .synth import parse_size
+
+
+@app.command()
+def edit(
+    image: Path = typer.Argument(..., help="The reference image (its camera is the identity)."),
+    trajectory: Optional[Path] = typer.Option(None, "--trajectory", help="Start from this trajectory (JSON or RealEstate10K text); default: a preset."),
+    port: int = typer.Option(8080, "--port", help="Port to serve on (the next free one if taken; 0: any free port)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on; localhost only by default (0.0.0.0 serves every interface)."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Default export file (.json; .txt and .sh are written beside it). Default: IMAGE_trajectory.json here."),
+    preset: str = typer.Option("dolly-in", "--preset", help="Starting preset when no --trajectory is given."),
+    magnitude: Optional[str] = typer.Option(None, "--magnitude", help="Preset magnitude (degrees or metres)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Frame count (default: the trajectory's, else 16)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Preview size WIDTHxHEIGHT (default: 256 on the long side)."),
+    depth: Optional[Path] = typer.Option(None, "--depth", help="Metric depth file (.npy/.npz metres, 16-bit .png millimetres) instead of predicting it."),
+    model: Optional[str] = typer.Option(None, "--model", help="Depth model (Hugging Face id or folder) when no --depth is given."),
+    fov: Optional[float] = typer.Option(None, "--fov", help="Field of view across the long side, degrees, when the trajectory carries no intrinsics."),
+    device: str = typer.Option("cpu", "--device", help="Device for depth and the preview renderer (cpu, cuda, auto)."),
+    fps: float = typer.Option(8.0, "--fps", help="Playback rate of the preview panel."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (scripts, tests); default: until Ctrl+C."),
+) -> None:
+    """Open an interactive trajectory editor in the browser (move keyframe cameras, see the preview)."""
+    from stages.edit.session import EditorSession
+    from stages.edit.viewer import EditorViewer
+
+    export = export or Path(f"{image.stem}_trajectory.json")
+    if export.suffix.lower() != ".json":
+        raise RealcamError("the export file must end in .json", "--export")
+    report(f"edit: building the metric scene of {image} ...")
+    session = EditorSession(image, trajectory, depth_file=depth, model=model,
+                            size=parse_size(size) if size else None, frames=frames, fov=fov,
+                            preset=preset, magnitude=parse_magnitude(magnitude), device=device)
+    try:
+        viewer = EditorViewer(session, host=host, port=port, export=export, fps=fps)
+    except OSError as err:
+        raise RealcamError(f"cannot serve on {host}:{port} ({err.strerror or err})", "--port") from None
+    report(f"edit: {len(session.scene.points)} scene points, {len(session)} keyframes, "
+           f"{session.frames} frames of {session.size[0]}x{session.size[1]}")
+    report(f"edit: open {viewer.url} in a browser (Ctrl+C to stop)")
+    report(f"edit: Export writes {export} (keyframes), {export.with_suffix('.txt')} (RealEstate10K), "
+           f"{export.with_suffix('.sh')} (the generate command)")
+    try:
+        deadline = None if duration is None else time.monotonic() + duration
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        viewer.stop()
+    report("edit: stopped")
