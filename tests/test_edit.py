@@ -281,3 +281,45 @@ def test_cli_errors_are_one_line(scene_files, tmp_path):
                               "--preset", "spin", "--duration", "0"])
     assert res.exit_code == 2 and "unknown preset 'spin'" in res.output
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_viewer_drag_and_panel_callbacks_edit_the_session(session, tmp_path):
+    """The server side of the UI: a gizmo drag and panel edits, as the browser sends them."""
+    from types import SimpleNamespace
+
+    from stages.edit.viewer import EditorViewer, pose_of, wxyz_of
+
+    viewer = EditorViewer(session, port=0, export=tmp_path / "t.json")
+    try:
+        assert viewer.url.startswith("http://127.0.0.1:")  # localhost only by default
+        assert viewer.selected() == len(session) - 1
+        target = session.keyframes().c2w[2].copy()
+        target[:3, :3] = fields_to_pose((0, 0, 0), (10, -5, 3))[:3, :3]
+        target[:3, 3] = (0.2, -0.1, 0.3)
+        gizmo = SimpleNamespace(wxyz=wxyz_of(target), position=target[:3, 3])
+        viewer._on_drag(2)(SimpleNamespace(client=object(), target=gizmo))
+        assert np.allclose(session.keyframes().c2w[2], pose_of(gizmo.wxyz, gizmo.position), atol=1e-12)
+        assert np.allclose(session.keyframes().c2w[2], target, atol=1e-12)
+        # A Python-side assignment (client None) is not a user edit.
+        viewer._on_drag(3)(SimpleNamespace(client=None, target=gizmo))
+        assert not np.allclose(session.keyframes().c2w[3], target)
+        # Panel: type a position for the selected (last) keyframe; the gizmo follows.
+        viewer.gui_position.value = (0.5, 0.0, 0.1)
+        viewer.gui_angles.value = (0.0, 0.0, 0.0)
+        viewer._on_fields(SimpleNamespace(client=object()))
+        last = session.keyframes().c2w[-1]
+        assert np.allclose(last[:3, 3], (0.5, 0.0, 0.1)) and np.allclose(last[:3, :3], np.eye(3))
+        assert np.allclose(viewer.keyframe_nodes[-1].position, (0.5, 0.0, 0.1))
+        # Re-timing outside the neighbours is refused with a message; nothing changes.
+        times = list(session.times)
+        viewer.gui_time.value = -1.0
+        viewer._on_time(SimpleNamespace(client=object()))
+        assert session.times == times and "error" in viewer.gui_exported.content
+        # The refresh thread catches up and shows the current path.
+        assert viewer.wait_until_current(30)
+        assert len(viewer.frames) == 16
+        assert np.array_equal(np.stack(viewer.frames), session.render().frames)
+        viewer._on_export(None)
+        assert (tmp_path / "t.json").exists() and "realcam generate" in viewer.gui_command.value
+    finally:
+        viewer.stop()

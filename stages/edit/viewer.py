@@ -79,6 +79,8 @@ class EditorViewer:
         self._stop = threading.Event()
         self._gui_lock = threading.RLock()
         self._rendered_revision = -1
+        self._render_lock = threading.Lock()
+        self._rendered = threading.Condition()
         self._selected = len(session) - 1
         self._build_scene()
         self._build_panel(Path(export))
@@ -358,25 +360,34 @@ class EditorViewer:
 
     def refresh(self) -> float:
         """Render the newest state, showing each chunk of frames when ready; returns seconds."""
-        s = self.session
-        revision = s.revision
-        dense = s.dense()
-        n = len(dense.c2w)
-        t0 = time.perf_counter()
-        frames: list[np.ndarray] = []
-        for start in range(0, n, CHUNK):
-            chunk = s.render(range(start, min(n, start + CHUNK)), dense).frames
-            frames.extend(chunk)
-            self.frames = frames  # the player shows what is ready
-            self.gui_image.image = chunk[-1]
-            if s.revision != revision:  # a newer state arrived: drop this one
-                return time.perf_counter() - t0
-        seconds = time.perf_counter() - t0
-        self._rendered_revision = revision
-        self.last_refresh_ms = 1000 * seconds
-        self.gui_status.content = (f"{n} frames of {s.size[0]}x{s.size[1]} rendered in "
-                                   f"{self.last_refresh_ms:.0f} ms")
+        with self._render_lock:
+            s = self.session
+            revision = s.revision
+            dense = s.dense()
+            n = len(dense.c2w)
+            t0 = time.perf_counter()
+            frames: list[np.ndarray] = []
+            for start in range(0, n, CHUNK):
+                chunk = s.render(range(start, min(n, start + CHUNK)), dense).frames
+                frames.extend(chunk)
+                self.frames = frames  # the player shows what is ready
+                self.gui_image.image = chunk[-1]
+                if s.revision != revision:  # a newer state arrived: drop this one
+                    return time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            self.last_refresh_ms = 1000 * seconds
+            self.gui_status.content = (f"{n} frames of {s.size[0]}x{s.size[1]} rendered in "
+                                       f"{self.last_refresh_ms:.0f} ms")
+        with self._rendered:
+            self._rendered_revision = revision
+            self._rendered.notify_all()
         return seconds
+
+    def wait_until_current(self, timeout: float = 30.0) -> bool:
+        """Block until the preview shows the session's current state (True) or ``timeout``."""
+        with self._rendered:
+            return self._rendered.wait_for(
+                lambda: self._rendered_revision == self.session.revision, timeout)
 
     def _refresh_loop(self) -> None:
         while not self._stop.is_set():
