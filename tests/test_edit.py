@@ -287,7 +287,7 @@ def test_viewer_drag_and_panel_callbacks_edit_the_session(session, tmp_path):
     """The server side of the UI: a gizmo drag and panel edits, as the browser sends them."""
     from types import SimpleNamespace
 
-    from stages.edit.viewer import EditorViewer, pose_of, wxyz_of
+    from stages.edit.viewer import EditorViewer, wxyz_of
 
     viewer = EditorViewer(session, port=0, export=tmp_path / "t.json")
     try:
@@ -296,20 +296,29 @@ def test_viewer_drag_and_panel_callbacks_edit_the_session(session, tmp_path):
         target = session.keyframes().c2w[2].copy()
         target[:3, :3] = fields_to_pose((0, 0, 0), (10, -5, 3))[:3, :3]
         target[:3, 3] = (0.2, -0.1, 0.3)
-        gizmo = SimpleNamespace(wxyz=wxyz_of(target), position=target[:3, 3])
-        viewer._on_drag(2)(SimpleNamespace(client=object(), target=gizmo))
-        assert np.allclose(session.keyframes().c2w[2], pose_of(gizmo.wxyz, gizmo.position), atol=1e-12)
+        # Click keyframe 3's frustum: it is selected and the gizmo jumps to it.
+        viewer._on_click_frustum(2)(SimpleNamespace(client=object()))
+        assert viewer.selected() == 2
+        assert np.allclose(viewer.gizmo.position, session.keyframes().c2w[2][:3, 3])
+        # Drag the gizmo: the browser sets its pose, then the callback moves the keyframe.
+        viewer.gizmo.position, viewer.gizmo.wxyz = target[:3, 3], wxyz_of(target)
+        viewer._on_drag(SimpleNamespace(client=object()))
         assert np.allclose(session.keyframes().c2w[2], target, atol=1e-12)
+        assert np.allclose(viewer.frustum_nodes[2].position, target[:3, 3])
+        assert np.allclose(viewer.gui_position.value, target[:3, 3], atol=1e-6)
         # A Python-side assignment (client None) is not a user edit.
-        viewer._on_drag(3)(SimpleNamespace(client=None, target=gizmo))
-        assert not np.allclose(session.keyframes().c2w[3], target)
+        viewer.gizmo.position = (9.0, 9.0, 9.0)
+        viewer._on_drag(SimpleNamespace(client=None))
+        assert np.allclose(session.keyframes().c2w[2], target, atol=1e-12)
+        viewer._on_click_frustum(len(session) - 1)(SimpleNamespace(client=object()))
         # Panel: type a position for the selected (last) keyframe; the gizmo follows.
         viewer.gui_position.value = (0.5, 0.0, 0.1)
         viewer.gui_angles.value = (0.0, 0.0, 0.0)
         viewer._on_fields(SimpleNamespace(client=object()))
         last = session.keyframes().c2w[-1]
         assert np.allclose(last[:3, 3], (0.5, 0.0, 0.1)) and np.allclose(last[:3, :3], np.eye(3))
-        assert np.allclose(viewer.keyframe_nodes[-1].position, (0.5, 0.0, 0.1))
+        assert np.allclose(viewer.frustum_nodes[-1].position, (0.5, 0.0, 0.1))
+        assert np.allclose(viewer.gizmo.position, (0.5, 0.0, 0.1))
         # Re-timing outside the neighbours is refused with a message; nothing changes.
         times = list(session.times)
         viewer.gui_time.value = -1.0

@@ -125,36 +125,60 @@ class EditorViewer:
         scene.add_camera_frustum("/reference", fov=fov, aspect=aspect, scale=0.1 * d,
                                  thickness=2.0, thickness_units="screen", color=REFERENCE_COLOR,
                                  image=np.ascontiguousarray(thumb))
-        cam = self.server.initial_camera
-        cam.position = (0.0, -0.3 * d, -0.8 * d)
-        cam.look_at = (0.0, 0.0, 0.8 * d)
-        cam.up = (0.0, -1.0, 0.0)
-        self.keyframe_nodes: list = []
+        self._place_view()
+        self.frustum_nodes: list = []
+        self.gizmo = None
         self.path_node = None
 
+    def _place_view(self) -> None:
+        """Start the browser's view behind and above the reference camera and every keyframe."""
+        d = self.unit
+        z0 = min(0.0, float(self.session.keyframes().c2w[:, 2, 3].min()))
+        cam = self.server.initial_camera
+        cam.position = (0.0, -0.35 * d, z0 - 0.8 * d)
+        cam.look_at = (0.0, 0.0, 0.8 * d)
+        cam.up = (0.0, -1.0, 0.0)
+
     def _draw_keyframes(self) -> None:
-        """(Re)draw every keyframe gizmo and frustum, the path, and the keyframe list."""
+        """(Re)draw the keyframe frustums, the gizmo on the selected one, the path and the list."""
         s, scene = self.session, self.server.scene
         with self._gui_lock:
-            for node in self.keyframe_nodes:
+            for node in self.frustum_nodes:
                 node.remove()
-            self.keyframe_nodes = []
-            fov, aspect = self._frustum_geometry()
+            self.frustum_nodes = []
             keys = s.keyframes()
             selected = self.selected()
             for i, c2w in enumerate(keys.c2w):
-                controls = scene.add_transform_controls(
-                    f"/keyframes/{i}", scale=0.12 * self.unit, disable_sliders=True,
-                    wxyz=wxyz_of(c2w), position=c2w[:3, 3])
-                self._add_frustum(i, i == selected)
+                node = self._add_frustum(i, i == selected)
                 scene.add_label(f"/keyframes/{i}/label", f"{i + 1}")
-                controls.on_update(self._on_drag(i))
-                self.keyframe_nodes.append(controls)
+                self.frustum_nodes.append(node)
+            if self.gizmo is None:
+                self.gizmo = scene.add_transform_controls(
+                    "/gizmo", scale=0.15 * self.unit, disable_sliders=True, depth_test=False)
+                self.gizmo.on_update(self._on_drag)
             options = tuple(f"{i + 1}" for i in range(len(keys)))
             self.gui_key.options = options
-            self.gui_key.value = options[min(selected, len(options) - 1)]
+            self.gui_key.value = options[selected]
             self._fill_fields()
             self._draw_path()
+
+    def _add_frustum(self, i: int, selected: bool):
+        fov, aspect = self._frustum_geometry()
+        c2w = self.session.keyframes().c2w[i]
+        node = self.server.scene.add_camera_frustum(
+            f"/keyframes/{i}", fov=fov, aspect=aspect, scale=0.06 * self.unit,
+            thickness=2.0, thickness_units="screen", wxyz=wxyz_of(c2w), position=c2w[:3, 3],
+            color=SELECTED_COLOR if selected else KEYFRAME_COLOR)
+        node.on_click(self._on_click_frustum(i))
+        return node
+
+    def _on_click_frustum(self, i: int):
+        def callback(event) -> None:
+            with self._gui_lock:
+                self._selected = i
+                self.gui_key.value = f"{i + 1}"
+                self._fill_fields()
+        return callback
 
     def _draw_path(self) -> None:
         dense = self.session.dense()
@@ -168,18 +192,19 @@ class EditorViewer:
                 self.path_node.remove()
                 self.path_node = None
 
-    def _on_drag(self, i: int):
-        def callback(event) -> None:
-            if event.client is None:
-                return
-            handle = event.target
-            self.session.move_keyframe(i, pose_of(handle.wxyz, handle.position))
-            with self._gui_lock:
-                if i == self.selected():
-                    self._fill_fields()
-            self._draw_path()
-            self.request_refresh()
-        return callback
+    def _on_drag(self, event) -> None:
+        """The gizmo moved (a user drag): move the selected keyframe with it."""
+        if event.client is None:
+            return
+        i = self.selected()
+        pose = pose_of(self.gizmo.wxyz, self.gizmo.position)
+        self.session.move_keyframe(i, pose)
+        with self._gui_lock:
+            node = self.frustum_nodes[i]
+            node.position, node.wxyz = pose[:3, 3], wxyz_of(pose)
+            self._fill_fields(move_gizmo=False)
+        self._draw_path()
+        self.request_refresh()
 
     # ------------------------------------------------------------------------------------------
     # Panel
@@ -238,23 +263,19 @@ class EditorViewer:
         """The keyframe the panel edits (0-based; the last one until the user picks another)."""
         return max(0, min(self._selected, len(self.session) - 1))
 
-    def _fill_fields(self) -> None:
-        """Show the selected keyframe in the panel (Python-side assignments: no callbacks act)."""
+    def _fill_fields(self, move_gizmo: bool = True) -> None:
+        """Show the selected keyframe in the panel and under the gizmo (Python-side assignments:
+        no callback takes them for user edits)."""
         i = self.selected()
         keys = self.session.keyframes()
         position, angles = pose_to_fields(keys.c2w[i])
         self.gui_position.value = tuple(round(v, 6) for v in position)
         self.gui_angles.value = tuple(round(v, 4) for v in angles)
         self.gui_time.value = float(keys.times[i])
-        for j in range(len(self.keyframe_nodes)):
-            self._add_frustum(j, j == i)
-
-    def _add_frustum(self, i: int, selected: bool) -> None:
-        fov, aspect = self._frustum_geometry()
-        self.server.scene.add_camera_frustum(
-            f"/keyframes/{i}/camera", fov=fov, aspect=aspect, scale=0.06 * self.unit,
-            thickness=2.0, thickness_units="screen",
-            color=SELECTED_COLOR if selected else KEYFRAME_COLOR)
+        for j, node in enumerate(self.frustum_nodes):
+            node.color = SELECTED_COLOR if j == i else KEYFRAME_COLOR
+        if move_gizmo and self.gizmo is not None:
+            self.gizmo.position, self.gizmo.wxyz = keys.c2w[i][:3, 3], wxyz_of(keys.c2w[i])
 
     def _notify(self, text: str) -> None:
         self.gui_exported.content = text
@@ -283,9 +304,9 @@ class EditorViewer:
         pose = fields_to_pose(self.gui_position.value, self.gui_angles.value)
         if self._guarded(lambda: self.session.move_keyframe(i, pose)):
             with self._gui_lock:
-                node = self.keyframe_nodes[i]
-                node.position = pose[:3, 3]
-                node.wxyz = wxyz_of(pose)
+                node = self.frustum_nodes[i]
+                node.position, node.wxyz = pose[:3, 3], wxyz_of(pose)
+                self._fill_fields()
             self._draw_path()
             self.request_refresh()
 
