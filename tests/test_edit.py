@@ -91,6 +91,12 @@ def test_preset_start_and_editing(session):
         session.move_keyframe(0, reflection)
     with pytest.raises(RealcamError, match="no keyframe 9"):
         session.delete_keyframe(9)
+    # Add after the last: the last step repeated (same relative motion, same time step).
+    c2w, times = np.stack(session.c2w), list(session.times)
+    assert session.add_keyframe() == 5
+    step = np.linalg.inv(c2w[3]) @ c2w[4]
+    assert np.allclose(session.c2w[5], c2w[4] @ step, atol=1e-12)
+    assert session.times[5] == pytest.approx(2 * times[4] - times[3])
     session.set_path(frames=9, spline=True, easing="ease-in-out", loop=True)
     dense = session.dense()
     assert len(dense) == 9 and np.array_equal(dense.c2w[0], dense.c2w[-1])
