@@ -169,9 +169,12 @@ def main() -> None:
         media = Path(args.media)
         media.mkdir(parents=True, exist_ok=True)
         shutil.copy(out / "preview" / "preview.gif", media / "preview.gif")
-        plot = sorted((out / "eval_generated" / "plots").glob("*.png"))[0]
-        shutil.copy(plot, media / "trajectory.png")
-        console.print(f"  {media}: preview.gif, trajectory.png (from {plot.name})")
+        plots = sorted((out / "eval_generated" / "plots").glob("*.png"))
+        if plots:
+            shutil.copy(plots[0], media / "trajectory.png")
+        else:
+            problems.append("no trajectory plot of a generated video for the docs media")
+        console.print(f"  {media}: preview.gif, trajectory.png (from {plots[0].name if plots else 'nothing'})")
     console.print(f"demo finished in {time.perf_counter() - t_start:.0f} s")
     if problems:
         console.print(f"[bold red]demo: {'; '.join(problems)}[/]")
