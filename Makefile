@@ -21,7 +21,7 @@ export MESA_SHADER_CACHE_DISABLE := true
 # DeepSpeed builds a small op on first use; keep it between runs.
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/realcam/torch_extensions
 
-.PHONY: setup sysdeps test demo bench clean
+.PHONY: setup sysdeps test demo docs-media bench clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,10 @@ test: setup
 
 demo: setup
 	$(PY) examples/demo.py --out $(DEMO_OUT)
+
+# The README's preview GIF and trajectory plot, made by the demo's own `preview --gif` and `evaluate --plot`.
+docs-media: setup
+	$(PY) examples/demo.py --out $(DEMO_OUT) --media docs/media
 
 bench: setup
 	$(PY) benchmarks/bench_synth.py

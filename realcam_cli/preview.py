@@ -45,6 +45,7 @@ def preview(
     fps: float = typer.Option(8.0, "--fps", help="Frame rate of preview.mp4."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Frames rendered per batch (default: all at once)."),
     compile: bool = typer.Option(False, "--compile", help="Fuse the projection with torch.compile (one-time compile, then faster)."),
+    gif: bool = typer.Option(False, "--gif", help="Also write preview.gif (a looping GIF for documents)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo even when all outputs exist."),
 ) -> None:
     """Render a real-time preview of the image's metric scene along a camera trajectory."""
@@ -52,7 +53,7 @@ def preview(
         image, out, trajectory, preset=preset, magnitude=parse_magnitude(magnitude), frames=frames,
         size=parse_size(size) if size else None, kernel=kernel, latent_stride=latent_stride,
         depth_file=depth, model=model, device=device, fov=fov, spline=spline, easing=easing,
-        loop=loop, fps=fps, overwrite=overwrite, batch_size=batch_size, compile=compile)
+        loop=loop, fps=fps, overwrite=overwrite, batch_size=batch_size, compile=compile, gif=gif)
     if result is None:
         report(f"preview: outputs already in {out} (use --overwrite to redo)")
         return
@@ -61,4 +62,4 @@ def preview(
     report(f"preview: time per part: {parts}")
     report(f"preview: {n} frames of {w}x{h} from {len(result.scene.points)} points, "
            f"{result.masks.mean() * 100:.1f}% of pixels kept by the mask")
-    report(f"preview: wrote {', '.join(preview_stage.OUTPUTS)} in {out}")
+    report(f"preview: wrote {', '.join(preview_stage.OUTPUTS + (('preview.gif',) if gif else ()))} in {out}")

@@ -35,7 +35,7 @@ def _launch(gpus: int, nodes: int, hostfile: Optional[Path]) -> int:
 def train(
     data: Path = typer.Option(..., "--data", help="Output folder of `realcam filter` (keep.parquet, cameras/)."),
     frames: Path = typer.Option(..., "--frames", help="Dataset root with frames/<clip_id>/ (or videos/<clip_id>.mp4)."),
-    res: str = typer.Option("256", "--res", help="Model resolution: tiny, 256, 512 or 1024."),
+    res: str = typer.Option("256", "--res", help="Model resolution: tiny, small, 256, 512 or 1024."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoints/ (DeepSpeed, for --resume), weights/ (trained weights as safetensors), metrics.parquet."),
     gpus: int = typer.Option(1, "--gpus", help="Processes (GPUs) per node; > 1 starts the DeepSpeed launcher."),
     nodes: int = typer.Option(1, "--nodes", help="Nodes (with --hostfile)."),

@@ -56,8 +56,8 @@ class Schedule:
 
     @classmethod
     def for_resolution(cls, res: str | int) -> "Schedule":
-        """256 and ``tiny``: epsilon; 512 and 1024: v-prediction with zero terminal SNR."""
-        if str(res) in ("256", "tiny"):
+        """256, ``tiny`` and ``small``: epsilon; 512 and 1024: v-prediction with zero terminal SNR."""
+        if str(res) in ("256", "tiny", "small"):
             return cls("epsilon", False)
         return cls("v_prediction", True)
 

@@ -206,14 +206,16 @@ def load_preview(folder: str | Path, width: int, height: int, frames: int) -> Pr
 
 
 def make_preview(image: Path, trajectory: str, out: Path, width: int, height: int, frames: int,
-                 settings: GenerateSettings, depth: str | Path | None, device: str) -> PreviewInputs:
-    """Run the preview stage into ``out``: ``trajectory`` is a file, else a preset name."""
+                 settings: GenerateSettings, depth: str | Path | None, device: str,
+                 latent_stride: int = 8) -> PreviewInputs:
+    """Run the preview stage into ``out``: ``trajectory`` is a file, else a preset name;
+    ``latent_stride``: the autoencoder's pixels per latent cell (the latent masks' grid)."""
     from .preview import run_preview
 
     is_file = Path(trajectory).exists() or Path(trajectory).suffix.lower() in (".json", ".txt")
     run_preview(image, out, trajectory if is_file else None, preset=None if is_file else trajectory,
                 magnitude=settings.magnitude, frames=frames, size=(width, height),
-                kernel=settings.kernel, depth_file=depth, device=device, fov=settings.fov,
+                kernel=settings.kernel, latent_stride=latent_stride, depth_file=depth, device=device, fov=settings.fov,
                 fps=settings.fps, overwrite=True, loop=True if settings.mode == "loop" else None)
     return load_preview(out, width, height, frames)
 
@@ -419,7 +421,8 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
         preview = load_preview(preview_dir, cfg.width, cfg.height, cfg.frames)
     else:
         preview = make_preview(image, str(trajectory), out.with_name(out.stem + "_preview"), cfg.width,
-                               cfg.height, cfg.frames, settings, depth, device)
+                               cfg.height, cfg.frames, settings, depth, device,
+                               latent_stride=cfg.width // cfg.latent_size[1])
     cond_image = condition_image(image, cfg.width, cfg.height)
     given = None
     if settings.mode == "interp":

@@ -23,7 +23,7 @@ from .core.artifacts import atomic_path, read_arrays, write_arrays
 from .core.errors import RealcamError
 from .core.device import resolve_device
 from .core.render import PointRenderer, noise_shaping_masks
-from .core.video import read_image, write_video
+from .core.video import read_image, write_gif, write_video
 
 OUTPUTS = ("preview.mp4", "preview.npz", "scene.ply", "trajectory.json", "trajectory.txt")
 #: A pixel is a flying pixel when the depths of its 3x3 neighbourhood differ by more than this
@@ -274,13 +274,14 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
                 model: str | None = None, device: str = "auto", fov: float | None = None,
                 spline: bool | None = None, easing: str | None = None, loop: bool | None = None,
                 fps: float = 8.0, overwrite: bool = False, batch_size: int | None = None,
-                compile: bool = False) -> PreviewResult | None:
-    """The whole stage: read, build the scene, render, write the five outputs atomically.
+                compile: bool = False, gif: bool = False) -> PreviewResult | None:
+    """The whole stage: read, build the scene, render, write the five outputs atomically
+    (``gif``: also ``preview.gif``, for documents and web pages).
 
     Returns ``None`` when every output exists already and ``overwrite`` is false.
     """
     out = Path(out)
-    if not overwrite and all((out / name).exists() for name in OUTPUTS):
+    if not overwrite and all((out / name).exists() for name in OUTPUTS + (("preview.gif",) if gif else ())):
         return None
     if fov is not None and not 0 < fov < 180:
         raise RealcamError(f"field of view must be in (0, 180) degrees, got {fov}", "--fov")
@@ -313,6 +314,8 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
     dense = tr.Trajectory(traj.c2w, traj.times, cam.normalize_intrinsics(k, *out_size), None,
                           len(traj.c2w))
     write_video(out / "preview.mp4", frames_rgb, fps=fps)
+    if gif:
+        write_gif(out / "preview.gif", frames_rgb, fps=fps)
     write_arrays(out / "preview.npz", frames=frames_rgb, masks=masks, latent_masks=latent,
                  valid=valid, K=np.repeat(k[None], len(traj.c2w), axis=0), c2w=traj.c2w)
     write_ply(out / "scene.ply", scene)

@@ -307,3 +307,22 @@ def test_trained_weights_alone_are_not_a_model(tmp_path, setup):
     save_checkpoint(model, tmp_path / "weights", only_trainable=True)
     with pytest.raises(RealcamError, match="only trained weights"):
         g.load_model("tiny", ckpt=tmp_path / "weights")
+
+
+def test_small_model_previews_on_its_own_latent_grid(tmp_path, image_files):
+    """The ``small`` model's autoencoder has f = 4: the preview generate makes must carry latent
+    masks on that 32x32 grid (not the f = 8 default), and the video has the model's 16 frames."""
+    from PIL import Image
+
+    torch.manual_seed(0)
+    model = build_model("small", camera="realcam").eval()
+    photo = np.asarray(Image.fromarray(read_image(image_files[0])).resize((128, 128), Image.BICUBIC))
+    write_image(tmp_path / "image.png", photo)
+    np.save(tmp_path / "depth.npy", np.full((128, 128), 3.0, np.float32))
+    result = g.generate(tmp_path / "image.png", "pan-left", tmp_path / "v.mp4", model=model,
+                        depth=tmp_path / "depth.npy", device="cpu", steps=1, cfg=1.0, magnitude=[10])
+    masks = np.load(tmp_path / "v_preview" / "preview.npz")["latent_masks"]
+    assert masks.shape == (16, 32, 32) and 0 < masks.mean() < 1  # the pan leaves a strip uncovered
+    assert result.frames.shape == (16, 128, 128, 3)
+    assert read_video(tmp_path / "v.mp4").shape == (16, 128, 128, 3)
+    assert json.loads(result.record.read_text())["settings"]["res"] == "small"

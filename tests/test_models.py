@@ -354,3 +354,56 @@ def test_low_precision_weights_and_autocast_run():
         z = model.encode_video(video.bfloat16())
         img = model.encode_image(video[:, :, 0].bfloat16())
     assert y.shape == x.shape and torch.isfinite(y).all() and z.dtype == img.dtype == torch.bfloat16
+
+
+def test_small_config_is_a_16_frame_128px_model_with_an_f4_autoencoder():
+    from stages.diffusion import Schedule
+    from stages.models.configs import get_config
+
+    torch.manual_seed(0)
+    model = _like_pretrained(build_model("small", camera="realcam")).eval()
+    cfg = model.config
+    assert (cfg.frames, cfg.height, cfg.width, cfg.latent_size) == (16, 128, 128, (32, 32))
+    assert cfg.camera.downscale_factor == 4 and get_config("tiny").latent_size == (8, 8)  # tiny unchanged
+    assert Schedule.for_resolution("small").prediction_type == "epsilon" and cfg.parameterization == "eps"
+    x, ts, ctx, concat, k, c2w = _inputs(model)
+    with torch.no_grad():
+        video = torch.rand(1, 3, cfg.frames, 128, 128) * 2 - 1
+        z = model.encode_video(video)
+        assert z.shape == (1, 4, 16, 32, 32)  # two downsamplings: f = 4
+        assert model.decode_latents(z).shape == video.shape
+        still = model(x, ts, ctx, concat, k=k, c2w=c2w * 0 + torch.eye(4))
+        moving = model(x, ts, ctx, concat, k=k, c2w=c2w)
+        features = model.camera_inputs(k, c2w)["features"]
+    assert moving.shape == x.shape and torch.isfinite(moving).all()
+    # one pose-encoder level per UNet level, at the latent strides 1, 2, 4
+    assert [f.shape[-1] for f in features] == [32, 16, 8]
+    # camera modules are zero-initialised: the camera does not change the output yet
+    torch.testing.assert_close(still, moving)
+
+
+def test_fit_autoencoder_learns_and_calibrates_the_latent_scale():
+    import numpy as np
+
+    from stages.models.autoencoder import build_autoencoder, calibrate_latent_scale, encode, decode, fit_autoencoder
+    from stages.models.configs import AutoencoderConfig
+
+    torch.manual_seed(0)
+    vae = build_autoencoder(AutoencoderConfig(ch=16, ch_mult=(1, 2), num_res_blocks=1, norm_groups=8))
+    yy, xx = np.mgrid[0:32, 0:32] / 32.0
+    rng = np.random.default_rng(0)
+    images = np.stack([np.stack([np.sin(2 * np.pi * (a * xx + b * yy) + c) for a, b, c in rng.uniform(0, 2, (3, 3))], -1)
+                       for _ in range(8)])
+    images = ((images + 1) * 127.5).astype(np.uint8)
+    losses = fit_autoencoder(vae, images, 60, batch=4, crop=32, lr=2e-3, scale_factor=0.5, seed=0)
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    x = torch.from_numpy(images).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        z = encode(vae, x, 0.5)
+        assert abs(float(z.std()) - 1.0) < 1e-3  # calibrated: scale_factor * z has unit std
+        before = decode(vae, z, 0.5)
+        c = calibrate_latent_scale(vae, images, scale_factor=0.25)  # a new scale: latents double
+        assert abs(c - 2.0) < 1e-3
+        z2 = encode(vae, x, 0.25)
+        torch.testing.assert_close(z2, z, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(decode(vae, z2, 0.25), before, rtol=1e-4, atol=1e-4)  # same images

@@ -165,6 +165,30 @@ def test_cli_preset_default_intrinsics_and_size(tmp_path):
     assert res.valid[0][1:-1, 1:-1].all()
 
 
+def test_cli_gif_has_every_frame(tmp_path):
+    from PIL import Image, ImageSequence
+
+    rng = np.random.default_rng(2)
+    write_image(tmp_path / "img.png", rng.integers(0, 256, (40, 64, 3), dtype=np.uint8))
+    np.save(tmp_path / "d.npy", np.full((40, 64), 3.0, np.float32))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["preview", str(tmp_path / "img.png"), "--preset", "pan-left",
+                                      "--depth", str(tmp_path / "d.npy"), "--out", str(out),
+                                      "--frames", "7", "--size", "32x20", "--device", "cpu", "--gif"])
+    assert result.exit_code == 0, result.output
+    assert "preview.gif" in result.output
+    with Image.open(out / "preview.gif") as gif:
+        frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
+    rendered = read_arrays(out / "preview.npz")["frames"]
+    assert len(frames) == 7 and frames[0].shape == (20, 32, 3)
+    # GIF quantises to 256 colours: close to the rendered frames, not equal.
+    assert np.abs(frames[3].astype(float) - rendered[3]).mean() < 12
+    # Without --gif no GIF is written.
+    pv.run_preview(tmp_path / "img.png", tmp_path / "nogif", preset="pan-left", depth_file=tmp_path / "d.npy",
+                   frames=3, size=(32, 20))
+    assert not (tmp_path / "nogif" / "preview.gif").exists()
+
+
 def test_cli_errors_are_one_line(tmp_path, synthetic):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"version": 1, "keyframes": [{"c2w": np.eye(4).tolist()},

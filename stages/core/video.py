@@ -72,6 +72,23 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8, lossless: 
     return path
 
 
+def write_gif(path: str | Path, frames: np.ndarray, fps: float = 8, max_side: int | None = None) -> Path:
+    """Write ``(F, H, W, 3)`` uint8 frames as a looping GIF (Pillow; ``max_side`` shrinks larger
+    frames so that documentation media stay small)."""
+    from PIL import Image
+
+    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    if max_side is not None and max(images[0].size) > max_side:
+        scale = max_side / max(images[0].size)
+        size = (max(1, round(images[0].width * scale)), max(1, round(images[0].height * scale)))
+        images = [im.resize(size, Image.LANCZOS) for im in images]
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=round(1000 / fps), loop=0, optimize=True)
+    return path
+
+
 def read_video(path: str | Path) -> np.ndarray:
     """All frames of a video, or of a folder of images, as ``(F, H, W, 3)`` uint8."""
     import imageio.v3 as iio

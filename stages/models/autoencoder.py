@@ -133,3 +133,63 @@ def decode(vae: AutoencoderKL, latents: torch.Tensor, scale_factor: float, perfr
     chunks = z.split(1) if perframe else [z]
     x = torch.cat([vae.decode(c).sample for c in chunks])
     return rearrange(x, "(b t) c h w -> b c t h w", b=b)
+
+
+def fit_autoencoder(vae: AutoencoderKL, images, steps: int, *, batch: int = 8, crop: int = 64,
+                    lr: float = 1e-3, kl_weight: float = 1e-6, scale_factor: float = 0.18215,
+                    seed: int = 0, on_step=None) -> list[float]:
+    """Fit ``vae`` to ``images`` (``(N, H, W, 3)`` uint8) for ``steps`` Adam steps on random
+    ``crop x crop`` patches (L1 + MSE reconstruction of the posterior mode, which is what the
+    stages encode, and a small KL term), then rescale its latent
+    space so that ``scale_factor * z`` has unit standard deviation on the images (as the released
+    KL-f8's 0.18215 does): the diffusion model then sees latents of the usual scale.
+
+    Stands in for a pretrained autoencoder where none can be had (the demo). Returns the losses.
+    """
+    import numpy as np
+    import torch.nn.functional as F
+
+    images = np.asarray(images)
+    n, h, w = images.shape[:3]
+    crop = min(crop, h, w)
+    rng = np.random.default_rng(seed)
+    device = next(vae.parameters()).device
+    vae.train()
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    losses = []
+    for step in range(steps):
+        idx, ys, xs = rng.integers(0, n, batch), rng.integers(0, h - crop + 1, batch), rng.integers(0, w - crop + 1, batch)
+        patches = np.stack([images[i, y:y + crop, x:x + crop] for i, y, x in zip(idx, ys, xs)])
+        x = torch.from_numpy(patches).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+        dist = vae.encode(x).latent_dist
+        rec = vae.decode(dist.mode()).sample  # the stages encode with the mode, not a sample
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + kl_weight * dist.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step, losses[-1])
+    vae.eval()
+    calibrate_latent_scale(vae, images, scale_factor)
+    return losses
+
+
+@torch.no_grad()
+def calibrate_latent_scale(vae: AutoencoderKL, images, scale_factor: float = 0.18215, max_images: int = 16) -> float:
+    """Rescale the latent space in the weights (``quant_conv`` out, ``post_quant_conv`` in) so that
+    ``scale_factor * z`` of ``images`` has unit standard deviation; the decoded images do not change.
+    Returns the factor applied."""
+    import numpy as np
+
+    images = np.asarray(images)[:max_images]
+    device = next(vae.parameters()).device
+    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+    z = vae.encode(x).latent_dist.mode()
+    c = 1.0 / (scale_factor * float(z.std()))
+    zc = vae.config.latent_channels
+    vae.quant_conv.weight[:zc] *= c
+    vae.quant_conv.bias[:zc] *= c
+    vae.quant_conv.bias[zc:] += 2 * float(np.log(c))  # log-variance of the rescaled latent
+    vae.post_quant_conv.weight *= 1.0 / c
+    return c

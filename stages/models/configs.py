@@ -1,4 +1,5 @@
-"""Model configurations as data: ``tiny`` (tests, 2-core CPU) and the official ``256``, ``512``, ``1024``.
+"""Model configurations as data: ``tiny`` (tests, 2-core CPU), ``small`` (the demo: a whole 16-frame
+128x128 clip on a 2-core CPU) and the official ``256``, ``512``, ``1024``.
 
 The numbers of the full configs are those of the public DynamiCrafter and RealCam-I2V YAMLs
 (SPEC.md section 10), so the released weights load onto the modules built from them.
@@ -181,6 +182,29 @@ def _tiny() -> ModelConfig:
     )
 
 
+def _small() -> ModelConfig:
+    """The ``make demo`` model: 16 frames of 128x128 (enough for SfM to register the generated video)
+    with tiny widths, and an autoencoder with two downsamplings (f = 4) so image detail survives the
+    round trip. Spatial and epipolar attention (and so the camera modules) sit at latent stride 4
+    only, where the epipolar attention over all 16 frames stays small."""
+    frames = 16
+    return ModelConfig(
+        name="small", width=128, height=128, frames=frames,
+        unet=UNetConfig(model_channels=32, attention_resolutions=(4,), num_res_blocks=1,
+                        channel_mult=(1, 2, 2), dropout=0.0, num_head_channels=16, context_dim=32,
+                        temporal_length=frames, image_tokens_per_frame=4, default_fs=3,
+                        image_cross_attention_scale_learnable=True),
+        autoencoder=AutoencoderConfig(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1),
+        text=TextEncoderConfig(vocab_size=49408, width=32, layers=2, heads=2, embed_dim=32),
+        image=ImageEncoderConfig(image_size=28, patch_size=14, width=32, layers=2, heads=2,
+                                 embed_dim=32, text_width=32),
+        resampler=ResamplerConfig(dim=32, depth=1, dim_head=16, heads=2, num_queries=4,
+                                  embedding_dim=32, output_dim=32, ff_mult=2, video_length=frames),
+        camera=CameraConfig(downscale_factor=4, channels=(32, 64, 64), temporal_attention_nhead=2,
+                            temporal_position_encoding_max_len=frames, epipolar_resolutions=(4,)),
+    )
+
+
 def _official(name: str) -> ModelConfig:
     if name == "256":
         return ModelConfig(name="256", width=256, height=256, parameterization="eps",
@@ -201,14 +225,16 @@ def _official(name: str) -> ModelConfig:
     raise KeyError(name)
 
 
-CONFIG_NAMES = ("tiny", "256", "512", "1024")
+CONFIG_NAMES = ("tiny", "small", "256", "512", "1024")
 
 
 def get_config(name: str) -> ModelConfig:
-    """A fresh copy of a named config (``tiny``, ``256``, ``512``, ``1024``)."""
+    """A fresh copy of a named config (``tiny``, ``small``, ``256``, ``512``, ``1024``)."""
     name = str(name)
     if name == "tiny":
         return _tiny()
+    if name == "small":
+        return _small()
     if name in CONFIG_NAMES:
         return _official(name)
     raise RealcamError(f"unknown model config {name!r}; choose one of {', '.join(CONFIG_NAMES)}",

@@ -121,7 +121,7 @@ class CameraI2V(nn.Module):
 def build_model(config: str | ModelConfig = "tiny", camera: str = "realcam", epipolar: bool = True,
                 encoders: bool = True, gradient_checkpointing: bool | None = None,
                 perframe_ae: bool | None = None, device: str | torch.device | None = None) -> CameraI2V:
-    """Build the model from a named config (``tiny``, ``256``, ``512``, ``1024``) or a config.
+    """Build the model from a named config (``tiny``, ``small``, ``256``, ``512``, ``1024``) or a config.
 
     ``camera="realcam"`` with ``epipolar=False`` gives the pose-encoder-only model; build under
     ``device="meta"`` to count parameters without allocating memory.
