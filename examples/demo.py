@@ -3,8 +3,9 @@
 1. `synth`: a small dataset from the bundled RealEstate10K trajectories and photos, with known
    factors (one trajectory held out for preview, generation and evaluation);
 2. `depth --from-files` (the synthetic ground-truth depth), `triangulate`, `align-scale`, `filter`;
-3. the base model: the `small` config (16 frames of 128x128) with its f = 4 autoencoder fitted to
-   the training frames (standing in for the released pretrained VAE, which a demo cannot download;
+3. `train --res tiny` for a few hundred steps from a saved random base (the loss curve); then
+   the generation model's base: the `small` config (16 frames of 128x128) with its f = 4
+   autoencoder fitted to the training frames (standing in for the released pretrained VAE, which a demo cannot download;
    its held-out reconstruction PSNR is reported), UNet and camera modules random;
 4. `train --res small` on the metric-scale clips from that base;
 5. `preview --gif` of the held-out clip's first frame along its real trajectory;
@@ -19,7 +20,7 @@ then a report: recovered factors against the truth, camera metrics and SfM failu
 autoencoder and training losses, where every output is. Exits 1 when a recovered factor is off by
 2 % or more or a generated video's camera metrics could not be computed.
 
-Usage: python examples/demo.py [--out demo_out] [--train-steps 60] [--t-ns 0] [--media docs/media]
+Usage: python examples/demo.py [--out demo_out] [--tiny-steps 300] [--train-steps 60] [--t-ns 0] [--media docs/media]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
 MODEL = "small"  # 16 frames of 128x128, f = 4 autoencoder (stages/models/configs.py)
-console = Console()
+console = Console(width=max(100, Console().width))
 
 
 def realcam(*args: str) -> None:
@@ -58,7 +59,8 @@ def main() -> None:
     parser.add_argument("--out", default="demo_out")
     parser.add_argument("--size", default="256x256")
     parser.add_argument("--ae-steps", type=int, default=150, help="autoencoder fitting steps")
-    parser.add_argument("--train-steps", type=int, default=60)
+    parser.add_argument("--tiny-steps", type=int, default=300, help="steps of the tiny training run")
+    parser.add_argument("--train-steps", type=int, default=60, help="steps of the small model's training")
     parser.add_argument("--gen-steps", type=int, default=50, help="DDIM steps of generate")
     parser.add_argument("--t-ns", type=int, default=0, help="noise shaping threshold t_NS of generate")
     parser.add_argument("--cfg", type=float, default=1.0, help="text-image guidance of generate")
@@ -87,6 +89,16 @@ def main() -> None:
     depth0 = out / "heldout_depth0.npy"
     np.save(depth0, np.load(held / "depth_gt" / f"{clip}.npz")["depth"][0])
 
+    # The training stage at demo scale: the `tiny` config for a few hundred steps from a saved
+    # random base (its loss curve is reported). Generation needs frames SfM can register, so the
+    # model that `generate` uses is the `small` one below, trained more briefly.
+    tiny_base = save_random_base("tiny", out / "tiny_base", args.seed)
+    realcam("train", "--data", out / "filtered", "--frames", ds, "--res", "tiny", "--out", out / "run_tiny",
+            "--base-ckpt", tiny_base / "model.safetensors",
+            "--steps", args.tiny_steps, "--batch", "1", "--lr", "1e-3", "--workers", "0",
+            "--device", "cpu", "--precision", "fp32", "--ckpt-every", args.tiny_steps,
+            "--seed", args.seed, "--train-unet")
+
     # The base model: the `small` config (16 frames of 128x128) with its autoencoder fitted to the
     # training clips' frames. It stands in for the released pretrained weights (DynamiCrafter's
     # KL-f8), which a demo cannot download; the UNet and camera modules start random.
@@ -101,8 +113,9 @@ def main() -> None:
     # Generate along the held-out trajectory with the strongest noise shaping (t_NS = 0): inside
     # the preview's mask the latents are the noised preview latents at every step above t_NS. With
     # t_NS = 50 (the last of 25 steps unshaped) SfM registered only 7 and 13 of the 16 frames.
-    generated, gen_refs = out / "generated", out / "generated_reference"
+    generated, gen_refs, gen_depth = out / "generated", out / "generated_reference", out / "generated_depth"
     gen_refs.mkdir(parents=True, exist_ok=True)
+    gen_depth.mkdir(parents=True, exist_ok=True)
     for k in range(args.videos):
         name = f"{clip}_seed{args.seed + k}"
         realcam("generate", frames[0], held / "cameras" / f"{clip}.txt", "--ckpt", base,
@@ -110,13 +123,16 @@ def main() -> None:
                 "--depth", depth0, "--out", generated / f"{name}.mp4", "--steps", args.gen_steps,
                 "--noise-shaping", args.t_ns, "--cfg", args.cfg, "--seed", args.seed + k)
         shutil.copy(held / "cameras" / f"{clip}.txt", gen_refs / f"{name}.txt")
+        # The metric depth generate was given (the condition image's) gives evaluate the metric
+        # factor of each generated video's SfM reconstruction (from its first frame).
+        np.savez(gen_depth / f"{name}.npz", depth=np.load(depth0)[None])
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
     shutil.copytree(held / "frames" / clip, videos / clip, dirs_exist_ok=True)
     realcam("evaluate", videos, "--reference", held / "cameras", "--out", out / "eval", "--trials", "3",
             "--depth", held / "depth_gt", "--plot", "--seed", args.seed, "--overwrite")
     realcam("evaluate", generated, "--reference", gen_refs, "--out", out / "eval_generated",
-            "--trials", "3", "--plot", "--seed", args.seed, "--overwrite")
+            "--trials", "3", "--depth", gen_depth, "--plot", "--seed", args.seed, "--overwrite")
 
     # ------------------------------------------------------------------------------------------
     problems = []
@@ -142,10 +158,16 @@ def main() -> None:
     gen_failure = failure_rate(out / "eval_generated")
     console.print(f"SfM trial failure rate (generated videos): {gen_failure:.0%}")
     gen = pd.read_parquet(out / "eval_generated" / "per_video.parquet")
-    unscored = gen[gen[["rot_err", "trans_err_rel", "cammc_rel"]].isna().any(axis=1)]
+    unscored = gen[gen[["rot_err", "trans_err_rel", "cammc_rel", "trans_err_metric",
+                        "cammc_metric"]].isna().any(axis=1)]
     if len(gen) != args.videos or len(unscored):
         problems.append(f"camera metrics missing (NaN) for {args.videos - len(gen) + len(unscored)} of "
                         f"{args.videos} generated videos")
+    tiny = pd.read_parquet(out / "run_tiny" / "metrics.parquet")
+    console.print(f"train (tiny, {len(tiny)} steps): loss first 20 mean {tiny['loss'].head(20).mean():.4f}, "
+                  f"last 20 mean {tiny['loss'].tail(20).mean():.4f}")
+    if not tiny["loss"].tail(20).mean() < tiny["loss"].head(20).mean():
+        problems.append("the tiny training run did not lower the loss")
     metrics = pd.read_parquet(out / "run" / "metrics.parquet")
     console.print(f"autoencoder ({MODEL}, f = 4, fitted {args.ae_steps} steps): loss {ae_loss[0]:.4f} -> "
                   f"{ae_loss[1]:.4f}, reconstruction PSNR on the held-out clip {ae_psnr:.1f} dB")
@@ -159,7 +181,8 @@ def main() -> None:
                        ("sfm", "COLMAP models, points, observations"), ("scales", "frames.parquet, clips.parquet"),
                        ("filtered", "keep/dropped, metric cameras"),
                        ("base", f"the {MODEL} base model (fitted autoencoder, random UNet)"),
-                       ("run", "training run: weights/, metrics"),
+                       ("run_tiny", f"tiny training run ({args.tiny_steps} steps): weights/, metrics"),
+                       ("run", f"{MODEL} training run: weights/, metrics"),
                        ("preview", "preview.mp4/.gif, preview.npz, scene.ply, trajectory"),
                        ("generated", "generated videos, their previews and JSON records"),
                        ("eval", "held-out rendered video: per_trial/per_video/summary.parquet, plots/"),
@@ -175,6 +198,11 @@ def main() -> None:
         else:
             problems.append("no trajectory plot of a generated video for the docs media")
         console.print(f"  {media}: preview.gif, trajectory.png (from {plots[0].name if plots else 'nothing'})")
+        # The editor on the held-out image and its trajectory, in headless Chromium.
+        shot = subprocess.run([sys.executable, str(ROOT / "examples" / "edit_screenshot.py"), str(frames[0]),
+                               str(depth0), str(held / "cameras" / f"{clip}.txt"), str(media / "edit.png")])
+        if shot.returncode != 0:
+            problems.append("the editor screenshot failed")
     console.print(f"demo finished in {time.perf_counter() - t_start:.0f} s")
     if problems:
         console.print(f"[bold red]demo: {'; '.join(problems)}[/]")
@@ -189,7 +217,8 @@ def failure_rate(eval_dir: Path) -> float:
 def metrics_table(eval_dir: Path, title: str) -> Table:
     table = Table(title=title)
     # rel: in the video's own scale; m: metric (needs a metric factor); frames: fewest registered
-    for col in ("video", "RotErr", "TransErr", "CamMC", "TransErr m", "CamMC m", "trials", "frames"):
+    table.add_column("video", no_wrap=True)
+    for col in ("RotErr", "TransErr", "CamMC", "TransErr m", "CamMC m", "trials", "frames"):
         table.add_column(col, justify="right")
     trials = pd.read_parquet(eval_dir / "per_trial.parquet")
     for r in pd.read_parquet(eval_dir / "per_video.parquet").itertuples():
@@ -205,6 +234,17 @@ def clip_frames(folder: Path, size: int) -> np.ndarray:
     from stages.generate import condition_image
 
     return np.stack([condition_image(p, size, size) for p in sorted(folder.glob("*.png"), key=lambda p: int(p.stem))])
+
+
+def save_random_base(config: str, out: Path, seed: int) -> Path:
+    """A randomly initialised model of ``config`` saved as a base checkpoint folder."""
+    import torch
+
+    from stages.models.checkpoint import save_checkpoint
+    from stages.models.model import build_model
+
+    torch.manual_seed(seed)
+    return save_checkpoint(build_model(config), out)
 
 
 def fit_base(ds: Path, held_frames: Path, out: Path, steps: int, seed: int):
