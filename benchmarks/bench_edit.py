@@ -9,7 +9,7 @@ the editor. Each repeat moves the last keyframe and times:
 - baseline ``realcam preview`` re-run: the preview stage from the files for each change (read,
   scene, render, write), what one would do without the editor.
 
-    PYTHONPATH=. python benchmarks/bench_edit.py [--repeats 15] [--threads N]
+    PYTHONPATH=. python benchmarks/bench_edit.py [--repeats 15] [--threads N] [--photo 1024x576]
 """
 
 from __future__ import annotations
@@ -49,12 +49,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--photo", default="256x256",
+                    help="size of the image the scene is built from (points = its pixels, less cleaning)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_edit_"))
+    photo = tuple(int(v) for v in args.photo.lower().split("x"))
     synth.synthesize([ROOT / "examples" / "data" / "poses" / f"{CLIP}.txt"], tmp / "s", scale=1.0,
-                     size=(256, 256), seed=0)
+                     size=photo, seed=0)
     image = sorted((tmp / "s" / "frames" / CLIP).iterdir())[0]
     depth = tmp / "s" / "depth_gt" / f"{CLIP}.npz"
     session = EditorSession(image, depth_file=depth, size=(256, 256), frames=16, preset="orbit-right")
@@ -89,7 +92,8 @@ def main() -> None:
             ("baseline: `realcam preview` re-run", *measure(rerun_preview, max(3, args.repeats // 3)))]
     viewer.stop()
     base = rows[-1][2]
-    table = Table(title=f"edit: preview refresh, 16 frames at 256x256, {len(session.scene.points)} points")
+    table = Table(title=f"edit: preview refresh, 16 frames at 256x256, scene from a {photo[0]}x{photo[1]} "
+                        f"image ({len(session.scene.points)} points)")
     for col in ("what", "best ms", "median ms", "x faster than re-run (median)"):
         table.add_column(col, justify="right")
     for name, best, med in rows:
