@@ -55,11 +55,18 @@ class Schedule:
     zero_snr: bool = False
 
     @classmethod
+    def for_config(cls, config) -> "Schedule":
+        """The schedule a model config names (its ``parameterization`` and ``zero_terminal_snr``)."""
+        return cls("epsilon" if config.parameterization == "eps" else "v_prediction",
+                   bool(config.zero_terminal_snr))
+
+    @classmethod
     def for_resolution(cls, res: str | int) -> "Schedule":
-        """256, ``tiny`` and ``small``: epsilon; 512 and 1024: v-prediction with zero terminal SNR."""
-        if str(res) in ("256", "tiny", "small"):
-            return cls("epsilon", False)
-        return cls("v_prediction", True)
+        """The schedule of a named config: 256, ``tiny`` and ``small`` epsilon; 512 and 1024
+        v-prediction with zero terminal SNR."""
+        from .models.configs import get_config
+
+        return cls.for_config(get_config(res))
 
     def scheduler(self) -> DDIM:
         return DDIM(

@@ -74,7 +74,7 @@ class DiffusionTrainer(nn.Module):
     def __init__(self, model: CameraI2V, tokenizer=None):
         super().__init__()
         self.model = model
-        self.schedule = Schedule.for_resolution("256" if model.config.parameterization == "eps" else "512")
+        self.schedule = Schedule.for_config(model.config)
         self.scheduler = self.schedule.scheduler()
         self.tokenizer = tokenizer
 
