@@ -422,7 +422,7 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
     else:
         preview = make_preview(image, str(trajectory), out.with_name(out.stem + "_preview"), cfg.width,
                                cfg.height, cfg.frames, settings, depth, device,
-                               latent_stride=cfg.width // cfg.latent_size[1])
+                               latent_stride=cfg.latent_stride)
     cond_image = condition_image(image, cfg.width, cfg.height)
     given = None
     if settings.mode == "interp":

@@ -134,10 +134,14 @@ class ModelConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
 
     @property
+    def latent_stride(self) -> int:
+        """Pixels per latent cell along each axis (the autoencoder's downsampling factor f)."""
+        return 2 ** (len(self.autoencoder.ch_mult) - 1)
+
+    @property
     def latent_size(self) -> tuple[int, int]:
         """(h, w) of the latent."""
-        f = 2 ** (len(self.autoencoder.ch_mult) - 1)
-        return self.height // f, self.width // f
+        return self.height // self.latent_stride, self.width // self.latent_stride
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
