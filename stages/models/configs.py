@@ -187,25 +187,20 @@ def _tiny() -> ModelConfig:
 
 
 def _small() -> ModelConfig:
-    """The ``make demo`` model: 16 frames of 128x128 (enough for SfM to register the generated video)
-    with tiny widths, and an autoencoder with two downsamplings (f = 4) so image detail survives the
-    round trip. Spatial and epipolar attention (and so the camera modules) sit at latent stride 4
-    only, where the epipolar attention over all 16 frames stays small."""
+    """The ``make demo`` model: ``tiny``'s widths at 16 frames of 128x128 (enough for SfM to register
+    the generated video), with an autoencoder of two downsamplings (f = 4) so image detail survives
+    the round trip. Spatial and epipolar attention (and so the camera modules) sit at latent stride
+    4 only, where the epipolar attention over all 16 frames stays small."""
     frames = 16
-    return ModelConfig(
-        name="small", width=128, height=128, frames=frames,
-        unet=UNetConfig(model_channels=32, attention_resolutions=(4,), num_res_blocks=1,
-                        channel_mult=(1, 2, 2), dropout=0.0, num_head_channels=16, context_dim=32,
-                        temporal_length=frames, image_tokens_per_frame=4, default_fs=3,
-                        image_cross_attention_scale_learnable=True),
-        autoencoder=AutoencoderConfig(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1),
-        text=TextEncoderConfig(vocab_size=49408, width=32, layers=2, heads=2, embed_dim=32),
-        image=ImageEncoderConfig(image_size=28, patch_size=14, width=32, layers=2, heads=2,
-                                 embed_dim=32, text_width=32),
-        resampler=ResamplerConfig(dim=32, depth=1, dim_head=16, heads=2, num_queries=4,
-                                  embedding_dim=32, output_dim=32, ff_mult=2, video_length=frames),
-        camera=CameraConfig(downscale_factor=4, channels=(32, 64, 64), temporal_attention_nhead=2,
-                            temporal_position_encoding_max_len=frames, epipolar_resolutions=(4,)),
+    tiny = _tiny()
+    return dataclasses.replace(
+        tiny, name="small", width=128, height=128, frames=frames,
+        unet=dataclasses.replace(tiny.unet, attention_resolutions=(4,), channel_mult=(1, 2, 2),
+                                 temporal_length=frames),
+        autoencoder=dataclasses.replace(tiny.autoencoder, ch_mult=(1, 2, 2)),
+        resampler=dataclasses.replace(tiny.resampler, video_length=frames),
+        camera=dataclasses.replace(tiny.camera, downscale_factor=4, channels=(32, 64, 64),
+                                   temporal_position_encoding_max_len=frames, epipolar_resolutions=(4,)),
     )
 
 
