@@ -135,6 +135,11 @@ def decode(vae: AutoencoderKL, latents: torch.Tensor, scale_factor: float, perfr
     return rearrange(x, "(b t) c h w -> b c t h w", b=b)
 
 
+def _image_batch(images, device) -> torch.Tensor:
+    """``(N, H, W, 3)`` uint8 -> ``(N, 3, H, W)`` float in [-1, 1] on ``device``."""
+    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def fit_autoencoder(vae: AutoencoderKL, images, steps: int, *, batch: int = 8, crop: int = 64,
                     lr: float = 1e-3, kl_weight: float = 1e-6, scale_factor: float = 0.18215,
                     seed: int = 0, on_step=None) -> list[float]:
@@ -160,7 +165,7 @@ def fit_autoencoder(vae: AutoencoderKL, images, steps: int, *, batch: int = 8, c
     for step in range(steps):
         idx, ys, xs = rng.integers(0, n, batch), rng.integers(0, h - crop + 1, batch), rng.integers(0, w - crop + 1, batch)
         patches = np.stack([images[i, y:y + crop, x:x + crop] for i, y, x in zip(idx, ys, xs)])
-        x = torch.from_numpy(patches).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = _image_batch(patches, device)
         dist = vae.encode(x).latent_dist
         rec = vae.decode(dist.mode()).sample  # the stages encode with the mode, not a sample
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + kl_weight * dist.kl().mean()
@@ -184,8 +189,7 @@ def calibrate_latent_scale(vae: AutoencoderKL, images, scale_factor: float = 0.1
 
     images = np.asarray(images)[:max_images]
     device = next(vae.parameters()).device
-    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
-    z = vae.encode(x).latent_dist.mode()
+    z = vae.encode(_image_batch(images, device)).latent_dist.mode()
     c = 1.0 / (scale_factor * float(z.std()))
     zc = vae.config.latent_channels
     vae.quant_conv.weight[:zc] *= c
