@@ -252,6 +252,7 @@ def fit_base(ds: Path, held_frames: Path, out: Path, steps: int, seed: int):
     the saved folder, the held-out reconstruction PSNR (dB) and the first/last fitting loss."""
     import torch
 
+    from stages.generate import to_tensor_video
     from stages.models.autoencoder import fit_autoencoder
     from stages.models.checkpoint import save_checkpoint
     from stages.models.model import build_model
@@ -264,7 +265,7 @@ def fit_base(ds: Path, held_frames: Path, out: Path, steps: int, seed: int):
     console.print(f"[bold cyan]fitting the {MODEL} autoencoder to {len(images)} training frames ({steps} steps)[/]")
     losses = fit_autoencoder(model.first_stage_model, images, steps, scale_factor=model.config.autoencoder.scale_factor,
                              seed=seed)
-    held = torch.from_numpy(clip_frames(held_frames, size)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    held = to_tensor_video(clip_frames(held_frames, size), "cpu", torch.float32)
     with torch.no_grad():
         rec = model.decode_latents(model.encode_video(held)).clamp(-1, 1)
     psnr = float(10 * torch.log10(4.0 / ((rec - held) ** 2).mean()))
