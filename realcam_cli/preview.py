@@ -62,4 +62,4 @@ def preview(
     report(f"preview: time per part: {parts}")
     report(f"preview: {n} frames of {w}x{h} from {len(result.scene.points)} points, "
            f"{result.masks.mean() * 100:.1f}% of pixels kept by the mask")
-    report(f"preview: wrote {', '.join(preview_stage.OUTPUTS + (('preview.gif',) if gif else ()))} in {out}")
+    report(f"preview: wrote {', '.join(preview_stage.output_names(gif))} in {out}")

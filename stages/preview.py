@@ -26,6 +26,13 @@ from .core.render import PointRenderer, noise_shaping_masks
 from .core.video import read_image, write_gif, write_video
 
 OUTPUTS = ("preview.mp4", "preview.npz", "scene.ply", "trajectory.json", "trajectory.txt")
+GIF = "preview.gif"  # written only when asked for
+
+
+def output_names(gif: bool = False) -> tuple[str, ...]:
+    """The files a preview run writes (``gif``: with ``preview.gif``)."""
+    return OUTPUTS + ((GIF,) if gif else ())
+
 #: A pixel is a flying pixel when the depths of its 3x3 neighbourhood differ by more than this
 #: fraction of its own depth (a depth discontinuity, where unprojected points smear between layers).
 EDGE_RATIO = 0.05
@@ -281,7 +288,7 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
     Returns ``None`` when every output exists already and ``overwrite`` is false.
     """
     out = Path(out)
-    if not overwrite and all((out / name).exists() for name in OUTPUTS + (("preview.gif",) if gif else ())):
+    if not overwrite and all((out / name).exists() for name in output_names(gif)):
         return None
     if fov is not None and not 0 < fov < 180:
         raise RealcamError(f"field of view must be in (0, 180) degrees, got {fov}", "--fov")
@@ -315,7 +322,7 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
                           len(traj.c2w))
     write_video(out / "preview.mp4", frames_rgb, fps=fps)
     if gif:
-        write_gif(out / "preview.gif", frames_rgb, fps=fps)
+        write_gif(out / GIF, frames_rgb, fps=fps)
     write_arrays(out / "preview.npz", frames=frames_rgb, masks=masks, latent_masks=latent,
                  valid=valid, K=np.repeat(k[None], len(traj.c2w), axis=0), c2w=traj.c2w)
     write_ply(out / "scene.ply", scene)
