@@ -308,7 +308,7 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
     image, k_image, scene, timings = load_scene(image_path, file_traj, depth_file, model, device, fov)
     h, w = image.shape[:2]
     t = time.perf_counter()
-    traj = tr.resolve_trajectory(trajectory, preset, magnitude, frames, scene.centre_depth, spline,
+    traj = tr.resolve_trajectory(file_traj, preset, magnitude, frames, scene.centre_depth, spline,
                                  easing, loop)
     timings["trajectory"] = time.perf_counter() - t
     out_size = tuple(size) if size is not None else (w, h)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -448,11 +449,12 @@ def load_trajectory(path: str | Path) -> Trajectory:
     return trajectory_from_re10k(cam.read_re10k(path))
 
 
-def resolve_trajectory(path: str | Path | None = None, preset: str | None = None,
+def resolve_trajectory(path: str | Path | Trajectory | None = None, preset: str | None = None,
                        magnitude: Sequence[float] | float | None = None, frames: int | None = None,
                        centre_depth: float = 2.0, spline: bool | None = None,
                        easing: str | None = None, loop: bool | None = None) -> Trajectory:
-    """The dense trajectory from a file or a preset (options override what the file says).
+    """The dense trajectory from a file (or one already loaded) or a preset (options override what
+    the file says).
 
     A file whose keyframe count already equals the frame count wanted (``frames``, else the file's
     own ``frames``, else its keyframe count for RealEstate10K text) is used as is.
@@ -462,7 +464,7 @@ def resolve_trajectory(path: str | Path | None = None, preset: str | None = None
     if preset is not None:
         return preset_trajectory(preset, magnitude, frames or DEFAULT_FRAMES, centre_depth,
                                  easing or "linear", bool(loop))
-    traj = load_trajectory(path)
+    traj = dataclasses.replace(path) if isinstance(path, Trajectory) else load_trajectory(path)
     if spline is not None:
         traj.spline = spline
     if easing is not None:
