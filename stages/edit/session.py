@@ -58,25 +58,21 @@ class EditorSession:
                  fov: float | None = None, preset: str = "dolly-in",
                  magnitude: Sequence[float] | float | None = None, device: str = "cpu",
                  kernel: int = 5, latent_stride: int = 8):
+        if size is not None and (size[0] < 8 or size[1] < 8):
+            raise RealcamError(f"size {size[0]}x{size[1]} is too small (at least 8x8)", "--size")
         self.image_path = Path(image)
         self.depth_file = Path(depth_file) if depth_file is not None else None
-        self.model = model
-        self.device = device
         self.kernel, self.latent_stride = kernel, latent_stride
         self._lock = threading.RLock()
+        self.revision = 0  # bumped on every change; the viewer re-renders when it moves
         loaded = tr.load_trajectory(trajectory) if trajectory is not None else None
-        self.trajectory_path = Path(trajectory) if trajectory is not None else None
-        self.image, k_image, self.scene, self.timings = load_scene(image, loaded, depth_file, model,
-                                                                   device, fov)
+        self.image, k_image, self.scene, _ = load_scene(image, loaded, depth_file, model, device, fov)
         h, w = self.image.shape[:2]
         # The intrinsics travel normalised (as in the JSON), and K is always derived from them
-        # the way `preview` derives it, so both render with the very same K.
+        # the way `preview` derives it (Trajectory.pixel_intrinsics), so both use the very same K.
         self.intrinsics = cam.normalize_intrinsics(k_image, w, h)
-        self.k_image = tr.Trajectory(np.eye(4)[None], np.zeros(1), self.intrinsics).pixel_intrinsics(w, h)
+        self.k_image = cam.denormalize_intrinsics(self.intrinsics, w, h)
         self.size = tuple(size) if size is not None else default_size(w, h)
-        if self.size[0] < 8 or self.size[1] < 8:
-            raise RealcamError(f"size {self.size[0]}x{self.size[1]} is too small (at least 8x8)",
-                               "--size")
         _, self.k = fit_image(self.image, self.k_image, self.size)
         self.renderer = PointRenderer(self.scene.points, self.scene.colors, device)
         if loaded is not None:
@@ -90,7 +86,6 @@ class EditorSession:
             self.apply_preset(preset, magnitude)
         if self.frames < 1:
             raise RealcamError(f"frame count must be at least 1, got {self.frames}", "--frames")
-        self.revision = 0  # bumped on every change; the viewer re-renders when it moves
 
     # ------------------------------------------------------------------------------------------
     # Reading
@@ -211,7 +206,7 @@ class EditorSession:
         with self._lock:
             self.c2w = [m.copy() for m in dense.c2w]
             self.times = [float(t) for t in dense.times]
-            self.revision = getattr(self, "revision", 0) + 1
+            self._changed()
 
     # ------------------------------------------------------------------------------------------
     # Export
@@ -243,15 +238,4 @@ class EditorSession:
         args = ["realcam", "generate", str(self.image_path), str(trajectory), "--out", str(out)]
         if self.depth_file is not None:
             args += ["--depth", str(self.depth_file)]
-        return shlex.join(args)
-
-    def preview_command(self, trajectory: str | Path, out: str | Path) -> str:
-        """The `realcam preview` command that renders an exported trajectory as the editor does."""
-        args = ["realcam", "preview", str(self.image_path), str(trajectory), "--out", str(out),
-                "--size", f"{self.size[0]}x{self.size[1]}", "--kernel", str(self.kernel),
-                "--latent-stride", str(self.latent_stride)]
-        if self.depth_file is not None:
-            args += ["--depth", str(self.depth_file)]
-        elif self.model:
-            args += ["--model", self.model]
         return shlex.join(args)
