@@ -302,8 +302,8 @@ def test_viewer_drag_and_panel_callbacks_edit_the_session(session, tmp_path):
         target = session.keyframes().c2w[2].copy()
         target[:3, :3] = fields_to_pose((0, 0, 0), (10, -5, 3))[:3, :3]
         target[:3, 3] = (0.2, -0.1, 0.3)
-        # Click keyframe 3's frustum: it is selected and the gizmo jumps to it.
-        viewer._on_click_frustum(2)(SimpleNamespace(client=object()))
+        # Select keyframe 3 (what a click on its frustum does): the gizmo jumps to it.
+        viewer._select(2)
         assert viewer.selected() == 2
         assert np.allclose(viewer.gizmo.position, session.keyframes().c2w[2][:3, 3])
         # Drag the gizmo: the browser sets its pose, then the callback moves the keyframe.
@@ -316,7 +316,7 @@ def test_viewer_drag_and_panel_callbacks_edit_the_session(session, tmp_path):
         viewer.gizmo.position = (9.0, 9.0, 9.0)
         viewer._on_drag(SimpleNamespace(client=None))
         assert np.allclose(session.keyframes().c2w[2], target, atol=1e-12)
-        viewer._on_click_frustum(len(session) - 1)(SimpleNamespace(client=object()))
+        viewer._select(len(session) - 1)
         # Panel: type a position for the selected (last) keyframe; the gizmo follows.
         viewer.gui_position.value = (0.5, 0.0, 0.1)
         viewer.gui_angles.value = (0.0, 0.0, 0.0)

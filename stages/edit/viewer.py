@@ -148,8 +148,13 @@ class EditorViewer:
             self.frustum_nodes = []
             keys = s.keyframes()
             selected = self.selected()
+            fov, aspect = self._frustum_geometry()
             for i, c2w in enumerate(keys.c2w):
-                node = self._add_frustum(i, i == selected)
+                node = scene.add_camera_frustum(
+                    f"/keyframes/{i}", fov=fov, aspect=aspect, scale=0.06 * self.unit,
+                    thickness=2.0, thickness_units="screen", wxyz=wxyz_of(c2w), position=c2w[:3, 3],
+                    color=SELECTED_COLOR if i == selected else KEYFRAME_COLOR)
+                node.on_click(lambda event, i=i: self._select(i))
                 scene.add_label(f"/keyframes/{i}/label", f"{i + 1}")
                 self.frustum_nodes.append(node)
             if self.gizmo is None:
@@ -162,23 +167,12 @@ class EditorViewer:
             self._fill_fields()
             self._draw_path()
 
-    def _add_frustum(self, i: int, selected: bool):
-        fov, aspect = self._frustum_geometry()
-        c2w = self.session.keyframes().c2w[i]
-        node = self.server.scene.add_camera_frustum(
-            f"/keyframes/{i}", fov=fov, aspect=aspect, scale=0.06 * self.unit,
-            thickness=2.0, thickness_units="screen", wxyz=wxyz_of(c2w), position=c2w[:3, 3],
-            color=SELECTED_COLOR if selected else KEYFRAME_COLOR)
-        node.on_click(self._on_click_frustum(i))
-        return node
-
-    def _on_click_frustum(self, i: int):
-        def callback(event) -> None:
-            with self._gui_lock:
-                self._selected = i
-                self.gui_key.value = f"{i + 1}"
-                self._fill_fields()
-        return callback
+    def _select(self, i: int) -> None:
+        """Make keyframe ``i`` the one the panel and the gizmo edit."""
+        with self._gui_lock:
+            self._selected = i
+            self.gui_key.value = f"{i + 1}"
+            self._fill_fields()
 
     def _draw_path(self) -> None:
         dense = self.session.dense()
@@ -293,9 +287,7 @@ class EditorViewer:
     def _on_select(self, event) -> None:
         if event.client is None:
             return
-        with self._gui_lock:
-            self._selected = int(self.gui_key.value) - 1
-            self._fill_fields()
+        self._select(int(self.gui_key.value) - 1)
 
     def _on_fields(self, event) -> None:
         if event.client is None:
