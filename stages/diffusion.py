@@ -1,108 +1,182 @@
 """Diffusion schedule, DDIM sampling with guidance, and scene-constrained noise shaping.
 
-SPEC.md sections 5 and 6. The noise schedule and the DDIM update come from ``diffusers``
-(``DDIMScheduler``); this module adds what DynamiCrafter/RealCam-I2V do around it:
+This module is the one place of the method's diffusion arithmetic (``docs/method.md``, "Sampling";
+``docs/fidelity.md`` lists each point against the official code). It follows the official
+DynamiCrafter / RealCam-I2V sampler (``lvdm/models/samplers/ddim.py``, ``lvdm/models/ddpm3d.py``,
+``lvdm/models/utils_diffusion.py`` of the public CamI2V repository) so that released weights sample
+as they do there:
 
-- schedule: LDM "linear" betas 0.00085..0.012 over 1000 steps (``scaled_linear`` in diffusers:
-  ``linspace(sqrt(b0), sqrt(b1))**2``); epsilon-prediction at 256, v-prediction with zero terminal
-  SNR at 512/1024; trailing timestep spacing at sampling;
-- text-image classifier-free guidance (default 7.5) with guidance rescale (default 0.7);
-- camera CFG: ``(w - 1) * (out_cond - out_cond_without_camera)``, constant or cosine-decayed;
-- noise shaping: at every step with ``t > t_NS``, before the model call,
-  ``z_t = m * (alpha_t * z_preview + sigma_t * eps) + (1 - m) * z_t`` with fresh ``eps``;
-  the earlier variant pastes the preview onto the predicted ``z_0`` instead.
+- schedule: LDM "linear" betas ``linspace(sqrt(0.00085), sqrt(0.012), 1000)**2`` (float64),
+  zero terminal SNR rescaling at 512/1024; epsilon-prediction at 256, v-prediction at 512/1024;
+- dynamic rescale (512/1024, ``use_dynamic_rescale``): ``scale(t) = linspace(1, base_scale, 400)[t]``
+  for ``t < 400``, ``base_scale`` after; training scales ``z0`` by ``scale(t)``; sampling multiplies
+  the predicted ``z0`` by ``scale(t_prev) / scale(t)`` (1 at the last step);
+- DDIM with ``uniform_trailing`` timesteps ``round(arange(1000, 0, -1000/S))[::-1] - 1``; the last
+  step goes to ``alphas_cumprod[0]`` (not 1) and adds ``eta`` noise; the update
+  ``sqrt(a_prev) z0 + sqrt(max(1 - a_prev - sigma^2, 0)) eps + sigma noise`` with the coefficients
+  in the official float32 arithmetic; fresh noise is drawn at every step (as the official sampler);
+- text-image classifier-free guidance, then camera CFG ``(w - 1) * weight(t) * (cond - cond_no_cam)``
+  (weight 1, or ``cos((1 - t/999) pi/2)``), then guidance rescale; camera CFG only inside CFG;
+- noise shaping: at every step with ``t >= t_NS``, before the model call,
+  ``z_t = m * q_sample(z_preview, t, eps) + (1 - m) * z_t`` with fresh ``eps``; the ``z0`` variant
+  (ours) pastes the preview onto the predicted ``z0`` instead, as the official sampler pastes known
+  frames (``paste_cond_frame``).
+
+We compute the schedule and the DDIM update ourselves rather than through ``diffusers``'
+``DDIMScheduler``: that scheduler has no dynamic rescale, takes ``t - 1000 // S`` as the previous
+timestep (not the official previous trailing step when ``S`` does not divide 1000), computes its
+betas in float32, and puts a negative number under a square root at the zero-SNR first step.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+import numpy as np
 import torch
-from diffusers import DDIMScheduler
 
 NUM_TRAIN_TIMESTEPS = 1000
 BETA_START = 0.00085
 BETA_END = 0.012
+TURNING_STEP = 400  # dynamic rescale: scale goes linearly from 1 to base_scale over t < 400
 
 #: ``predict(z_t, t, variant)`` returns the model output (epsilon or v) for a batch of latents at
-#: integer timestep ``t``; ``variant`` is ``"cond"`` (all conditions), ``"uncond"`` (no text and no
-#: image) or ``"no_camera"`` (all conditions but the camera).
+#: integer timestep ``t``; ``variant`` is ``"cond"`` (all conditions), ``"uncond"`` (negative or
+#: empty prompt and no image) or ``"no_camera"`` (all conditions but the camera).
 Predictor = Callable[[torch.Tensor, int, str], torch.Tensor]
 
 
-class DDIM(DDIMScheduler):
-    """diffusers' DDIM with the ancestral variance clamped just below ``1 - alpha_bar_prev``.
-
-    Mathematically ``sigma_t^2 <= 1 - alpha_bar_prev`` always; with zero terminal SNR and
-    ``eta = 1`` the first step (``alpha_bar_t = 0``) makes them equal, and float rounding then
-    puts a negative number under diffusers' square root (NaN latents). The clamp keeps a 1e-6
-    relative margin, which changes nothing else measurable.
-    """
-
-    def _get_variance(self, timestep, prev_timestep):
-        variance = super()._get_variance(timestep, prev_timestep)
-        alpha_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
-        return torch.minimum(variance, (1 - alpha_prev) * (1 - 1e-6))
+@functools.lru_cache(maxsize=8)
+def _alphas_cumprod(zero_snr: bool) -> np.ndarray:
+    """``alphas_cumprod`` (float64) of the LDM linear schedule, optionally with zero terminal SNR
+    (Lin et al. 2024, Algorithm 1), as ``make_beta_schedule`` + ``rescale_zero_terminal_snr``."""
+    betas = np.linspace(BETA_START ** 0.5, BETA_END ** 0.5, NUM_TRAIN_TIMESTEPS, dtype=np.float64) ** 2
+    if zero_snr:
+        sqrt_ab = np.sqrt(np.cumprod(1.0 - betas))
+        first, last = sqrt_ab[0], sqrt_ab[-1]
+        sqrt_ab = (sqrt_ab - last) * first / (first - last)
+        ab = sqrt_ab ** 2
+        betas = 1.0 - np.concatenate([ab[:1], ab[1:] / ab[:-1]])
+    return np.cumprod(1.0 - betas)
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """Training/sampling schedule of one model resolution."""
+    """Training/sampling schedule of one model: parameterisation, zero terminal SNR and dynamic
+    rescale (``base_scale`` 1 = off)."""
 
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
     zero_snr: bool = False
+    base_scale: float = 1.0
+    turning_step: int = TURNING_STEP
 
     @classmethod
     def for_config(cls, config) -> "Schedule":
-        """The schedule a model config names (its ``parameterization`` and ``zero_terminal_snr``)."""
+        """The schedule a model config names (``parameterization``, ``zero_terminal_snr``,
+        ``use_dynamic_rescale`` / ``base_scale``)."""
         return cls("epsilon" if config.parameterization == "eps" else "v_prediction",
-                   bool(config.zero_terminal_snr))
+                   bool(config.zero_terminal_snr),
+                   float(config.base_scale) if config.use_dynamic_rescale else 1.0)
 
     @classmethod
     def for_resolution(cls, res: str | int) -> "Schedule":
         """The schedule of a named config: 256, ``tiny`` and ``small`` epsilon; 512 and 1024
-        v-prediction with zero terminal SNR."""
+        v-prediction with zero terminal SNR and dynamic rescale (base scale 0.7 and 0.3)."""
         from .models.configs import get_config
 
         return cls.for_config(get_config(res))
 
-    def scheduler(self) -> DDIM:
-        return DDIM(
-            num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_start=BETA_START, beta_end=BETA_END,
-            beta_schedule="scaled_linear", prediction_type=self.prediction_type,
-            rescale_betas_zero_snr=self.zero_snr, timestep_spacing="trailing",
-            clip_sample=False, set_alpha_to_one=True, steps_offset=0,
-        )
+    # -- tables ---------------------------------------------------------------------------------
+    @property
+    def alphas_cumprod(self) -> np.ndarray:
+        """``alpha_bar_t`` for t = 0..999 (float64, a copy)."""
+        return _alphas_cumprod(self.zero_snr).copy()
+
+    @property
+    def betas(self) -> np.ndarray:
+        ab = self.alphas_cumprod
+        return 1.0 - np.concatenate([ab[:1], ab[1:] / ab[:-1]])
+
+    @property
+    def dynamic_rescale(self) -> bool:
+        return self.base_scale != 1.0
+
+    def scale(self, t) -> np.ndarray:
+        """Dynamic-rescale factor ``scale_arr[t]`` (official: ``linspace(1, base, 400)`` then
+        ``base``); all ones when dynamic rescale is off."""
+        t = np.asarray(t, dtype=np.int64)
+        ramp = np.linspace(1.0, self.base_scale, self.turning_step)
+        return np.where(t < self.turning_step, ramp[np.minimum(t, self.turning_step - 1)], self.base_scale)
+
+    def timesteps(self, steps: int) -> list[int]:
+        """DDIM timesteps, descending (official ``uniform_trailing``: 999, 959, ..., 39 for 25)."""
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        c = NUM_TRAIN_TIMESTEPS / steps
+        ts = np.flip(np.round(np.arange(NUM_TRAIN_TIMESTEPS, 0, -c))).astype(np.int64) - 1
+        return [int(t) for t in ts[::-1]]
 
 
-def alpha_sigma(scheduler: DDIMScheduler, t: torch.Tensor | int, like: torch.Tensor):
+def alpha_sigma(schedule: Schedule, t: torch.Tensor | int, like: torch.Tensor):
     """``sqrt(alpha_bar_t)`` and ``sqrt(1 - alpha_bar_t)`` shaped to broadcast against ``like``."""
-    ab = scheduler.alphas_cumprod.to(like.device, torch.float64)[torch.as_tensor(t, device=like.device).long()]
+    ab = torch.from_numpy(schedule.alphas_cumprod)[torch.as_tensor(t).long().cpu()]
     shape = (-1,) + (1,) * (like.ndim - 1) if ab.ndim else ()
-    return ab.sqrt().reshape(shape).to(like.dtype), (1 - ab).sqrt().reshape(shape).to(like.dtype)
+    a, s = ab.sqrt().reshape(shape), (1 - ab).sqrt().reshape(shape)
+    return a.to(like.device, like.dtype), s.to(like.device, like.dtype)
 
 
-def q_sample(scheduler: DDIMScheduler, z0: torch.Tensor, t, noise: torch.Tensor) -> torch.Tensor:
+def rescale_z0(schedule: Schedule, z0: torch.Tensor, t) -> torch.Tensor:
+    """Training-time dynamic rescale: ``z0 * scale(t)`` (the official ``LatentDiffusion.forward``)."""
+    if not schedule.dynamic_rescale:
+        return z0
+    s = torch.from_numpy(schedule.scale(torch.as_tensor(t).cpu().numpy()))
+    return z0 * s.reshape((-1,) + (1,) * (z0.ndim - 1) if s.ndim else ()).to(z0.device, z0.dtype)
+
+
+def q_sample(schedule: Schedule, z0: torch.Tensor, t, noise: torch.Tensor) -> torch.Tensor:
     """Forward diffusion ``alpha_t * z0 + sigma_t * noise``."""
-    a, s = alpha_sigma(scheduler, t, z0)
+    a, s = alpha_sigma(schedule, t, z0)
     return a * z0 + s * noise
 
 
-def training_target(scheduler: DDIMScheduler, z0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:
+def training_target(schedule: Schedule, z0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:
     """What the network regresses: ``noise`` (epsilon) or ``v = alpha_t * noise - sigma_t * z0``."""
-    if scheduler.config.prediction_type == "epsilon":
+    if schedule.prediction_type == "epsilon":
         return noise
-    a, s = alpha_sigma(scheduler, t, z0)
+    a, s = alpha_sigma(schedule, t, z0)
     return a * noise - s * z0
 
 
-def predicted_z0(scheduler: DDIMScheduler, z_t: torch.Tensor, out: torch.Tensor, t) -> torch.Tensor:
-    a, s = alpha_sigma(scheduler, t, z_t)
-    if scheduler.config.prediction_type == "epsilon":
-        return (z_t - s * out) / a
-    return a * z_t - s * out
+def split_output(schedule: Schedule, z_t: torch.Tensor, out: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(eps, z0)`` predicted from the model output at ``z_t`` (official ``p_sample_ddim``)."""
+    a, s = alpha_sigma(schedule, t, z_t)
+    if schedule.prediction_type == "epsilon":
+        return out, (z_t - s * out) / a
+    return a * out + s * z_t, a * z_t - s * out
+
+
+def predicted_z0(schedule: Schedule, z_t: torch.Tensor, out: torch.Tensor, t) -> torch.Tensor:
+    return split_output(schedule, z_t, out, t)[1]
+
+
+def ddim_coefficients(schedule: Schedule, t: int, t_prev: int | None, eta: float) -> tuple[float, float, float]:
+    """``(sqrt(a_prev), sqrt(max(1 - a_prev - sigma^2, 0)), sigma)`` of one DDIM step from ``t`` to
+    ``t_prev`` (``None``: the last step, to ``alphas_cumprod[0]``), in the official arithmetic:
+    ``alphas_cumprod`` held in float32, ``sigma`` computed in float64 from those values (with
+    ``1 - a_t`` rounded in float32) and the step coefficients in float32. At the zero-SNR first
+    step ``1 - a_prev - sigma^2`` is zero up to rounding; the clamp keeps it real."""
+    ab32 = torch.from_numpy(schedule.alphas_cumprod).float()
+    a_t = ab32[t]
+    a_prev = ab32[0 if t_prev is None else t_prev]
+    a_t64, a_prev64 = float(a_t), float(a_prev)
+    one_minus_a_t = float(1 - a_t)  # float32 subtraction, as in the official code
+    sigma64 = eta * math.sqrt((1 - a_prev64) / one_minus_a_t * (1 - a_t64 / a_prev64)) if one_minus_a_t > 0 else 0.0
+    sigma = torch.tensor(sigma64, dtype=torch.float32)
+    direction = (1.0 - a_prev - sigma ** 2).clamp(min=0).sqrt()
+    return float(a_prev.sqrt()), float(direction), float(sigma)
 
 
 def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: float) -> torch.Tensor:
@@ -118,12 +192,17 @@ def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: float) -> to
     return phi * rescaled + (1 - phi) * guided
 
 
+CAMERA_CFG_SCHEDULES = ("constant", "cosine")
+
+
 def camera_cfg_weight(w: float, t: int, schedule: str = "constant") -> float:
-    """Camera guidance weight at timestep ``t``: constant, or cosine-decayed to 1 as ``t -> 0``."""
+    """Effective camera guidance weight at timestep ``t``: ``1 + (w - 1) * k(t)`` with ``k = 1``
+    (constant) or ``k = cos((1 - t/999) * pi/2)`` (cosine: 1 at t = 999, 0 at t = 0; 0.7077 at 500)."""
     if schedule == "constant":
         return w
     if schedule == "cosine":
-        return 1.0 + (w - 1.0) * 0.5 * (1.0 - math.cos(math.pi * t / NUM_TRAIN_TIMESTEPS))
+        k = math.cos((1.0 - t / (NUM_TRAIN_TIMESTEPS - 1)) * math.pi / 2)
+        return 1.0 + (w - 1.0) * k
     raise ValueError(f"unknown camera CFG schedule {schedule!r} (constant or cosine)")
 
 
@@ -132,7 +211,8 @@ class NoiseShaping:
     """Scene-constrained noise shaping (RealCam-I2V section 3.3).
 
     ``z_preview``: latent of the preview video (frame 0 already the condition image's latent);
-    ``mask``: latent mask broadcastable to the latents (1 where the preview is reliable).
+    ``mask``: latent mask broadcastable to the latents (1 where the preview is reliable); active
+    at the steps with ``t >= t_ns`` (official ``noise_shaping_minimum_timesteps``).
     """
 
     z_preview: torch.Tensor
@@ -141,14 +221,14 @@ class NoiseShaping:
     variant: Literal["noise", "z0"] = "noise"
 
     def active(self, t: int) -> bool:
-        return t > self.t_ns
+        return t >= self.t_ns
 
-    def shape_noise(self, scheduler: DDIMScheduler, z_t: torch.Tensor, t: int,
+    def shape_noise(self, schedule: Schedule, z_t: torch.Tensor, t: int,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """``m * (alpha_t z_preview + sigma_t eps) + (1 - m) * z_t`` with fresh ``eps``."""
-        eps = torch.randn(z_t.shape, generator=generator, device=z_t.device, dtype=z_t.dtype)
+        eps = randn(z_t.shape, generator, z_t.device, z_t.dtype)
         m = self.mask.to(z_t)
-        return m * q_sample(scheduler, self.z_preview.to(z_t), t, eps) + (1 - m) * z_t
+        return m * q_sample(schedule, self.z_preview.to(z_t), t, eps) + (1 - m) * z_t
 
     def paste_z0(self, z0: torch.Tensor) -> torch.Tensor:
         m = self.mask.to(z0)
@@ -166,17 +246,26 @@ class SamplerConfig:
 
 
 def guided_output(predict: Predictor, z_t: torch.Tensor, t: int, cfg: SamplerConfig) -> torch.Tensor:
-    """Text-image CFG with rescale, plus camera CFG when its weight is not 1."""
+    """The official guidance: text-image CFG, camera CFG inside it (before the rescale), then
+    guidance rescale against the conditional output. Without text-image CFG (``cfg == 1``) the
+    conditional output is used as it is, and camera CFG does not apply (as in the official code)."""
     cond = predict(z_t, t, "cond")
-    out = cond
-    if cfg.cfg != 1.0:
-        uncond = predict(z_t, t, "uncond")
-        out = uncond + cfg.cfg * (cond - uncond)
-        out = rescale_guidance(out, cond, cfg.guidance_rescale)
-    w = camera_cfg_weight(cfg.camera_cfg, t, cfg.camera_cfg_schedule)
-    if w != 1.0:
+    if cfg.cfg == 1.0:
+        return cond
+    uncond = predict(z_t, t, "uncond")
+    out = uncond + cfg.cfg * (cond - uncond)
+    if cfg.camera_cfg != 1.0:
+        w = camera_cfg_weight(cfg.camera_cfg, t, cfg.camera_cfg_schedule)
         out = out + (w - 1.0) * (cond - predict(z_t, t, "no_camera"))
+    if cfg.guidance_rescale > 0:
+        out = rescale_guidance(out, cond, cfg.guidance_rescale)
     return out
+
+
+def randn(shape, generator: torch.Generator | None, device, dtype) -> torch.Tensor:
+    """Standard normal noise from ``generator`` (drawn on the generator's device)."""
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
 
 
 def sample(predict: Predictor, shape: tuple[int, ...], schedule: Schedule, config: SamplerConfig,
@@ -184,31 +273,26 @@ def sample(predict: Predictor, shape: tuple[int, ...], schedule: Schedule, confi
            dtype: torch.dtype = torch.float32, noise_shaping: NoiseShaping | None = None,
            z_init: torch.Tensor | None = None,
            on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
-    """DDIM sampling from pure noise (or ``z_init``); returns the final latents ``z_0``."""
-    scheduler = schedule.scheduler()
-    scheduler.set_timesteps(config.steps, device=device)
-    z = (torch.randn(shape, generator=generator, device=device, dtype=dtype) if z_init is None
-         else z_init.to(device, dtype))
-    for i, t_tensor in enumerate(scheduler.timesteps):
-        t = int(t_tensor)
-        if noise_shaping is not None and noise_shaping.active(t) and noise_shaping.variant == "noise":
-            z = noise_shaping.shape_noise(scheduler, z, t, generator)
+    """DDIM sampling from pure noise (or ``z_init``); returns the final latents ``z_0``.
+
+    Random draws from ``generator``, in the official order: the initial noise, then per step the
+    shaping noise (when shaping is active) and the step noise (always, whatever ``eta``)."""
+    timesteps = schedule.timesteps(config.steps)
+    z = randn(shape, generator, device, dtype) if z_init is None else z_init.to(device, dtype)
+    for i, t in enumerate(timesteps):
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else None
+        shaping = noise_shaping if noise_shaping is not None and noise_shaping.active(t) else None
+        if shaping is not None and shaping.variant == "noise":
+            z = shaping.shape_noise(schedule, z, t, generator)
         out = guided_output(predict, z, t, config)
-        if noise_shaping is not None and noise_shaping.active(t) and noise_shaping.variant == "z0":
-            # Earlier variant: paste the preview onto the predicted z_0, re-derive the output.
-            z0 = noise_shaping.paste_z0(predicted_z0(scheduler, z, out, t))
-            out = _output_from_z0(scheduler, z, z0, t)
-        variance_noise = None
-        if config.eta > 0:
-            variance_noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-        z = scheduler.step(out, t, z, eta=config.eta, variance_noise=variance_noise).prev_sample
+        eps, z0 = split_output(schedule, z, out, t)
+        if schedule.dynamic_rescale and t_prev is not None:
+            z0 = z0 * float(schedule.scale(t_prev) / schedule.scale(t))
+        if shaping is not None and shaping.variant == "z0":
+            z0 = shaping.paste_z0(z0)
+        sqrt_a_prev, direction, sigma = ddim_coefficients(schedule, t, t_prev, config.eta)
+        noise = randn(z.shape, generator, z.device, z.dtype)
+        z = sqrt_a_prev * z0 + direction * eps + sigma * noise
         if on_step is not None:
             on_step(i, t, z)
     return z
-
-
-def _output_from_z0(scheduler: DDIMScheduler, z_t: torch.Tensor, z0: torch.Tensor, t: int) -> torch.Tensor:
-    """The model output (epsilon or v) that corresponds to ``z0`` at ``z_t`` (``sigma_t > 0``)."""
-    a, s = alpha_sigma(scheduler, t, z_t)
-    eps = (z_t - a * z0) / s
-    return eps if scheduler.config.prediction_type == "epsilon" else a * eps - s * z0
