@@ -59,7 +59,8 @@ def main() -> None:
                         ("shaping on (t_NS=800)", 800)):
         times = []
         for r in range(args.repeats + 1):  # the first run warms up
-            settings = g.GenerateSettings(res=cfg.name, steps=args.steps, noise_shaping=t_ns, seed=r)
+            settings = g.GenerateSettings(res=cfg.name, steps=args.steps, noise_shaping=t_ns, seed=r,
+                                          negative_prompt="")  # no tokenizer offline
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()

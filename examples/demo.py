@@ -121,7 +121,10 @@ def main() -> None:
         realcam("generate", frames[0], held / "cameras" / f"{clip}.txt", "--ckpt", base,
                 "--camera-ckpt", out / "run" / "weights" / "model.safetensors", "--res", MODEL,
                 "--depth", depth0, "--out", generated / f"{name}.mp4", "--steps", args.gen_steps,
-                "--noise-shaping", args.t_ns, "--cfg", args.cfg, "--seed", args.seed + k)
+                "--noise-shaping", args.t_ns, "--cfg", args.cfg, "--seed", args.seed + k,
+                # the empty prompt of the official configs: the demo model was trained without
+                # text, and the official demo's negative prompt needs the CLIP tokenizer (Hub)
+                "--negative-prompt", "")
         shutil.copy(held / "cameras" / f"{clip}.txt", gen_refs / f"{name}.txt")
         # The metric depth generate was given (the condition image's) gives evaluate the metric
         # factor of each generated video's SfM reconstruction (from its first frame).
@@ -175,7 +178,7 @@ def main() -> None:
                   f"last 5 mean {metrics['loss'].tail(5).mean():.4f}")
     console.print(f"generate: {args.videos} videos, {args.gen_steps} DDIM steps, noise shaping t_NS = "
                   f"{args.t_ns} (inside the preview's mask the latents are the noised preview latents at "
-                  f"every step with t > t_NS; the model denoises them), cfg {args.cfg}")
+                  f"every step with t >= t_NS; the model denoises them), cfg {args.cfg}")
     console.print(f"\n[bold]demo outputs[/] in {out}:")
     for name, what in (("dataset", "synthetic dataset + truth.parquet"), ("depth", "metric depth per clip"),
                        ("sfm", "COLMAP models, points, observations"), ("scales", "frames.parquet, clips.parquet"),

@@ -21,14 +21,16 @@ def generate(
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help="Our saved model folder, or an official DynamiCrafter model.ckpt (file, folder or Hub id). Default: the released weights for --res."),
     camera_ckpt: Optional[str] = typer.Option(None, "--camera-ckpt", help="RealCam-I2V camera weights on top of an official --ckpt."),
     prompt: str = typer.Option("", "--prompt", help="Text prompt (empty by default)."),
+    negative_prompt: str = typer.Option(gen_stage.OFFICIAL_NEGATIVE_PROMPT, "--negative-prompt", help="Prompt of the unconditional CFG branch (default: the official demo's; '' = the empty prompt, which needs no tokenizer).", show_default=False),
+    tokenizer: str = typer.Option(gen_stage.DEFAULT_TOKENIZER, "--tokenizer", help="CLIP tokenizer for the prompts: a Hugging Face id or a local folder."),
     res: str = typer.Option("512", "--res", help="256, 512 or 1024 (released weights); a saved --ckpt brings its own."),
     steps: int = typer.Option(25, "--steps", help="DDIM steps."),
     eta: float = typer.Option(1.0, "--eta", help="DDIM eta."),
     cfg: float = typer.Option(7.5, "--cfg", help="Text-image classifier-free guidance."),
     guidance_rescale: float = typer.Option(0.7, "--guidance-rescale", help="Guidance rescale factor."),
-    camera_cfg: float = typer.Option(1.0, "--camera-cfg", help="Camera CFG weight (1 = off)."),
-    camera_cfg_schedule: str = typer.Option("constant", "--camera-cfg-schedule", help="constant or cosine."),
-    noise_shaping: int = typer.Option(900, "--noise-shaping", help="t_NS: shape the noise at steps with t > t_NS (1000 = off)."),
+    camera_cfg: float = typer.Option(1.0, "--camera-cfg", help="Camera CFG weight (1 = off); acts inside text-image CFG (--cfg above 1)."),
+    camera_cfg_schedule: str = typer.Option("constant", "--camera-cfg-schedule", help="constant or cosine (1 + (w-1) cos((1 - t/999) pi/2))."),
+    noise_shaping: int = typer.Option(900, "--noise-shaping", help="t_NS: shape the noise at steps with t >= t_NS (1000 = off)."),
     shaping_variant: str = typer.Option("noise", "--shaping-variant", help="noise (final form) or z0 (paste onto the predicted z_0)."),
     kernel: int = typer.Option(5, "--kernel", help="Mask edge filter size."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -54,7 +56,7 @@ def generate(
         from .app import progress_bar
 
         settings = gen_stage.GenerateSettings(
-            res=res, prompt=prompt, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
+            res=res, prompt=prompt, negative_prompt=negative_prompt, tokenizer=tokenizer, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
             camera_cfg=camera_cfg, camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
             noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
             magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype)
@@ -78,7 +80,7 @@ def generate(
         if len(modes) > 1:
             raise RealcamError(f"choose one mode, not {' and '.join(modes)}", "generate")
         settings = gen_stage.GenerateSettings(
-            res=res, prompt=prompt, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
+            res=res, prompt=prompt, negative_prompt=negative_prompt, tokenizer=tokenizer, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
             camera_cfg=camera_cfg, camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
             noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
             magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype,

@@ -55,6 +55,7 @@ def train(
     captions: Optional[Path] = typer.Option(None, "--captions", help="Table with clip_id, caption (Parquet or CSV)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     train_unet: bool = typer.Option(False, "--train-unet", help="Also train the UNet weights (full fine-tuning); by default only the camera modules train."),
+    epipolar_form: str = typer.Option("exact", "--epipolar-form", help="Epipolar masks: exact (per-frame intrinsics, pixel-centre cells) or official (as the released weights were trained; use it to fine-tune them). Saved with the weights."),
     local_rank: Optional[int] = typer.Option(None, "--local_rank", hidden=True),
 ) -> None:
     """Train the RealCam-I2V camera modules (base model frozen) with DeepSpeed."""
@@ -71,7 +72,7 @@ def train(
                       relative_scale=relative_scale, base_ckpt=[str(p) for p in base_ckpt or []],
                       resume=resume, ckpt_every=ckpt_every, log_every=log_every, workers=workers,
                       captions=str(captions) if captions else None, device=dev,
-                      train_unet=train_unet)
+                      train_unet=train_unet, epipolar_form=epipolar_form)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     try:
         with progress_bar("train", total=steps) as advance:

@@ -1,7 +1,7 @@
 """Diffusion schedule, DDIM sampling with guidance, and scene-constrained noise shaping.
 
-This module is the one place of the method's diffusion arithmetic (``docs/method.md``, "Sampling";
-``docs/fidelity.md`` lists each point against the official code). It follows the official
+This module is the one place of the method's diffusion arithmetic (``docs/fidelity.md`` lists each
+point against the official code). It follows the official
 DynamiCrafter / RealCam-I2V sampler (``lvdm/models/samplers/ddim.py``, ``lvdm/models/ddpm3d.py``,
 ``lvdm/models/utils_diffusion.py`` of the public CamI2V repository) so that released weights sample
 as they do there:

@@ -8,11 +8,13 @@ SPEC.md section 6. One call of :func:`generate`:
 2. the preview (the ``preview`` stage run internally, or an earlier ``--preview DIR``) at the model's
    size and frame count: frames, latent masks, pixel intrinsics and relative c2w;
 3. conditioning as in training (``stages/train/loop.py``): context = text tokens then image tokens,
-   concat = the condition image's latent repeated over frames, ``fs`` from the frame stride;
-   the unconditional pass has the empty prompt and a zero image but keeps the concat latent
-   (as DynamiCrafter); the camera-free pass (camera CFG) drops only the camera;
-4. ``z_preview`` = VAE latents of the preview video with latent frame 0 replaced by the condition
-   image's latent; DDIM through :func:`stages.diffusion.sample` with
+   concat = the condition image's latent (a posterior sample, as the official code encodes)
+   repeated over frames, ``fs`` from the frame stride; the unconditional pass has the negative
+   prompt (the official demo's by default; ``""`` gives the empty prompt of the official configs)
+   and a zero image but keeps the concat latent (as DynamiCrafter); the camera-free pass (camera
+   CFG) drops only the camera;
+4. ``z_preview`` = VAE latents (posterior samples) of the preview video with latent frame 0
+   replaced by the condition image's latent; DDIM through :func:`stages.diffusion.sample` with
    :class:`~stages.diffusion.NoiseShaping`;
 5. decode, write the MP4 and a JSON record of every setting, each model file's sha256 and the seed;
    :func:`regenerate` reads such a record and produces the same video again.
@@ -44,6 +46,11 @@ BASE_REPOS = {"256": "Doubiiu/DynamiCrafter", "512": "Doubiiu/DynamiCrafter_512"
 CAMERA_REPO = "MuteApo/CamI2V"
 RELEASED_CAMERA = ("256", "512")  # the RealCam-I2V camera checkpoints are released for these
 MODES = ("basic", "interp", "loop", "continue")
+#: The negative prompt of the official RealCam-I2V demo (``realcami2v_gradio_app.py``), used in the
+#: unconditional branch of text-image CFG.
+OFFICIAL_NEGATIVE_PROMPT = ("Fast movement, jittery motion, abrupt transitions, distorted body, missing limbs, "
+                            "unnatural posture, blurry, cropped, extra limbs, bad anatomy, deformed, glitchy "
+                            "motion, artifacts.")
 
 
 @dataclass
@@ -52,6 +59,7 @@ class GenerateSettings:
 
     res: str = "512"
     prompt: str = ""
+    negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
     # The sampler's defaults live in diffusion.SamplerConfig (SPEC.md section 6).
     steps: int = dm.SamplerConfig.steps
     eta: float = dm.SamplerConfig.eta
@@ -90,6 +98,9 @@ class GenerateSettings:
             raise RealcamError(f"eta must be in [0, 1], got {self.eta}", "--eta")
         if self.cfg < 0 or self.camera_cfg < 0:
             raise RealcamError("guidance weights must be non-negative", "--cfg")
+        if self.camera_cfg != 1.0 and self.cfg == 1.0:
+            raise RealcamError("camera CFG acts inside text-image CFG (as the official sampler): with --cfg 1 "
+                               "it would be ignored; give --cfg above 1 or --camera-cfg 1", "--camera-cfg")
         if self.noise_shaping is not None and not 0 <= self.noise_shaping <= 1000:
             raise RealcamError(f"--noise-shaping must be in [0, 1000], got {self.noise_shaping}",
                                "--noise-shaping")
@@ -147,7 +158,7 @@ def resolve_released(res: str) -> list[Path]:
 def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: str | Path | None = None,
                device: str = "cpu", dtype: str = "fp32"):
     """The model and the files it came from: our saved folder, official files, or the release."""
-    from .models.checkpoint import load_checkpoint, load_saved, resolve_checkpoint
+    from .models.checkpoint import camera_form, load_checkpoint, load_saved, resolve_checkpoint
     from .models.model import build_model
 
     if ckpt is not None and Path(ckpt).is_dir() and (Path(ckpt) / "config.json").is_file():
@@ -161,6 +172,7 @@ def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: st
         if camera_ckpt is not None:
             files.append(resolve_checkpoint(camera_ckpt, f"{model.config.name}_realcam-i2v_50k.safetensors"))
             load_checkpoint(model, files[-1])
+            model.config.camera.epipolar_form = camera_form(files[-1], model.config.camera.epipolar_form)
     else:
         if ckpt is not None:
             files = [resolve_checkpoint(ckpt, "model.ckpt")]
@@ -170,6 +182,8 @@ def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: st
             files = resolve_released(str(res))
         model = build_model(str(res), camera="realcam")
         load_checkpoint(model, *files)
+        if camera_ckpt is not None:  # weights trained here carry their epipolar form
+            model.config.camera.epipolar_form = camera_form(files[-1], model.config.camera.epipolar_form)
     model = model.to(device=device, dtype=DTYPES[dtype]).eval()
     return model, files
 
@@ -229,7 +243,8 @@ def condition_image(image_path, width: int, height: int) -> np.ndarray:
     return fitted
 
 
-def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER) -> torch.Tensor:
+def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER,
+                  option: str = "--prompt") -> torch.Tensor:
     """``(1, L)`` OpenCLIP tokens; the empty prompt needs no tokenizer."""
     from .models.encoders import empty_tokens, tokenize
 
@@ -241,8 +256,9 @@ def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER) -
         try:
             tokenizer = CLIPTokenizer.from_pretrained(tokenizer_name)
         except Exception as exc:
+            hint = " (--negative-prompt '' uses the empty prompt, which needs none)" if option == "--negative-prompt" else ""
             raise RealcamError(f"cannot load the tokenizer {tokenizer_name} ({type(exc).__name__}); "
-                               "a prompt needs it", "--prompt") from None
+                               f"a prompt needs it{hint}", option) from None
         out = tokenize([prompt], tokenizer, length)
     return out
 
@@ -252,6 +268,7 @@ class Conditioning:
     """Everything the sampler needs besides the noise: the predictor, shapes and shaping."""
 
     predict: dm.Predictor
+    schedule: dm.Schedule  # the model's (parameterisation, zero SNR, dynamic rescale)
     shape: tuple[int, ...]
     z_preview: torch.Tensor  # (1, 4, T, h, w)
     mask: torch.Tensor  # (1, 1, T, h, w) float
@@ -259,6 +276,9 @@ class Conditioning:
     dtype: torch.dtype
     known: torch.Tensor | None = None  # (1, 4, T, h, w) clean latents of the given frames
     known_mask: torch.Tensor | None = None  # (1, 1, T, 1, 1) 1 at the given frames
+    #: The network inputs the predictor closes over: ``context`` / ``context_uncond`` (text then
+    #: image tokens), ``concat``, ``fs``, ``camera`` (pose features and epipolar masks).
+    inputs: dict = field(default_factory=dict)
 
 
 def to_tensor_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
@@ -275,9 +295,11 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
     continuation; RealCam-I2V Fig. 8): their clean latents go into the concat condition, the
     preview latent and the mask, replace the noisy latents at every model call, and are the
     output at those frames."""
+    # Conditioning randomness (posterior samples, the epipolar jitter): its own stream of the seed.
+    gen = torch.Generator(device="cpu").manual_seed(int(np.random.SeedSequence([settings.seed, 1]).generate_state(1)[0]))
     img = to_tensor_video(image[None], device, dtype)  # (1, 3, 1, H, W)
-    cond_latent = model.encode_video(img)  # (1, 4, 1, h, w)
-    z_preview = model.encode_video(to_tensor_video(preview.frames, device, dtype)).clone()
+    cond_latent = model.encode_video(img, sample=True, generator=gen)  # (1, 4, 1, h, w)
+    z_preview = model.encode_video(to_tensor_video(preview.frames, device, dtype), sample=True, generator=gen).clone()
     z_preview[:, :, 0] = cond_latent[:, :, 0]
     t_frames = z_preview.shape[2]
     mask = torch.from_numpy(preview.latent_masks).to(device, dtype)[None, None]
@@ -290,25 +312,29 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
         idx = sorted(given)
         if idx[0] < 0 or idx[-1] >= t_frames:
             raise RealcamError(f"given frames {idx} outside 0..{t_frames - 1}", "generate")
-        lat = model.encode_video(to_tensor_video(np.stack([given[i] for i in idx]), device, dtype))
+        # The condition image keeps its one latent sample wherever it is given again (a loop ends
+        # on exactly its first frame); other given frames are sampled from their own posteriors.
+        others = [i for i in idx if not np.array_equal(given[i], image)]
+        lat = model.encode_video(to_tensor_video(np.stack([given[i] for i in others]), device, dtype),
+                                 sample=True, generator=gen) if others else None
         known = torch.zeros_like(z_preview)
         known_mask = torch.zeros(1, 1, t_frames, 1, 1, device=device, dtype=dtype)
-        for j, i in enumerate(idx):
-            known[:, :, i] = lat[:, :, j]
+        for i in idx:
+            known[:, :, i] = lat[:, :, others.index(i)] if i in others else cond_latent[:, :, 0]
             known_mask[:, :, i] = 1
         concat = known_mask * known + (1 - known_mask) * concat
         z_preview = known_mask * known + (1 - known_mask) * z_preview
         mask = torch.maximum(mask, known_mask.expand_as(mask))
     text = model.encode_text(prompt_tokens(model, settings.prompt, settings.tokenizer).to(device)).to(dtype)
-    empty = model.encode_text(prompt_tokens(model, "").to(device)).to(dtype)
+    negative = prompt_tokens(model, settings.negative_prompt, settings.tokenizer, "--negative-prompt")
+    negative_text = model.encode_text(negative.to(device)).to(dtype)
     image_tokens = model.encode_image(img[:, :, 0]).to(dtype)
     zero_tokens = model.encode_image(torch.zeros_like(img[:, :, 0])).to(dtype)
     ctx_cond = torch.cat([text, image_tokens], dim=1)
-    ctx_uncond = torch.cat([empty, zero_tokens], dim=1)
+    ctx_uncond = torch.cat([negative_text, zero_tokens], dim=1)
     fs = model.fs_condition(torch.tensor([settings.frame_stride])).to(device)
     k = torch.from_numpy(preview.k).to(device, torch.float32)[None]
     c2w = torch.from_numpy(preview.c2w).to(device, torch.float32)[None]
-    gen = torch.Generator(device="cpu").manual_seed(settings.seed)
     camera = model.camera_inputs(k, c2w, generator=gen)
 
     def predict(z_t: torch.Tensor, t: int, variant: str) -> torch.Tensor:
@@ -322,13 +348,15 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
                 return model(z_t, tt, ctx_cond, concat, fs=fs)
         raise ValueError(variant)
 
-    return Conditioning(predict, tuple(z_preview.shape), z_preview, mask, device, dtype, known, known_mask)
+    inputs = {"context": ctx_cond, "context_uncond": ctx_uncond, "concat": concat, "fs": fs, "camera": camera}
+    return Conditioning(predict, dm.Schedule.for_config(model.config), tuple(z_preview.shape), z_preview, mask,
+                        device, dtype, known, known_mask, inputs)
 
 
 def run_sampling(cond: Conditioning, settings: GenerateSettings,
                  on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
     """DDIM with guidance and noise shaping; returns the final latents. Seeded by ``settings.seed``."""
-    schedule = dm.Schedule.for_resolution(settings.res)
+    schedule = cond.schedule
     config = dm.SamplerConfig(settings.steps, settings.eta, settings.cfg, settings.guidance_rescale,
                               settings.camera_cfg, settings.camera_cfg_schedule)
     shaping = None

@@ -41,3 +41,21 @@ def synth_dataset(tmp_path_factory, pose_files, image_files) -> Path:
     synthesize(pose_files[:2], out, random_scale=(0.1, 10.0), size=(128, 128),
                textures=image_files, seed=7)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory) -> Path:
+    """A CLIP tokenizer folder with a toy vocabulary (unknown words become <|endoftext|>), so prompts
+    and the official negative prompt tokenize offline; ids fit every model's vocabulary."""
+    import json
+
+    from transformers import CLIPTokenizer
+
+    folder = tmp_path_factory.mktemp("tokenizer")
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "a": 2, "b": 3, "a</w>": 4, "b</w>": 5, "ab</w>": 6,
+             "blurry</w>": 7, "fast</w>": 8, ",</w>": 9, ".</w>": 10}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\na b</w>\n")
+    tok = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>")
+    tok.save_pretrained(folder)
+    return folder

@@ -26,7 +26,7 @@ FRAMES, SIZE = 4, 64
 
 
 @pytest.fixture(scope="session")
-def setup(tmp_path_factory, image_files):
+def setup(tmp_path_factory, image_files, tiny_tokenizer):
     """A saved tiny model (zero-initialised layers given random weights, so that every
     condition — text, image, camera — changes the output), a 64x64 photo, a depth map and a
     preview folder at the model's size."""
@@ -49,24 +49,44 @@ def setup(tmp_path_factory, image_files):
     run_preview(root / "image.png", root / "preview", preset="pan-left", magnitude=15, frames=FRAMES,
                 size=(SIZE, SIZE), depth_file=root / "depth.npy", device="cpu")
     model, files = g.load_model("tiny", root / "ckpt", device="cpu")
-    return {"root": root, "model": model, "files": files, "image": image}
+    return {"root": root, "model": model, "files": files, "image": image, "tokenizer": str(tiny_tokenizer)}
 
 
 def conditioning(setup, **settings):
-    s = g.GenerateSettings(res="tiny", **settings)
+    """Settings and conditioning; the official negative prompt (the default) through the toy tokenizer."""
+    s = g.GenerateSettings(res="tiny", **{"tokenizer": setup["tokenizer"], **settings})
     preview = g.load_preview(setup["root"] / "preview", SIZE, SIZE, FRAMES)
     return s, g.build_conditioning(setup["model"], setup["image"], preview, s, "cpu", torch.float32)
 
 
+def assert_posterior_sample(model, latent, picture):
+    """``latent`` (1, 4, h, w) is a sample of the autoencoder's posterior of ``picture``: its
+    noise ``(z / scale - mean) / std`` is standard normal (the official ``encode_first_stage``)."""
+    with torch.no_grad():
+        x = g.to_tensor_video(picture[None], "cpu", torch.float32)[:, :, 0]
+        dist = model.first_stage_model.encode(x).latent_dist
+    unit = (latent / model.config.autoencoder.scale_factor - dist.mean) / dist.std
+    assert abs(float(unit.mean())) < 0.3 and abs(float(unit.std()) - 1) < 0.3
+
+
 def test_preview_latent_has_the_condition_image_as_frame_0(setup):
     s, cond = conditioning(setup)
-    img = g.to_tensor_video(setup["image"][None], "cpu", torch.float32)
-    with torch.no_grad():
-        z_img = setup["model"].encode_video(img)
-    assert torch.equal(cond.z_preview[:, :, 0], z_img[:, :, 0])
+    concat = cond.inputs["concat"]
+    assert torch.equal(cond.z_preview[:, :, 0], concat[:, :, 0])
+    assert all(torch.equal(concat[:, :, i], concat[:, :, 0]) for i in range(FRAMES))
     m = cond.mask
     assert m.shape == (1, 1, FRAMES, SIZE // 8, SIZE // 8)
     assert 0 < float(m.mean()) < 1  # the pan leaves holes: a partial mask
+
+
+def test_condition_latent_is_a_seeded_posterior_sample(setup):
+    """As the official code encodes (``DiagonalGaussianDistribution.sample``): mean + std * noise,
+    the noise drawn from the run's seed."""
+    z = conditioning(setup, seed=3)[1].inputs["concat"][:, :, 0]
+    again = conditioning(setup, seed=3)[1].inputs["concat"][:, :, 0]
+    other = conditioning(setup, seed=4)[1].inputs["concat"][:, :, 0]
+    assert torch.equal(z, again) and not torch.equal(z, other)
+    assert_posterior_sample(setup["model"], z, setup["image"])
 
 
 def test_shaping_at_1000_is_bit_identical_to_no_shaping(setup):
@@ -112,13 +132,18 @@ def test_shaping_everywhere_at_t0_gives_the_preview(setup):
 
     cond.predict = recording
     z_final = g.run_sampling(cond, s)
-    sched = dm.Schedule.for_resolution("tiny").scheduler()
-    a, sig = dm.alpha_sigma(sched, last["t"], z_final)
+    schedule = cond.schedule
+    a, sig = dm.alpha_sigma(schedule, last["t"], z_final)
     zp = cond.z_preview
-    eps = (last["z"] - a * zp) / sig  # the last step's fresh noise
+    eps = (last["z"] - a * zp) / sig  # the last step's shaping noise
     assert abs(float(eps.std()) - 1) < 0.15 and abs(float(eps.mean())) < 0.15
-    # The result is the preview up to the last step's noise, exactly.
-    assert torch.allclose(z_final, zp + sig / a * (eps - last["out"]), atol=1e-4)
+    # The last step goes to alpha_bar[0] (not 1) and adds eta noise, as the official sampler:
+    # what remains after the deterministic part is sigma times standard normal noise.
+    sqrt_a_prev, direction, sigma = dm.ddim_coefficients(schedule, last["t"], None, s.eta)
+    assert sqrt_a_prev == pytest.approx((1 - 0.00085) ** 0.5, rel=1e-6) and sigma > 0
+    z0 = (last["z"] - sig * last["out"]) / a
+    rest = (z_final - sqrt_a_prev * z0 - direction * last["out"]) / sigma
+    assert abs(float(rest.std()) - 1) < 0.15 and abs(float(rest.mean())) < 0.15
     s.noise_shaping = None
     free = g.run_sampling(cond, s)
     err_shaped = float((z_final - zp).abs().mean())
@@ -132,31 +157,31 @@ def test_cfg_and_camera_cfg_equal_the_hand_formula(setup):
     t = 500
     c, u, n = (cond.predict(z, t, v) for v in ("cond", "uncond", "no_camera"))
     assert not torch.allclose(c, u) and not torch.allclose(c, n)  # text/image and camera matter
-    # The unconditional pass by hand: empty prompt, zero image, the concat latent kept.
+    # The unconditional pass by hand: the negative prompt (the official demo's), zero image, the
+    # concat latent kept, the camera kept.
     img = g.to_tensor_video(setup["image"][None], "cpu", torch.float32)
+    tokens = g.prompt_tokens(model, g.OFFICIAL_NEGATIVE_PROMPT, setup["tokenizer"])
+    assert not torch.equal(tokens, g.prompt_tokens(model, ""))
     with torch.no_grad():
-        ctx = torch.cat([model.encode_text(g.prompt_tokens(model, "")),
-                         model.encode_image(torch.zeros_like(img[:, :, 0]))], dim=1)
-        concat = model.encode_video(img).expand(-1, -1, FRAMES, -1, -1)
-        preview = g.load_preview(setup["root"] / "preview", SIZE, SIZE, FRAMES)
-        cam = model.camera_inputs(torch.from_numpy(preview.k).float()[None],
-                                  torch.from_numpy(preview.c2w).float()[None],
-                                  generator=torch.Generator().manual_seed(s.seed))
-        u_hand = model(z, torch.tensor([t]), ctx, concat, fs=torch.tensor([8]), camera=cam)
+        ctx = torch.cat([model.encode_text(tokens), model.encode_image(torch.zeros_like(img[:, :, 0]))], dim=1)
+        u_hand = model(z, torch.tensor([t]), ctx, cond.inputs["concat"], fs=torch.tensor([8]),
+                       camera=cond.inputs["camera"])
     assert torch.allclose(u, u_hand, atol=1e-6)
     for w_cfg, rescale, w_cam in ((7.5, 0.7, 1.0), (7.5, 0.0, 2.5), (3.0, 0.7, 1.8)):
         out = dm.guided_output(cond.predict, z, t, dm.SamplerConfig(cfg=w_cfg, guidance_rescale=rescale,
                                                                      camera_cfg=w_cam))
-        guided = u + w_cfg * (c - u)
+        # official order: CFG, camera CFG inside it, then the rescale against the conditional output
+        guided = u + w_cfg * (c - u) + (w_cam - 1) * (c - n)
         std = lambda x: x.flatten().std()  # noqa: E731 (batch of one)
         hand = rescale * guided * std(c) / std(guided) + (1 - rescale) * guided
-        hand = hand + (w_cam - 1) * (c - n)
         assert torch.allclose(out, hand, atol=1e-5, rtol=1e-5)
+    with pytest.raises(g.RealcamError, match="inside text-image CFG"):
+        g.GenerateSettings(cfg=1.0, camera_cfg=2.0).check()
 
 
 def test_same_seed_same_video_record_round_trip(setup, tmp_path):
     kw = dict(ckpt=setup["root"] / "ckpt", preview_dir=setup["root"] / "preview", device="cpu",
-              steps=3, noise_shaping=900)
+              steps=3, noise_shaping=900, tokenizer=setup["tokenizer"])
     a = g.generate(setup["root"] / "image.png", None, tmp_path / "a.mp4", seed=7, **kw)
     b = g.generate(setup["root"] / "image.png", None, tmp_path / "b.mp4", seed=7, **kw)
     c = g.generate(setup["root"] / "image.png", None, tmp_path / "c.mp4", seed=8, **kw)
@@ -193,7 +218,8 @@ def test_cli_preset_and_bad_inputs(setup, tmp_path):
     out = tmp_path / "v.mp4"
     result = runner.invoke(app, ["generate", str(root / "image.png"), "dolly-in", "--out", str(out),
                                  "--ckpt", str(root / "ckpt"), "--depth", str(root / "depth.npy"),
-                                 "--steps", "2", "--magnitude", "0.3", "--device", "cpu"])
+                                 "--steps", "2", "--magnitude", "0.3", "--device", "cpu",
+                                 "--tokenizer", setup["tokenizer"]])
     assert result.exit_code == 0, result.output
     assert out.exists() and (tmp_path / "v.json").exists() and (tmp_path / "v_preview" / "preview.npz").exists()
     assert str(out) in result.stdout
@@ -212,16 +238,12 @@ def test_interpolation_keeps_the_last_frame_and_loop_ends_where_it_starts(setup,
     end = np.ascontiguousarray(setup["image"][::-1])  # a different end image
     write_image(tmp_path / "end.png", end)
     kw = dict(model=model, model_files=setup["files"], depth=root / "depth.npy", device="cpu", steps=3,
-              magnitude=[15.0])
+              magnitude=[15.0], negative_prompt="")
     interp = g.generate(root / "image.png", "pan-left", tmp_path / "i.mp4", mode="interp",
                         end_image=str(tmp_path / "end.png"), **kw)
-    with torch.no_grad():
-        z_end = model.encode_video(g.to_tensor_video(end[None], "cpu", torch.float32))
-        z_img = model.encode_video(g.to_tensor_video(setup["image"][None], "cpu", torch.float32))
-    # Exact up to float batching in the encoder (frames encoded together or alone).
-    assert torch.allclose(interp.latents[:, :, -1], z_end[:, :, 0], atol=1e-5)
-    assert torch.allclose(interp.latents[:, :, 0], z_img[:, :, 0], atol=1e-5)
-    decoded_end = g.decode_frames(model, z_end)[0].astype(int)
+    for latent, picture in ((interp.latents[:, :, -1], end), (interp.latents[:, :, 0], setup["image"])):
+        assert_posterior_sample(model, latent, picture)
+    decoded_end = g.decode_frames(model, interp.latents[:, :, -1:])[0].astype(int)
     assert np.abs(interp.frames[-1].astype(int) - decoded_end).max() <= 1
     loop = g.generate(root / "image.png", "pan-left", tmp_path / "l.mp4", mode="loop", **kw)
     assert np.array_equal(loop.frames[0], loop.frames[-1])
@@ -232,23 +254,23 @@ def test_interpolation_keeps_the_last_frame_and_loop_ends_where_it_starts(setup,
 def test_continuation_starts_from_the_last_frames_of_a_video(setup, tmp_path):
     root = setup["root"]
     first = g.generate(root / "image.png", None, tmp_path / "a.mp4", ckpt=root / "ckpt", steps=2,
-                       preview_dir=root / "preview", device="cpu", seed=1)
+                       preview_dir=root / "preview", device="cpu", seed=1, negative_prompt="")
     video = read_video(first.video)
     runner = CliRunner()
     out = tmp_path / "b.mp4"
     result = runner.invoke(app, ["generate", "pan-left", "--continue", str(first.video), "--context-frames", "2",
                                  "--out", str(out), "--ckpt", str(root / "ckpt"), "--depth",
-                                 str(root / "depth.npy"), "--steps", "2", "--device", "cpu"])
+                                 str(root / "depth.npy"), "--steps", "2", "--device", "cpu",
+                                 "--negative-prompt", ""])
     assert result.exit_code == 0, result.output
     long = read_video(out)
     assert len(long) == len(video) - 2 + FRAMES
     record = json.loads((tmp_path / "b.json").read_text())
     assert record["settings"]["mode"] == "continue"
-    # The generated clip's first two latents are the context frames' clean latents.
+    # The generated clip's first two latents are the context frames' clean latents (posterior samples).
     again = g.regenerate(tmp_path / "b.json", tmp_path / "c.mp4")
-    with torch.no_grad():
-        z_ctx = setup["model"].encode_video(g.to_tensor_video(video[-2:], "cpu", torch.float32))
-    assert torch.allclose(again.latents[:, :, :2], z_ctx, atol=1e-5)
+    for i in range(2):
+        assert_posterior_sample(setup["model"], again.latents[:, :, i], video[-2 + i])
     import hashlib
 
     assert hashlib.sha256(again.frames.tobytes()).hexdigest() == record["video_frames_sha256"]
@@ -268,7 +290,7 @@ def test_batch_records_failures_and_resumes(setup, tmp_path):
                   "depth": ["depth.npy", "depth.npy", "depth.npy"]}).to_csv(tmp_path / "jobs.csv", index=False)
     out = tmp_path / "out"
     args = ["generate", "--batch", str(tmp_path / "jobs.csv"), "--out", str(out), "--ckpt", str(root / "ckpt"),
-            "--steps", "2", "--device", "cpu"]
+            "--steps", "2", "--device", "cpu", "--negative-prompt", ""]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     table = read_table(out / g.BATCH_TABLE).set_index("item")
@@ -320,7 +342,8 @@ def test_small_model_previews_on_its_own_latent_grid(tmp_path, image_files):
     write_image(tmp_path / "image.png", photo)
     np.save(tmp_path / "depth.npy", np.full((128, 128), 3.0, np.float32))
     result = g.generate(tmp_path / "image.png", "pan-left", tmp_path / "v.mp4", model=model,
-                        depth=tmp_path / "depth.npy", device="cpu", steps=1, cfg=1.0, magnitude=[10])
+                        depth=tmp_path / "depth.npy", device="cpu", steps=1, cfg=1.0, magnitude=[10],
+                        negative_prompt="")
     masks = np.load(tmp_path / "v_preview" / "preview.npz")["latent_masks"]
     assert masks.shape == (16, 32, 32) and 0 < masks.mean() < 1  # the pan leaves a strip uncovered
     assert result.frames.shape == (16, 128, 128, 3)

@@ -407,3 +407,133 @@ def test_fit_autoencoder_learns_and_calibrates_the_latent_scale():
         z2 = encode(vae, x, 0.25)
         torch.testing.assert_close(z2, z, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(decode(vae, z2, 0.25), before, rtol=1e-4, atol=1e-4)  # same images
+
+
+# ----------------------------------------------------------------------------------------------
+# Fidelity to the official code (docs/fidelity.md)
+# ----------------------------------------------------------------------------------------------
+def _forward_motion(cx: float, cy: float):
+    """Two frames 12x12 px, frame 1 moved 1 m forward: in frame 1 the epipolar line of a pixel q of
+    frame 0 is the line through the epipole (cx, cy) and q."""
+    k = torch.tensor([[10.0, 0, cx], [0, 10.0, cy], [0, 0, 1]], dtype=torch.float64).expand(1, 2, 3, 3)
+    c2w = torch.eye(4, dtype=torch.float64).repeat(1, 2, 1, 1)
+    c2w[0, 1, 2, 3] = 1.0
+    return k, c2w
+
+
+@pytest.mark.parametrize("form,centres", [("official", [1.5, 5.5, 9.5]), ("exact", [2.0, 6.0, 10.0])])
+def test_epipolar_mask_by_hand_with_the_official_cell_centres(form, centres):
+    """A 3x3 grid of d = 4 cells: cell centres ``i*d + d/2 - 0.5`` (official ``pix2coord``) or
+    ``(i + 0.5) * d``; key q is kept iff its distance to the line through the epipole and the query
+    centre is below ``d * sqrt(2) / 2``. Built by hand from that rule, not from F."""
+    from stages.models.camera import cell_centres
+
+    d, e = 4, (5.3, 4.6)  # an epipole off the symmetric spots (no distance exactly at the threshold)
+    assert cell_centres(3, d, form).tolist() == centres
+    k, c2w = _forward_motion(*e)
+    mask = epipolar_mask(pairwise_fundamental(k, c2w, generator=torch.Generator().manual_seed(0), form=form),
+                         3, 3, d, form)
+    pts = [(x, y) for y in centres for x in centres]  # row-major cells
+    hand = torch.zeros(9, 9, dtype=torch.bool)
+    for i, (qx, qy) in enumerate(pts):
+        nx, ny = qy - e[1], -(qx - e[0])  # normal of the line through e and q
+        norm = math.hypot(nx, ny)
+        for j, (px, py) in enumerate(pts):
+            hand[i, j] = abs(nx * (px - e[0]) + ny * (py - e[1])) / norm < d * math.sqrt(2) / 2
+    assert torch.equal(mask[0, :9, 9:], hand)  # queries of frame 0, keys of frame 1
+    # the grid matters: the two forms disagree on some pairs of this scene
+    other = "exact" if form == "official" else "official"
+    mask2 = epipolar_mask(pairwise_fundamental(k, c2w, generator=torch.Generator().manual_seed(0), form=other),
+                          3, 3, d, other)
+    assert not torch.equal(mask, mask2)
+
+
+def test_fundamental_matrix_forms_with_changing_intrinsics():
+    """``exact``: ``x_j^T F x_i = 0`` for a 3D point seen by two cameras with different focal
+    lengths; ``official`` puts ``K_j`` on both sides (CamI2V ``get_fundamental_matrix``), equal to
+    ``exact`` when the intrinsics are the same."""
+    k = torch.tensor([[[[300.0, 0, 128], [0, 300, 96], [0, 0, 1]],
+                       [[450.0, 0, 120], [0, 440, 100], [0, 0, 1]]]], dtype=torch.float64)
+    c2w = torch.eye(4, dtype=torch.float64).repeat(1, 2, 1, 1)
+    c2w[0, 1, :3, 3] = torch.tensor([0.4, -0.1, 0.3], dtype=torch.float64)
+    angle = 0.2
+    c2w[0, 1, :3, :3] = torch.tensor([[math.cos(angle), 0, math.sin(angle)], [0, 1, 0],
+                                      [-math.sin(angle), 0, math.cos(angle)]], dtype=torch.float64)
+    point = torch.tensor([0.3, 0.2, 4.0, 1.0], dtype=torch.float64)
+
+    def project(i):
+        cam = torch.linalg.inv(c2w[0, i]) @ point
+        x = k[0, i] @ cam[:3]
+        return x / x[2]
+
+    x0, x1 = project(0), project(1)
+    exact = pairwise_fundamental(k, c2w, perturb=0, form="exact")[0, 0, 1]
+    official = pairwise_fundamental(k, c2w, perturb=0, form="official")[0, 0, 1]
+    assert abs(float(x1 @ exact @ x0)) < 1e-9 * float(exact.abs().max()) * 1e4
+    assert abs(float(x1 @ official @ x0)) > 1e-3 * float(official.abs().max())
+    k_same = k[:, :1].expand(1, 2, 3, 3)
+    torch.testing.assert_close(pairwise_fundamental(k_same, c2w, perturb=0, form="official"),
+                               pairwise_fundamental(k_same, c2w, perturb=0, form="exact"))
+
+
+def test_epipolar_forms_of_the_configs_and_saved_weights(tmp_path):
+    """Released configs use the official form; our own models the exact one; weights trained here
+    carry their form in the config.json beside them (the released files have none)."""
+    from stages.models.checkpoint import camera_form, save_checkpoint
+    from stages.models.configs import get_config
+
+    assert {get_config(n).camera.epipolar_form for n in ("256", "512", "1024")} == {"official"}
+    assert {get_config(n).camera.epipolar_form for n in ("tiny", "small")} == {"exact"}
+    model = build_model("tiny")
+    model.config.camera.epipolar_form = "official"
+    folder = save_checkpoint(model, tmp_path / "w", only_trainable=True)
+    assert camera_form(folder / "model.safetensors", "exact") == "official"
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "released.safetensors"))
+    assert camera_form(tmp_path / "released.safetensors") == "official"
+
+
+def test_fps_condition_values_of_the_official_code():
+    """512/1024 (``fps`` type): ``29.97 // stride`` (official inference; training uses the video's
+    own rate the same way); 256 (``fs`` type): the stride itself."""
+    fps_model = build_model("512", camera="none", encoders=False, device="meta")
+    strides = torch.arange(1, 11)
+    assert fps_model.fs_condition(strides).tolist() == [29, 14, 9, 7, 5, 4, 4, 3, 3, 2]
+    assert fps_model.fs_condition(torch.tensor([8]), 30.0).tolist() == [3]
+    assert fps_model.fs_condition(torch.tensor([3]), torch.tensor([25.0])).tolist() == [8]
+    fs_model = build_model("256", camera="none", encoders=False, device="meta")
+    assert fs_model.fs_condition(strides).tolist() == list(range(1, 11))
+    from stages.core.cameras import frame_rate
+
+    ntsc = (torch.arange(20) * 33366.7).round().long().numpy()  # RealEstate10K timestamps, microseconds
+    assert frame_rate(ntsc) == pytest.approx(29.97, abs=0.01)
+    assert frame_rate(ntsc[:1]) == 29.97
+
+
+def test_released_key_sets_have_no_extra_learnable_scales():
+    """The official 512 and 1024 configs have no learnable image cross-attention scale (256 has it:
+    16 ``attn2.alpha`` keys), so the released 512 key set loads with nothing missing."""
+    def alphas(name):
+        keys = build_model(name, camera="realcam", device="meta").state_dict()
+        return [k for k in keys if k.endswith("attn2.alpha")]
+
+    assert len(alphas("256")) == 16
+    assert alphas("512") == [] and alphas("1024") == []
+
+
+def test_clip_image_preprocessing_is_kornias():
+    """The official ``FrozenOpenCLIPImageEmbedderV2.preprocess``: kornia bicubic resize with
+    align_corners and antialias, then CLIP normalisation."""
+    import kornia
+
+    from stages.models.encoders import CLIP_MEAN, CLIP_STD
+
+    emb = build_model("tiny").embedder
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 60, 90, generator=g) * 2 - 1
+    size = emb.cfg.image_size
+    ref = kornia.geometry.resize(x, (size, size), interpolation="bicubic", align_corners=True, antialias=True)
+    ref = ((ref + 1) / 2 - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(emb.preprocess(x), ref)
+    flat = emb.preprocess(torch.full((1, 3, 40, 40), 0.2))  # a constant image stays constant
+    expected = (0.6 - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD)
+    torch.testing.assert_close(flat[0, :, 5, 5], expected)

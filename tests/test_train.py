@@ -204,3 +204,61 @@ def test_camera_only_training_updates_only_camera_modules(tmp_path, train_data):
     initial = base.state_dict()
     moved = [k for k, v in trained.items() if not torch.equal(v, initial[k])]
     assert any(".pluker_projection." in k for k in moved) and any(k.startswith("pose_encoder.") for k in moved)
+
+
+def test_training_target_is_the_official_one(train_data, monkeypatch):
+    """One DiffusionTrainer step against the official trainer's arithmetic: z0 a posterior sample
+    scaled by the dynamic-rescale factor scale(t) (a tiny config given the 512 schedule), v target
+    of the scaled z0, the concat latent never dropped (only the CLIP image is), and the fps
+    condition from the clip's timestamps floor-divided by the stride."""
+    import dataclasses
+
+    from stages import diffusion as dm
+    from stages.models.configs import get_config
+    from stages.models.model import CameraI2V
+    from stages.train import loop
+
+    ds, filtered, _ = train_data
+    clips, _ = load_clips(filtered, ds)
+    config = dataclasses.replace(get_config("tiny"), parameterization="v", zero_terminal_snr=True,
+                                 use_dynamic_rescale=True, base_scale=0.7, fps_condition_type="fps")
+    torch.manual_seed(0)
+    model = CameraI2V(config).eval()
+    trainer = loop.DiffusionTrainer(model)
+    data = ClipDataset(clips, frames=4, size=(64, 64), train=True, seed=1)
+    batch = loop.collate([data[0], data[1]])
+    assert batch["fps"].tolist() == pytest.approx([cam.frame_rate(c.cameras.timestamps) for c in
+                                                    (data.clips[data.clip_index(0)], data.clips[data.clip_index(1)])])
+    seen = {}
+    real_q_sample, real_forward = loop.q_sample, CameraI2V.forward
+
+    def q_sample(schedule, z0, t, noise):
+        seen.update(z0=z0.clone(), t=t.clone(), noise=noise.clone())
+        return real_q_sample(schedule, z0, t, noise)
+
+    def forward(self, x_noisy, timesteps, context, concat, fs=None, **kw):
+        seen.update(concat=concat.clone(), fs=fs.clone())
+        return real_forward(self, x_noisy, timesteps, context, concat, fs=fs, **kw)
+
+    monkeypatch.setattr(loop, "q_sample", q_sample)
+    monkeypatch.setattr(CameraI2V, "forward", forward)
+    # a generator whose first draw drops the image for both samples (r in [0.05, 0.15))
+    for seed in range(1000):
+        r = torch.rand(2, generator=torch.Generator().manual_seed(seed))
+        if ((r >= 0.05) & (r < 0.15)).all():
+            break
+    with torch.no_grad():
+        trainer(batch, torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    torch.rand(2, generator=g)  # the dropout draw
+    with torch.no_grad():
+        z_sample = model.encode_video(batch["video"], sample=True, generator=g)
+        z_mode = model.encode_video(batch["video"])
+    assert not torch.allclose(z_sample, z_mode)  # a posterior sample, not the mode
+    scale = torch.from_numpy(dm.Schedule.for_config(config).scale(seen["t"].numpy())).float()
+    torch.testing.assert_close(seen["z0"], z_sample * scale.view(-1, 1, 1, 1, 1))
+    cond = batch["cond_frame"]
+    expected_concat = z_sample[torch.arange(2), :, cond][:, :, None].expand(-1, -1, 4, -1, -1)
+    torch.testing.assert_close(seen["concat"], expected_concat)  # dropped image, concat kept
+    expected_fs = torch.div(batch["fps"].double(), batch["stride"].double(), rounding_mode="floor").long()
+    assert torch.equal(seen["fs"], expected_fs)

@@ -93,6 +93,20 @@ def _looks_like_camera_line(tokens: list[str]) -> bool:
     return True
 
 
+#: Frame rate assumed when timestamps cannot tell it (RealEstate10K's YouTube videos, NTSC).
+DEFAULT_FPS = 29.97
+
+
+def frame_rate(timestamps, default: float = DEFAULT_FPS) -> float:
+    """Frames per second of a clip from its microsecond timestamps (median spacing); ``default``
+    for fewer than two frames or non-increasing timestamps."""
+    ts = np.asarray(timestamps, dtype=np.float64)
+    if ts.size < 2:
+        return default
+    step = float(np.median(np.diff(ts)))
+    return 1e6 / step if step > 0 else default
+
+
 def parse_re10k(text: str, source: str | Path = "<text>") -> CameraFile:
     """Parse RealEstate10K text; every problem is a ``RealcamError`` naming file and line."""
     lines = text.splitlines()

@@ -38,42 +38,63 @@ def skew(t: torch.Tensor) -> torch.Tensor:
     ], -2)
 
 
+EPIPOLAR_FORMS = ("official", "exact")
+
+
 def pairwise_fundamental(k: torch.Tensor, c2w: torch.Tensor, perturb: float = 1e-6,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
+                         generator: torch.Generator | None = None, form: str = "official") -> torch.Tensor:
     """Fundamental matrices between all frame pairs.
 
-    ``k (B, T, 3, 3)`` pixel intrinsics, ``c2w (B, T, 4, 4)``. Returns ``F (B, T, T, 3, 3)`` with
-    ``F[b, i, j] = K_j^-T [t]x R K_i^-1`` where ``[R | t] = inv(c2w_j) @ c2w_i`` maps camera ``i``
-    to camera ``j``: a pixel ``x`` of frame ``i`` has epipolar line ``F[b, i, j] @ x`` in frame ``j``.
-    A (near) zero translation (always the case for ``i == j``) gets a ``perturb``-sized random
-    offset, so that the line passes through the pixel itself instead of vanishing.
+    ``k (B, T, 3, 3)`` pixel intrinsics, ``c2w (B, T, 4, 4)``. Returns ``F (B, T, T, 3, 3)``: a pixel
+    ``x`` of frame ``i`` has epipolar line ``F[b, i, j] @ x`` in frame ``j``, with
+    ``E = [t]x R`` and ``[R | t] = inv(c2w_j) @ c2w_i`` (camera ``i`` to camera ``j``).
+    ``form="exact"``: ``F = K_j^-T E K_i^-1``; ``form="official"`` (CamI2V's
+    ``get_fundamental_matrix``, what the released weights were trained with): ``K_j`` on both sides,
+    the same whenever the intrinsics are constant over the clip. A translation whose components are
+    all below ``perturb`` (always the case for ``i == j``) is replaced by ``perturb``-sized random
+    noise (official ``add_small_perturbation``), so that the line passes through the pixel itself.
     """
+    if form not in EPIPOLAR_FORMS:
+        raise ValueError(f"unknown epipolar form {form!r} ({', '.join(EPIPOLAR_FORMS)})")
     k = k.double()
     c2w = c2w.double()
     rel = torch.linalg.inv(c2w)[:, None] @ c2w[:, :, None]  # rel[b, i, j] = inv(c2w_j) @ c2w_i
     r = rel[..., :3, :3]
     t = rel[..., :3, 3]
     if perturb > 0:
-        small = t.norm(dim=-1, keepdim=True) < perturb
+        small = (t.abs() < perturb).all(dim=-1, keepdim=True)
         noise = torch.randn(t.shape, generator=generator, dtype=t.dtype, device="cpu").to(t.device)
-        t = torch.where(small, t + perturb * noise, t)
+        t = torch.where(small, perturb * noise, t)
     e = skew(t) @ r
     k_inv = torch.linalg.inv(k)
-    return k_inv[:, None, :, :, :].transpose(-1, -2) @ e @ k_inv[:, :, None]
+    k_inv_j = k_inv[:, None, :, :, :]  # indexed by the target frame j
+    k_inv_i = k_inv[:, :, None] if form == "exact" else k_inv_j
+    return k_inv_j.transpose(-1, -2) @ e @ k_inv_i
 
 
-def epipolar_mask(fundamental: torch.Tensor, height: int, width: int, downsample: int) -> torch.Tensor:
+def cell_centres(n: int, downsample: int, form: str = "official", device=None) -> torch.Tensor:
+    """Pixel coordinates of the centres of ``n`` feature cells of ``downsample`` pixels:
+    ``i*d + d/2 - 0.5`` (official ``pix2coord``) or ``(i + 0.5) * d`` (exact: pixel ``x`` spans
+    ``[x, x + 1)``, as the Plücker rays of ``stages/core/plucker.py``)."""
+    i = torch.arange(n, dtype=torch.float64, device=device)
+    if form == "official":
+        return i * downsample + downsample / 2.0 - 0.5
+    return (i + 0.5) * downsample
+
+
+def epipolar_mask(fundamental: torch.Tensor, height: int, width: int, downsample: int,
+                  form: str = "official") -> torch.Tensor:
     """Hard epipolar mask at a feature map of ``height x width`` cells of ``downsample`` pixels.
 
-    ``fundamental (B, T, T, 3, 3)`` in image pixels. Cell centres are at ``(i + 0.5) * d`` pixels.
+    ``fundamental (B, T, T, 3, 3)`` in image pixels; cell centres by :func:`cell_centres`.
     Returns ``(B, T*h*w, T*h*w)`` bool: query (frame i, cell p) may attend key (frame j, cell q)
     iff the distance of q's centre to the epipolar line of p in frame j is below ``d * sqrt(2) / 2``.
     Computed one query frame at a time, so memory stays at one ``(B, T, hw, hw)`` block.
     """
     device = fundamental.device
     b, t = fundamental.shape[:2]
-    ys = (torch.arange(height, dtype=torch.float64, device=device) + 0.5) * downsample
-    xs = (torch.arange(width, dtype=torch.float64, device=device) + 0.5) * downsample
+    ys = cell_centres(height, downsample, form, device)
+    xs = cell_centres(width, downsample, form, device)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     grid = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(-1, 3)  # (HW, 3)
     n = grid.shape[0]
@@ -261,9 +282,9 @@ def camera_condition(pose_encoder: CameraPoseEncoder | None, cfg: CameraConfig, 
     masks = None
     if epipolar:
         with torch.autocast(device_type=k.device.type, enabled=False):
-            fmat = pairwise_fundamental(k, c2w, cfg.perturb_zero_translation, generator)
+            fmat = pairwise_fundamental(k, c2w, cfg.perturb_zero_translation, generator, cfg.epipolar_form)
             masks = {}
             for ds in cfg.epipolar_resolutions:
                 d = cfg.downscale_factor * ds
-                masks[ds] = epipolar_mask(fmat, height // d, width // d, d)
+                masks[ds] = epipolar_mask(fmat, height // d, width // d, d, cfg.epipolar_form)
     return {"features": features, "masks": masks}

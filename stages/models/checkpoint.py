@@ -236,6 +236,20 @@ def load_pretrained(config: str = "512", base: str | Path = "Doubiiu/DynamiCraft
     return model, report
 
 
+def camera_form(weights: str | Path, default: str = "official") -> str:
+    """The epipolar form camera weights were trained with: from the ``config.json`` that
+    :func:`save_checkpoint` writes beside them (weights trained here), else ``default`` (the
+    released files carry none: they were trained with the official form)."""
+    cfg_path = Path(weights).parent / "config.json"
+    try:
+        meta = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return default
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        return default
+    return str(meta.get("config", {}).get("camera", {}).get("epipolar_form", default))
+
+
 def load_saved(folder: str | Path, device: str | torch.device | None = None):
     """Rebuild a model saved by :func:`save_checkpoint` and load its weights strictly."""
     from .model import build_model

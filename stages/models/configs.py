@@ -110,6 +110,11 @@ class CameraConfig:
     num_register_tokens: int = 4
     epipolar_resolutions: tuple[int, ...] = (8, 4, 2, 1)
     perturb_zero_translation: float = 1e-6
+    #: How the epipolar masks are built (docs/fidelity.md): ``"official"`` as the released weights
+    #: were trained (cell centres ``i*d + d/2 - 0.5``, ``F = K_j^-T E K_j^-1``), or ``"exact"``
+    #: (cell centres ``(i + 0.5) * d`` like the Plücker rays, ``F = K_j^-T E K_i^-1``, right when
+    #: the intrinsics change over the clip). Saved with the model.
+    epipolar_form: str = "official"
 
     @property
     def cin(self) -> int:
@@ -126,6 +131,10 @@ class ModelConfig:
     zero_terminal_snr: bool = False
     fps_condition_type: str = "fs"
     perframe_ae: bool = False
+    #: Dynamic rescale of DynamiCrafter 512/1024 (``use_dynamic_rescale``, ``base_scale``; see
+    #: stages/diffusion.py): z0 scaled by ``scale(t)`` in training, predicted z0 rescaled in sampling.
+    use_dynamic_rescale: bool = False
+    base_scale: float = 1.0
     unet: UNetConfig = field(default_factory=UNetConfig)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
@@ -182,7 +191,8 @@ def _tiny() -> ModelConfig:
         resampler=ResamplerConfig(dim=32, depth=1, dim_head=16, heads=2, num_queries=4,
                                   embedding_dim=32, output_dim=32, ff_mult=2, video_length=frames),
         camera=CameraConfig(channels=(32, 64), temporal_attention_nhead=2,
-                            temporal_position_encoding_max_len=frames, epipolar_resolutions=(2, 1)),
+                            temporal_position_encoding_max_len=frames, epipolar_resolutions=(2, 1),
+                            epipolar_form="exact"),
     )
 
 
@@ -213,12 +223,13 @@ def _official(name: str) -> ModelConfig:
     if name == "512":
         return ModelConfig(name="512", width=512, height=320, parameterization="v",
                            zero_terminal_snr=True, fps_condition_type="fps", perframe_ae=True,
-                           unet=UNetConfig(default_fs=10, image_cross_attention_scale_learnable=True,
-                                           use_checkpoint=True),
+                           use_dynamic_rescale=True, base_scale=0.7,
+                           unet=UNetConfig(default_fs=10, use_checkpoint=True),
                            camera=CameraConfig(epipolar_resolutions=(8, 4, 2)))
     if name == "1024":
         return ModelConfig(name="1024", width=1024, height=576, parameterization="v",
                            zero_terminal_snr=True, fps_condition_type="fps", perframe_ae=True,
+                           use_dynamic_rescale=True, base_scale=0.3,
                            unet=UNetConfig(default_fs=10, use_checkpoint=True),
                            camera=CameraConfig(epipolar_resolutions=(8, 4, 2)))
     raise KeyError(name)

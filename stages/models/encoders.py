@@ -152,11 +152,17 @@ class FrozenOpenCLIPImageEmbedderV2(nn.Module):
         self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """The official preprocessing: ``kornia.geometry.resize`` to the CLIP size (bicubic, align
+        corners, antialias: a Gaussian blur before downscaling, unlike ``F.interpolate``'s
+        antialias), ``[-1, 1] -> [0, 1]``, CLIP mean/std."""
+        import kornia
+
         size = self.cfg.image_size
         dtype = x.dtype
-        x = F.interpolate(x.float(), (size, size), mode="bicubic", align_corners=True, antialias=True)
+        x = kornia.geometry.resize(x.float(), (size, size), interpolation="bicubic", align_corners=True,
+                                   antialias=True)
         x = (x + 1.0) / 2.0
-        return ((x - self.mean) / self.std).to(dtype)
+        return kornia.enhance.normalize(x, self.mean.flatten(), self.std.flatten()).to(dtype)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         v = self.model.visual

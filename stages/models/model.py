@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core.cameras import DEFAULT_FPS
 from ..core.errors import RealcamError
 from . import autoencoder as ae
 from .camera import CameraPoseEncoder, camera_condition
@@ -20,7 +21,10 @@ from .encoders import FrozenOpenCLIPEmbedder, FrozenOpenCLIPImageEmbedderV2, Res
 from .unet import UNet3D
 
 CAMERA_MODES = ("realcam", "cameractrl", "none")
-SOURCE_FPS = 30.0  # RealEstate10K videos: the "fps" condition is SOURCE_FPS / frame stride
+#: Frame rate of the RealEstate10K (YouTube, NTSC) videos, as the official inference assumes; the
+#: ``fps`` condition is ``source_fps // frame_stride`` (official ``SingleImageForInference`` and, with
+#: the video's own rate, the ``RealEstate10K`` training dataset).
+SOURCE_FPS = DEFAULT_FPS
 
 
 class DiffusionWrapper(nn.Module):
@@ -63,11 +67,13 @@ class CameraI2V(nn.Module):
     def has_camera(self) -> bool:
         return self.camera_mode != "none"
 
-    def fs_condition(self, stride: torch.Tensor) -> torch.Tensor:
-        """The ``fs`` input for a frame stride: the stride itself, or frames per second (``fps`` type)."""
+    def fs_condition(self, stride: torch.Tensor, source_fps: float | torch.Tensor = SOURCE_FPS) -> torch.Tensor:
+        """The ``fs`` input for a frame stride: the stride itself (``fs`` type, 256), or the sampled
+        clip's frame rate ``floor(source_fps / stride)`` (``fps`` type, 512/1024; 3 at stride 8)."""
         stride = torch.as_tensor(stride)
         if self.config.fps_condition_type == "fps":
-            return torch.round(SOURCE_FPS / stride.float()).long()
+            fps = torch.as_tensor(source_fps, dtype=torch.float64)
+            return torch.div(fps, stride.double(), rounding_mode="floor").long()
         return stride.long()
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:

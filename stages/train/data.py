@@ -154,6 +154,7 @@ class ClipDataset(torch.utils.data.Dataset):
             "c2w": torch.from_numpy(c2w).float(),
             "cond_frame": cond,
             "stride": stride,
+            "fps": cam.frame_rate(clip.cameras.timestamps),  # the source video's rate
             "caption": clip.caption,
             "clip_id": clip.clip_id,
             "sample": int(n),
@@ -199,5 +200,5 @@ def collate(items: list[dict]) -> dict:
     for key in items[0]:
         values = [it[key] for it in items]
         out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else (
-            torch.tensor(values) if isinstance(values[0], int) else values)
+            torch.tensor(values) if isinstance(values[0], (int, float)) else values)
     return out

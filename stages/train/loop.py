@@ -1,9 +1,15 @@
 """The DeepSpeed training loop of ``realcam train`` (SPEC.md section 5).
 
-ZeRO stage 1, Adam at a constant learning rate (1e-4), gradient accumulation to the effective
+ZeRO stage 1, AdamW (weight decay 1e-2, the official ``configure_optimizers``) at a constant
+learning rate (1e-4), gradient accumulation to the effective
 batch, gradient clipping 0.5, fp16 by default (bf16 or fp32 on request; DeepSpeed has no fp16 on
 the CPU), epsilon-prediction at 256 and v-prediction with zero terminal SNR at 512/1024. Only the
 camera modules are in the optimiser. Condition dropout 5 % for text, image and both.
+
+The target is the official trainer's (``lvdm/models/ddpm3d.py``): ``z0`` is a sample of the
+autoencoder's posterior (not its mode), scaled by the dynamic-rescale factor ``scale(t)`` at
+512/1024 before noising, and the ``fps`` condition is the clip's frame rate (from its timestamps)
+floor-divided by the frame stride.
 
 Exact resume: data (see ``data.py``), timesteps, noise and dropout of a micro-batch are drawn from
 generators seeded by the run seed and the sample numbers, so they depend on nothing but the step;
@@ -31,13 +37,14 @@ from torch import nn
 from ..core.artifacts import atomic_write_text, read_table, write_table
 from ..core.device import resolve_device
 from ..core.errors import RealcamError
-from ..diffusion import Schedule, q_sample, training_target
+from ..diffusion import NUM_TRAIN_TIMESTEPS, Schedule, q_sample, rescale_z0, training_target
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.model import CameraI2V, build_model
 from ..models.trainable import set_trainable, trainable_report
 from .data import ClipDataset, RankBatches, collate, load_clips
 
 UNCOND_PROB = 0.05
+WEIGHT_DECAY = 1e-2  # official CameraControlLVDM: torch.optim.AdamW(params, lr, weight_decay=1e-2)
 
 
 @dataclass
@@ -63,6 +70,9 @@ class TrainConfig:
     tokenizer: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
     device: str = "auto"
     train_unet: bool = False  # full fine-tuning of the denoiser (the default trains the camera only)
+    # Epipolar masks of models trained here (docs/fidelity.md): "exact" by default; "official" to
+    # fine-tune the released camera weights with the masks they were trained with.
+    epipolar_form: str = "exact"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -75,7 +85,6 @@ class DiffusionTrainer(nn.Module):
         super().__init__()
         self.model = model
         self.schedule = Schedule.for_config(model.config)
-        self.scheduler = self.schedule.scheduler()
         self.tokenizer = tokenizer
 
     def tokens(self, captions: list[str], drop: torch.Tensor) -> torch.Tensor:
@@ -100,19 +109,21 @@ class DiffusionTrainer(nn.Module):
         drop_text = r < 2 * UNCOND_PROB
         drop_image = (r >= UNCOND_PROB) & (r < 3 * UNCOND_PROB)
         with torch.no_grad():
-            z0 = m.encode_video(video).to(dtype)
+            z0 = m.encode_video(video, sample=True, generator=generator).to(dtype)
             cond_image = video[torch.arange(b, device=device), :, cond]  # (B, 3, H, W)
             cond_image = cond_image * (~drop_image).to(dtype)[:, None, None, None]
             img_tokens = m.encode_image(cond_image)
             txt_tokens = m.encode_text(self.tokens(batch["caption"], drop_text.cpu()).to(device))
         context = torch.cat([txt_tokens.to(dtype), img_tokens.to(dtype)], dim=1)
+        # The concat latent is never dropped: only the CLIP image is (official get_batch_input).
         concat = z0[torch.arange(b, device=device), :, cond][:, :, None].expand(-1, -1, t_frames, -1, -1)
-        concat = concat * (~drop_image).to(dtype)[:, None, None, None, None]
-        timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator).to(device)
+        timesteps = torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=generator).to(device)
         noise = torch.randn(z0.shape, generator=generator).to(device, dtype)
-        z_t = q_sample(self.scheduler, z0, timesteps, noise)
-        target = training_target(self.scheduler, z0, noise, timesteps)
-        out = m(z_t, timesteps, context, concat, fs=m.fs_condition(batch["stride"]).to(device),
+        z0 = rescale_z0(self.schedule, z0, timesteps)  # dynamic rescale (512/1024); concat keeps z0
+        z_t = q_sample(self.schedule, z0, timesteps, noise)
+        target = training_target(self.schedule, z0, noise, timesteps)
+        fs = m.fs_condition(batch["stride"], batch["fps"]).to(device)
+        out = m(z_t, timesteps, context, concat, fs=fs,
                 k=batch["k"].to(device, torch.float32), c2w=batch["c2w"].to(device, torch.float32))
         return nn.functional.mse_loss(out.float(), target.float())
 
@@ -165,8 +176,8 @@ def deepspeed_config(cfg: TrainConfig, world: int) -> dict:
         "gradient_accumulation_steps": cfg.batch // (cfg.micro_batch * world),
         "gradient_clipping": cfg.grad_clip,
         "zero_optimization": {"stage": 1},
-        "optimizer": {"type": "Adam", "params": {"lr": cfg.lr, "betas": [0.9, 0.999], "eps": 1e-8,
-                                                  "weight_decay": 0.0, "torch_adam": True}},
+        "optimizer": {"type": "AdamW", "params": {"lr": cfg.lr, "betas": [0.9, 0.999], "eps": 1e-8,
+                                                   "weight_decay": WEIGHT_DECAY, "torch_adam": True}},
         "fp16": {"enabled": cfg.precision == "fp16", "initial_scale_power": 16},
         "bf16": {"enabled": cfg.precision == "bf16"},
         "steps_per_print": 10 ** 9,
@@ -190,6 +201,11 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
 
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
+    from ..models.camera import EPIPOLAR_FORMS
+
+    if cfg.epipolar_form not in EPIPOLAR_FORMS:
+        raise RealcamError(f"epipolar form must be one of {', '.join(EPIPOLAR_FORMS)}, got {cfg.epipolar_form!r}",
+                           "--epipolar-form")
     if cfg.precision not in ("fp16", "bf16", "fp32"):
         raise RealcamError(f"precision must be fp16, bf16 or fp32, got {cfg.precision!r}", "--precision")
     if cfg.precision == "fp16" and not device.startswith("cuda"):
@@ -207,6 +223,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
     clips, skipped = load_clips(cfg.data, cfg.frames_root, relative_scale=cfg.relative_scale,
                                 captions=cfg.captions)
     model = build_model(cfg.res, camera="realcam")
+    model.config.camera.epipolar_form = cfg.epipolar_form  # saved with the weights' config.json
     if cfg.base_ckpt:
         load_checkpoint(model, *cfg.base_ckpt)
     set_trainable(model, camera=True)
