@@ -31,6 +31,14 @@ class RealcamGroup(TyperGroup):
                 console.print_exception()
             console.print(f"[bold red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
+        except OSError as err:  # a write the stage did not expect to fail: disk full, read-only
+            from stages.core.checks import os_error_message
+
+            if _state["verbose"]:
+                console.print_exception()
+            where = f"{err.filename}: " if err.filename else ""
+            console.print(f"[bold red]error:[/] {escape(where + os_error_message(err))}")
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(
