@@ -240,14 +240,18 @@ def clip_frames(folder: Path, size: int) -> np.ndarray:
 
 
 def save_random_base(config: str, out: Path, seed: int) -> Path:
-    """A randomly initialised model of ``config`` saved as a base checkpoint folder."""
+    """A randomly initialised model of ``config`` saved as a base checkpoint folder; its random
+    autoencoder gets a narrow posterior (training samples it, as the official trainer does)."""
     import torch
 
+    from stages.models.autoencoder import set_posterior_std
     from stages.models.checkpoint import save_checkpoint
     from stages.models.model import build_model
 
     torch.manual_seed(seed)
-    return save_checkpoint(build_model(config), out)
+    model = build_model(config)
+    set_posterior_std(model.first_stage_model, scale_factor=model.config.autoencoder.scale_factor)
+    return save_checkpoint(model, out)
 
 
 def fit_base(ds: Path, held_frames: Path, out: Path, steps: int, seed: int):

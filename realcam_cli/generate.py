@@ -65,8 +65,11 @@ def generate(
             table = gen_stage.generate_batch(batch, out, settings=settings, ckpt=ckpt, camera_ckpt=camera_ckpt,
                                              depth=depth, device=device, overwrite=overwrite, progress=advance)
         failed = table[table["status"] != "ok"]
-        report(f"generate: {len(table) - len(failed)} of {len(rows)} rows done, {len(failed)} failed; "
-               f"videos and {gen_stage.BATCH_TABLE} in {out}")
+        skipped = table.attrs.get("skipped", 0)
+        report(f"generate: {len(table) - len(failed)} of {len(rows)} rows done ({skipped} skipped as done "
+               f"earlier), {len(failed)} failed; videos and {gen_stage.BATCH_TABLE} in {out}")
+        if len(rows) and len(failed) == len(rows):
+            raise typer.Exit(1)  # the batch rule: every item failed
         return
     if record is not None:
         result = gen_stage.regenerate(record, out, device=None if device == "auto" else device)

@@ -22,6 +22,7 @@ SPEC.md section 6. One call of :func:`generate`:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -83,37 +84,38 @@ class GenerateSettings:
     context_frames: int = 2  # leading frames taken from the video in continuation mode
 
     def check(self) -> None:
-        if self.mode not in MODES:
-            raise RealcamError(f"unknown mode {self.mode!r} ({', '.join(MODES)})", "generate")
+        """Every setting in range (finite numbers, known names); raises naming the option."""
+        from .core import checks
+
+        checks.choice(self.mode, "mode", MODES)
         if self.mode == "interp" and not self.end_image:
             raise RealcamError("interpolation needs --end-image", "--end-image")
         if self.mode == "continue" and not self.continue_video:
             raise RealcamError("continuation needs --continue VIDEO", "--continue")
-        if self.context_frames < 1:
-            raise RealcamError(f"context frames must be at least 1, got {self.context_frames}",
-                               "--context-frames")
-        if self.steps < 1:
-            raise RealcamError(f"steps must be at least 1, got {self.steps}", "--steps")
-        if not 0 <= self.eta <= 1:
-            raise RealcamError(f"eta must be in [0, 1], got {self.eta}", "--eta")
-        if self.cfg < 0 or self.camera_cfg < 0:
-            raise RealcamError("guidance weights must be non-negative", "--cfg")
+        checks.integer(self.context_frames, "--context-frames", minimum=1)
+        checks.integer(self.steps, "--steps", minimum=1, maximum=dm.NUM_TRAIN_TIMESTEPS)
+        checks.number(self.eta, "--eta", minimum=0, maximum=1)
+        checks.number(self.cfg, "--cfg", minimum=0)
+        checks.number(self.guidance_rescale, "--guidance-rescale", minimum=0, maximum=1)
+        checks.number(self.camera_cfg, "--camera-cfg", minimum=0)
         if self.camera_cfg != 1.0 and self.cfg == 1.0:
             raise RealcamError("camera CFG acts inside text-image CFG (as the official sampler): with --cfg 1 "
                                "it would be ignored; give --cfg above 1 or --camera-cfg 1", "--camera-cfg")
-        if self.noise_shaping is not None and not 0 <= self.noise_shaping <= 1000:
-            raise RealcamError(f"--noise-shaping must be in [0, 1000], got {self.noise_shaping}",
-                               "--noise-shaping")
-        if self.noise_shaping_variant not in ("noise", "z0"):
-            raise RealcamError(f"noise shaping variant must be noise or z0, got "
-                               f"{self.noise_shaping_variant!r}", "--shaping-variant")
-        if self.camera_cfg_schedule not in ("constant", "cosine"):
-            raise RealcamError(f"camera CFG schedule must be constant or cosine, got "
-                               f"{self.camera_cfg_schedule!r}", "--camera-cfg-schedule")
-        if self.frame_stride < 1:
-            raise RealcamError(f"frame stride must be at least 1, got {self.frame_stride}", "--frame-stride")
-        if self.dtype not in DTYPES:
-            raise RealcamError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}", "--dtype")
+        if self.noise_shaping is not None:
+            checks.integer(self.noise_shaping, "--noise-shaping", minimum=0, maximum=dm.NUM_TRAIN_TIMESTEPS)
+        checks.choice(self.noise_shaping_variant, "--shaping-variant", ("noise", "z0"))
+        checks.choice(self.camera_cfg_schedule, "--camera-cfg-schedule", dm.CAMERA_CFG_SCHEDULES)
+        kernel = checks.integer(self.kernel, "--kernel", minimum=1, maximum=99)
+        if kernel % 2 == 0:
+            raise RealcamError(f"must be odd, got {kernel}", "--kernel")
+        checks.integer(self.seed, "--seed", minimum=0, maximum=2 ** 63 - 1)
+        checks.integer(self.frame_stride, "--frame-stride", minimum=1)
+        for m in self.magnitude or []:
+            checks.number(m, "--magnitude")
+        if self.fov is not None:
+            checks.number(self.fov, "--fov", above=0, below=180)
+        checks.number(self.fps, "--fps", above=0)
+        checks.choice(self.dtype, "--dtype", tuple(DTYPES))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -137,20 +139,21 @@ def released_files(res: str) -> list[tuple[str, str]]:
 
 def resolve_released(res: str) -> list[Path]:
     """Local paths of the released weights through the Hugging Face cache (downloading them when
-    online); one line naming every unavailable file and where to put it otherwise."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.constants import HF_HUB_CACHE
+    the Hub answers); otherwise, at once, one line naming every unavailable file, the cache
+    folder and the commands that fetch them."""
+    from .core.hub import cache_dir, download_command, hub_file
 
     paths, missing = [], []
     for repo, name in released_files(res):
-        try:
-            paths.append(Path(hf_hub_download(repo_id=repo, filename=name)))
-        except Exception as exc:  # offline, not cached, no such file: all the same to the user
-            missing.append(f"{repo}/{name} ({type(exc).__name__})")
+        path, reason = hub_file(repo, name)
+        if path is None:
+            missing.append((f"{repo}/{name} ({reason})", download_command(repo, name)))
+        else:
+            paths.append(path)
     if missing:
         raise RealcamError(
-            f"released weights unavailable: {'; '.join(missing)}; put them in the Hugging Face cache "
-            f"{HF_HUB_CACHE} (e.g. `huggingface-cli download REPO FILE` when online) or give "
+            f"released weights unavailable: {'; '.join(m for m, _ in missing)}; put them in the Hugging Face "
+            f"cache {cache_dir()} (when online: {' && '.join(c for _, c in missing)}) or give "
             f"--ckpt model.ckpt --camera-ckpt FILE", "--ckpt")
     return paths
 
@@ -158,7 +161,7 @@ def resolve_released(res: str) -> list[Path]:
 def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: str | Path | None = None,
                device: str = "cpu", dtype: str = "fp32"):
     """The model and the files it came from: our saved folder, official files, or the release."""
-    from .models.checkpoint import camera_form, load_checkpoint, load_saved, resolve_checkpoint
+    from .models.checkpoint import camera_form, load_checkpoint, load_saved, resolve_checkpoint  # noqa: F401
     from .models.model import build_model
 
     if ckpt is not None and Path(ckpt).is_dir() and (Path(ckpt) / "config.json").is_file():
@@ -180,8 +183,12 @@ def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: st
                 files.append(resolve_checkpoint(camera_ckpt, f"{res}_realcam-i2v_50k.safetensors"))
         else:
             files = resolve_released(str(res))
+        from .models.checkpoint import read_state_dict
+
+        states = {f: read_state_dict(f) for f in files}  # a corrupt file fails before the model is built
         model = build_model(str(res), camera="realcam")
-        load_checkpoint(model, *files)
+        load_checkpoint(model, *files, preloaded=states)
+        del states
         if camera_ckpt is not None:  # weights trained here carry their epipolar form
             model.config.camera.epipolar_form = camera_form(files[-1], model.config.camera.epipolar_form)
     model = model.to(device=device, dtype=DTYPES[dtype]).eval()
@@ -251,16 +258,27 @@ def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER,
     length = model.config.text.context_length
     out = empty_tokens(1, length)
     if prompt:
-        from transformers import CLIPTokenizer
-
-        try:
-            tokenizer = CLIPTokenizer.from_pretrained(tokenizer_name)
-        except Exception as exc:
-            hint = " (--negative-prompt '' uses the empty prompt, which needs none)" if option == "--negative-prompt" else ""
-            raise RealcamError(f"cannot load the tokenizer {tokenizer_name} ({type(exc).__name__}); "
-                               f"a prompt needs it{hint}", option) from None
-        out = tokenize([prompt], tokenizer, length)
+        out = tokenize([prompt], load_tokenizer(tokenizer_name, option), length)
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(name: str = DEFAULT_TOKENIZER, option: str = "--prompt"):
+    """The CLIP tokenizer (Hub id or local folder); unavailable: one line at once, no retries."""
+    from .core.hub import download_command, hub_model_available
+
+    hint = " (--negative-prompt '' uses the empty prompt, which needs none)" if option == "--negative-prompt" else ""
+    ok, reason = hub_model_available(name, marker="vocab.json")
+    if not ok:
+        raise RealcamError(f"the tokenizer {name} is unavailable ({reason}; when online: "
+                           f"{download_command(name)}); a prompt needs it{hint}", option)
+    from transformers import CLIPTokenizer
+
+    try:
+        return CLIPTokenizer.from_pretrained(name)
+    except Exception as exc:
+        raise RealcamError(f"cannot load the tokenizer {name} ({type(exc).__name__}); a prompt needs it{hint}",
+                           option) from None
 
 
 @dataclass
@@ -326,7 +344,9 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
         z_preview = known_mask * known + (1 - known_mask) * z_preview
         mask = torch.maximum(mask, known_mask.expand_as(mask))
     text = model.encode_text(prompt_tokens(model, settings.prompt, settings.tokenizer).to(device)).to(dtype)
-    negative = prompt_tokens(model, settings.negative_prompt, settings.tokenizer, "--negative-prompt")
+    # the unconditional branch runs only with text-image CFG
+    negative = prompt_tokens(model, settings.negative_prompt if settings.cfg != 1.0 else "", settings.tokenizer,
+                             "--negative-prompt")
     negative_text = model.encode_text(negative.to(device)).to(dtype)
     image_tokens = model.encode_image(img[:, :, 0]).to(dtype)
     zero_tokens = model.encode_image(torch.zeros_like(img[:, :, 0])).to(dtype)
@@ -416,17 +436,28 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
         setattr(settings, key, value)
     settings.res = str(settings.res)
     settings.check()
-    out = Path(out)
-    if out.suffix.lower() != ".mp4":
-        raise RealcamError("the output must be an .mp4 file", out)
+    # Every input is read and checked before anything is written (the preview folder included).
+    from .core import checks
+
+    out = checks.output_file(out, "--out", suffixes=(".mp4",))
+    checks.output_dir(out.with_name(out.stem + "_preview"), "--out")
     if settings.mode == "continue":
         video_in = read_continue_video(settings.continue_video, settings.context_frames)
-    elif image is None or not Path(image).is_file():
-        raise RealcamError("no such image", image or "IMAGE")
-    if settings.end_image and not Path(settings.end_image).is_file():
-        raise RealcamError("no such image", settings.end_image)
+    else:
+        if image is None:
+            raise RealcamError("no image given", "IMAGE")
+        read_image(image)  # decodable
+    end_picture = read_image(settings.end_image) if settings.end_image else None
     if trajectory is None and preview_dir is None:
         raise RealcamError("give a trajectory (file or preset name) or --preview DIR", "generate")
+    if preview_dir is not None:
+        checks.input_dir(preview_dir, "preview folder")
+    if depth is not None:
+        checks.input_file(depth, "depth file")
+    if settings.prompt:
+        load_tokenizer(settings.tokenizer, "--prompt")
+    if settings.negative_prompt and settings.cfg != 1.0:
+        load_tokenizer(settings.tokenizer, "--negative-prompt")
     device = resolve_device(device)
     if model is None:
         model, model_files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
@@ -454,7 +485,7 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
     cond_image = condition_image(image, cfg.width, cfg.height)
     given = None
     if settings.mode == "interp":
-        given = {0: cond_image, cfg.frames - 1: condition_image(settings.end_image, cfg.width, cfg.height)}
+        given = {0: cond_image, cfg.frames - 1: condition_image(end_picture, cfg.width, cfg.height)}
     elif settings.mode == "loop":
         given = {0: cond_image, cfg.frames - 1: cond_image}
     elif settings.mode == "continue":
@@ -581,18 +612,24 @@ def read_batch_table(path: str | Path):
         def local(p):
             p = str(p)
             return str(path.parent / p) if p and not Path(p).is_absolute() and (path.parent / p).exists() else p
-        seed = r.get("seed", "")
+        seed, problem = r.get("seed", ""), ""
         try:
             seed = None if seed in ("", None) or (isinstance(seed, float) and np.isnan(seed)) else int(seed)
-        except (TypeError, ValueError):
-            raise RealcamError(f"seed must be an integer, got {seed!r}", path, line) from None
+            if seed is not None and seed < 0:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):  # this row fails; the others run
+            problem, seed = f"{path}:{line}: seed must be a non-negative integer, got {r.get('seed')!r}", None
         item = str(r.get("id") or f"{i:05d}_{Path(str(r['image'])).stem}")
         rows.append({"item": item, "image": local(r["image"]), "trajectory": local(r["trajectory"]),
-                     "prompt": str(r.get("prompt") or ""), "seed": seed,
+                     "prompt": str(r.get("prompt") or ""), "seed": seed, "problem": problem,
                      "depth": local(r["depth"]) if r.get("depth") else None})
+    if not rows:
+        raise RealcamError("batch table has no rows", path)
     items = [r["item"] for r in rows]
-    if len(set(items)) != len(items):
-        raise RealcamError("batch table has repeated ids", path)
+    repeated = sorted({i for i in items if items.count(i) > 1})
+    if repeated:
+        raise RealcamError(f"batch table has repeated ids: {', '.join(repeated[:5])}"
+                           f"{' ...' if len(repeated) > 5 else ''}", path)
     return rows
 
 
@@ -606,19 +643,22 @@ def generate_batch(table: str | Path, out_dir: str | Path, *, settings: Generate
 
     from .core.artifacts import ItemStatus, done_items, merge_rows, read_table, should_skip, status_frame, write_table
 
+    from .core import checks
+
     settings = settings or GenerateSettings()
     settings.check()
     rows = read_batch_table(table)
-    out_dir = Path(out_dir)
+    out_dir = checks.output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table_path = out_dir / BATCH_TABLE
     done = done_items(table_path)
     device = resolve_device(device)
     model = files = None
-    results = []
+    results, skipped = [], 0
     for row in rows:
         video = out_dir / f"{row['item']}.mp4"
         if should_skip(row["item"], done, [video, video.with_suffix(".json")], overwrite):
+            skipped += 1
             if progress:
                 progress(row["item"])
             continue
@@ -629,6 +669,8 @@ def generate_batch(table: str | Path, out_dir: str | Path, *, settings: Generate
         if row["seed"] is not None:
             s.seed = row["seed"]
         try:
+            if row["problem"]:
+                raise RealcamError(row["problem"])
             generate(row["image"], row["trajectory"], video, settings=s, model=model, model_files=files,
                      ckpt=ckpt, camera_ckpt=camera_ckpt, depth=row["depth"] or depth, device=device)
             status = ItemStatus(row["item"])
@@ -639,4 +681,6 @@ def generate_batch(table: str | Path, out_dir: str | Path, *, settings: Generate
         write_table(table_path, merge_rows(old, status_frame([results[-1]])))
         if progress:
             progress(row["item"])
-    return read_table(table_path) if table_path.exists() else status_frame([])
+    table = read_table(table_path) if table_path.exists() else status_frame([])
+    table.attrs["skipped"] = skipped  # rows already done in an earlier run
+    return table

@@ -302,7 +302,7 @@ def test_batch_records_failures_and_resumes(setup, tmp_path):
     stamp = first.stat().st_mtime_ns
     result = CliRunner().invoke(app, args)  # resumes: done rows are skipped
     assert result.exit_code == 0 and first.stat().st_mtime_ns == stamp
-    assert "2 of 3 rows done, 1 failed" in result.stdout
+    assert "2 of 3 rows done (2 skipped as done earlier), 1 failed" in result.stdout
 
 
 def test_z0_variant_pulls_towards_the_preview_and_bad_settings_fail(setup):

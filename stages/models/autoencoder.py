@@ -140,14 +140,20 @@ def _image_batch(images, device) -> torch.Tensor:
     return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+#: Posterior spread of the stand-in autoencoders, in unit-scale latents (1 % of the signal).
+POSTERIOR_STD = 0.01
+
+
 def fit_autoencoder(vae: AutoencoderKL, images, steps: int, *, batch: int = 8, crop: int = 64,
                     lr: float = 1e-3, kl_weight: float = 1e-6, scale_factor: float = 0.18215,
-                    seed: int = 0, on_step=None) -> list[float]:
+                    posterior_std: float = POSTERIOR_STD, seed: int = 0, on_step=None) -> list[float]:
     """Fit ``vae`` to ``images`` (``(N, H, W, 3)`` uint8) for ``steps`` Adam steps on random
-    ``crop x crop`` patches (L1 + MSE reconstruction of the posterior mode, which is what the
-    stages encode, and a small KL term), then rescale its latent
-    space so that ``scale_factor * z`` has unit standard deviation on the images (as the released
-    KL-f8's 0.18215 does): the diffusion model then sees latents of the usual scale.
+    ``crop x crop`` patches (L1 + MSE reconstruction of the posterior mean and a small KL term),
+    then rescale its latent space so that ``scale_factor * z`` has unit standard deviation on the
+    images (as the released KL-f8's 0.18215 does): the diffusion model then sees latents of the
+    usual scale. The posterior's spread, which this short fit does not learn, is set to
+    ``posterior_std`` (in those unit-scale latents): the stages sample the posterior, as the
+    official code does, and an unfitted variance head would bury the latent in noise.
 
     Stands in for a pretrained autoencoder where none can be had (the demo). Returns the losses.
     """
@@ -177,7 +183,19 @@ def fit_autoencoder(vae: AutoencoderKL, images, steps: int, *, batch: int = 8, c
             on_step(step, losses[-1])
     vae.eval()
     calibrate_latent_scale(vae, images, scale_factor)
+    set_posterior_std(vae, posterior_std, scale_factor)
     return losses
+
+
+@torch.no_grad()
+def set_posterior_std(vae: AutoencoderKL, std: float = POSTERIOR_STD, scale_factor: float = 0.18215) -> None:
+    """A constant posterior standard deviation ``std`` of ``scale_factor * z`` (the variance head's
+    weights zeroed, its bias the log-variance)."""
+    import math
+
+    zc = vae.config.latent_channels
+    vae.quant_conv.weight[zc:] = 0
+    vae.quant_conv.bias[zc:] = 2 * math.log(std / scale_factor)
 
 
 @torch.no_grad()

@@ -70,9 +70,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             data = torch.load(path, map_location="cpu", weights_only=True)
     except RealcamError:
         raise
-    except Exception as exc:  # corrupt or foreign file: one line for the user
-        raise RealcamError(f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-                           source=path) from None
+    except Exception as exc:  # corrupt or foreign file: one line for the user, in our words
+        raise RealcamError(f"cannot read checkpoint: {_checkpoint_problem(path, exc)}", source=path) from None
     while isinstance(data, dict):
         if "state_dict" in data and isinstance(data["state_dict"], dict):
             data = data["state_dict"]
@@ -93,6 +92,24 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not out:
         raise RealcamError("checkpoint holds no tensors", source=path)
     return out
+
+
+def _checkpoint_problem(path: Path, exc: Exception) -> str:
+    """What is wrong with a checkpoint file, without the loader's advice (torch suggests
+    ``weights_only=False``, which would run code from the file: never do that with a file you
+    cannot vouch for)."""
+    import pickle
+    import zipfile
+
+    if path.suffix == ".safetensors":
+        return "not a valid safetensors file (corrupt or truncated header)"
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in str(exc):
+        return "it holds Python objects other than tensors and plain containers, or is corrupt"
+    if zipfile.is_zipfile(path):
+        return f"corrupt archive ({type(exc).__name__})"
+    return "not a PyTorch checkpoint (corrupt, truncated, or another format)"
 
 
 def _to_model_names(sd: dict[str, torch.Tensor], model, source) -> tuple[dict, list[str], list[str]]:
@@ -117,7 +134,7 @@ def _to_model_names(sd: dict[str, torch.Tensor], model, source) -> tuple[dict, l
 
 
 def load_checkpoint(model, *paths: str | Path, require_all: bool = False,
-                    report: LoadReport | None = None) -> LoadReport:
+                    report: LoadReport | None = None, preloaded: dict | None = None) -> LoadReport:
     """Load one or more checkpoints (later files override earlier ones, e.g. the DynamiCrafter
     ``model.ckpt`` then a RealCam-I2V camera file) with strict name and shape checking.
 
@@ -128,7 +145,7 @@ def load_checkpoint(model, *paths: str | Path, require_all: bool = False,
     own = model.state_dict()
     merged: dict[str, torch.Tensor] = {}
     for path in paths:
-        sd = read_state_dict(path)
+        sd = preloaded[path] if preloaded and path in preloaded else read_state_dict(path)
         mapped, ignored, unknown = _to_model_names(sd, model, path)
         unexpected = sorted(unknown + [k for k in mapped if k not in own])
         if unexpected:
@@ -201,13 +218,13 @@ def resolve_checkpoint(spec: str | Path, filename: str = "model.ckpt") -> Path:
         raise RealcamError(f"no {filename} in the folder", source=path)
     text = str(spec)
     if text.count("/") == 1 and not text.startswith((".", "/")):
-        from huggingface_hub import hf_hub_download
+        from ..core.hub import download_command, hub_file
 
-        try:
-            return Path(hf_hub_download(repo_id=text, filename=filename))
-        except Exception as exc:
-            raise RealcamError(f"cannot fetch {filename} from the Hugging Face Hub "
-                               f"({type(exc).__name__})", source=text) from None
+        found, reason = hub_file(text, filename)
+        if found is None:
+            raise RealcamError(f"cannot fetch {filename} from the Hugging Face Hub ({reason}; when online: "
+                               f"{download_command(text, filename)})", source=text)
+        return found
     raise RealcamError("checkpoint not found (a file, a folder or a Hugging Face id)", source=text)
 
 

@@ -74,6 +74,32 @@ class TrainConfig:
     # fine-tune the released camera weights with the masks they were trained with.
     epipolar_form: str = "exact"
 
+    def check(self) -> None:
+        """Every option in range and every input present, before DeepSpeed or the model start."""
+        from ..core import checks
+        from ..models.camera import EPIPOLAR_FORMS
+        from ..models.configs import get_config
+
+        get_config(self.res)
+        checks.integer(self.steps, "--steps", minimum=1)
+        checks.integer(self.batch, "--batch", minimum=1)
+        checks.integer(self.micro_batch, "--micro-batch", minimum=1)
+        checks.number(self.lr, "--lr", above=0, maximum=1)
+        checks.number(self.grad_clip, "grad_clip", above=0)
+        checks.choice(self.precision, "--precision", ("fp16", "bf16", "fp32"))
+        checks.integer(self.seed, "--seed", minimum=0, maximum=2 ** 63 - 1)
+        checks.integer(self.ckpt_every, "--ckpt-every", minimum=1)
+        checks.integer(self.log_every, "--log-every", minimum=1)
+        checks.integer(self.workers, "--workers", minimum=0)
+        checks.choice(self.epipolar_form, "--epipolar-form", EPIPOLAR_FORMS)
+        checks.input_dir(self.data, "folder (expected the output of realcam filter)")
+        checks.input_dir(self.frames_root, "dataset folder")
+        for p in self.base_ckpt:
+            checks.input_file(p, "base checkpoint")
+        if self.captions:
+            checks.input_file(self.captions, "caption table")
+        checks.output_dir(self.out, "--out")
+
 
 # ----------------------------------------------------------------------------------------------
 # The training module: one micro-batch in, the loss out
@@ -197,44 +223,52 @@ def _memory_mb(device: str) -> float:
 def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None,
           log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Train the camera modules; returns the metrics table (rank 0 also writes it)."""
-    import deepspeed
-
+    cfg.check()
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
-    from ..models.camera import EPIPOLAR_FORMS
-
-    if cfg.epipolar_form not in EPIPOLAR_FORMS:
-        raise RealcamError(f"epipolar form must be one of {', '.join(EPIPOLAR_FORMS)}, got {cfg.epipolar_form!r}",
-                           "--epipolar-form")
-    if cfg.precision not in ("fp16", "bf16", "fp32"):
-        raise RealcamError(f"precision must be fp16, bf16 or fp32, got {cfg.precision!r}", "--precision")
     if cfg.precision == "fp16" and not device.startswith("cuda"):
         raise RealcamError("fp16 training needs a GPU (DeepSpeed on the CPU supports fp32 and bf16)",
                            "--precision")
-    for p in cfg.base_ckpt:
-        if not Path(p).exists():
-            raise RealcamError("no such base checkpoint", p)
+    if cfg.resume:
+        resume_tag(out / "checkpoints")  # a usable checkpoint, named before anything starts
+    # The data, before DeepSpeed and the model: a wrong --frames is named at once.
+    from ..models.configs import get_config
+
+    mc = get_config(cfg.res)
+    clips, skipped = load_clips(cfg.data, cfg.frames_root, relative_scale=cfg.relative_scale,
+                                captions=cfg.captions)
+    if not clips:
+        reasons = "; ".join(f"{s['item']}: {s['reason']}" for s in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        raise RealcamError(f"none of the {len(skipped)} kept clips can be read from {cfg.frames_root} "
+                           f"({reasons}{more})", "--frames")
+    dataset = ClipDataset(clips, frames=mc.frames, size=(mc.width, mc.height), train=True, seed=cfg.seed)
+    skipped += [{"item": c, "reason": f"fewer than {mc.frames} frames at stride 1"} for c in dataset.too_short]
+    if cfg.base_ckpt:
+        from ..models.checkpoint import read_state_dict
+
+        base_state = [read_state_dict(p) for p in cfg.base_ckpt]  # readable, before the model is built
+
+    quiet_deepspeed()
+    import deepspeed
+
     rank, world = init_distributed(device)
     if device == "cuda":
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
     torch.manual_seed(cfg.seed)  # module initialisation is identical on every rank
 
-    clips, skipped = load_clips(cfg.data, cfg.frames_root, relative_scale=cfg.relative_scale,
-                                captions=cfg.captions)
     model = build_model(cfg.res, camera="realcam")
     model.config.camera.epipolar_form = cfg.epipolar_form  # saved with the weights' config.json
     if cfg.base_ckpt:
-        load_checkpoint(model, *cfg.base_ckpt)
+        load_checkpoint(model, *cfg.base_ckpt, preloaded=dict(zip(cfg.base_ckpt, base_state)))
+        del base_state
     set_trainable(model, camera=True)
     if cfg.train_unet:
         # Every UNet weight tensor; the 0-dim image cross-attention scales stay frozen, since
         # DeepSpeed 0.19's ZeRO buffers cannot hold 0-dim trainable parameters.
         for p in model.unet.parameters():
             p.requires_grad_(p.dim() > 0)
-    mc = model.config
-    dataset = ClipDataset(clips, frames=mc.frames, size=(mc.width, mc.height), train=True, seed=cfg.seed)
-    skipped += [{"item": c, "reason": f"fewer than {mc.frames} frames at stride 1"} for c in dataset.too_short]
     tokenizer = None
     if any(c.caption for c in dataset.clips):
         from transformers import CLIPTokenizer
@@ -252,10 +286,12 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
     metrics_path = out / "metrics.parquet"
     history = pd.DataFrame()
     if cfg.resume:
-        if not (ckpt_dir / "latest").exists():
-            raise RealcamError("nothing to resume: no checkpoint in this run folder", ckpt_dir)
-        _, client = engine.load_checkpoint(str(ckpt_dir), load_module_strict=False)
-        start = int(client["step"])
+        try:
+            _, client = engine.load_checkpoint(str(ckpt_dir), tag=resume_tag(ckpt_dir), load_module_strict=False)
+            start = int(client["step"])
+        except Exception as exc:  # truncated or foreign files: DeepSpeed's own errors vary
+            raise RealcamError(f"cannot resume from the last checkpoint ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:160] if str(exc) else 'unreadable'})", ckpt_dir) from None
         if metrics_path.exists():
             history = read_table(metrics_path)
             history = history[history["step"] <= start]
@@ -307,6 +343,38 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
         history = _write_metrics(metrics_path, history, rows)
     torch.distributed.barrier()
     return history
+
+
+def resume_tag(ckpt_dir: Path) -> str:
+    """The checkpoint tag ``checkpoints/latest`` names, checked to exist with its files."""
+    latest = ckpt_dir / "latest"
+    if not latest.is_file():
+        raise RealcamError("nothing to resume: no checkpoint in this run folder", ckpt_dir)
+    tag = latest.read_text().strip()
+    folder = ckpt_dir / tag
+    if not tag or not folder.is_dir():
+        raise RealcamError(f"the last checkpoint {tag!r} named in 'latest' is missing", latest)
+    states = sorted(folder.glob("*model_states.pt"))
+    if not states:
+        raise RealcamError("no model states in the checkpoint", folder)
+    for path in states + sorted(folder.glob("*optim_states.pt")):
+        try:
+            import zipfile
+
+            with zipfile.ZipFile(path) as z:  # torch.save files are zip archives: a truncated one is not
+                z.namelist()
+        except (zipfile.BadZipFile, OSError):
+            raise RealcamError("truncated or corrupt checkpoint file", path) from None
+    return tag
+
+
+def quiet_deepspeed() -> None:
+    """DeepSpeed's info lines (accelerator detection, set-up) stay out of the user's output."""
+    import logging
+
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+    for name in ("DeepSpeed", "deepspeed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _write_metrics(path: Path, history: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:

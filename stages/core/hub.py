@@ -1,0 +1,97 @@
+"""Files from the Hugging Face Hub without the wait: the local cache first, the network only when
+it answers.
+
+``huggingface_hub`` retries an unreachable Hub for about half a minute per file and prints a line
+per retry before it gives up. Here a file already in the cache is used at once; otherwise, when
+``HF_HUB_OFFLINE`` is set or the Hub's host cannot be reached within a few seconds, the file is
+reported missing at once, so a command can name every missing file in one line with the
+``hf download`` command that fetches it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+PROBE_TIMEOUT_S = 3.0
+
+
+def offline_mode() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@lru_cache(maxsize=4)
+def _reachable(endpoint: str) -> bool:
+    url = urlparse(endpoint)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    if not host:
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def hub_online() -> bool:
+    """Whether a download could work: not in offline mode and the Hub endpoint answers."""
+    if offline_mode():
+        return False
+    from huggingface_hub import constants
+
+    return _reachable(constants.ENDPOINT)
+
+
+def cache_dir() -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return str(HF_HUB_CACHE)
+
+
+def download_command(repo: str, filename: str | None = None) -> str:
+    return f"hf download {repo}" + (f" {filename}" if filename else "")
+
+
+def cached_file(repo: str, filename: str) -> Path | None:
+    """The file's path in the local Hugging Face cache, or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id=repo, filename=filename)
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def hub_file(repo: str, filename: str) -> tuple[Path | None, str]:
+    """``(path, "")`` for a cached or downloadable file, else ``(None, reason)``; never waits on an
+    unreachable Hub and prints no retry lines."""
+    found = cached_file(repo, filename)
+    if found is not None:
+        return found, ""
+    if not hub_online():
+        return None, "not in the cache, offline" if offline_mode() else "not in the cache, Hub unreachable"
+    from huggingface_hub import hf_hub_download
+
+    quiet = logging.getLogger("huggingface_hub")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=filename)), ""
+    except Exception as exc:  # no such repo or file, gated, network error: all the same to the user
+        return None, type(exc).__name__
+    finally:
+        quiet.setLevel(level)
+
+
+def hub_model_available(repo: str, marker: str = "config.json") -> tuple[bool, str]:
+    """Whether ``from_pretrained(repo)`` can succeed now: a local folder, a cached snapshot (its
+    ``marker`` file, e.g. ``config.json`` or ``vocab.json``), or a reachable Hub."""
+    if Path(repo).exists():
+        return True, ""
+    if cached_file(repo, marker) is not None:
+        return True, ""
+    if not hub_online():
+        return False, "not in the cache, offline" if offline_mode() else "not in the cache, Hub unreachable"
+    return True, ""
