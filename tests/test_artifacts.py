@@ -63,3 +63,26 @@ def test_status_rows_merge_and_skip(tmp_path):
     assert art.should_skip("a", {"a"}, [out], overwrite=False)
     assert not art.should_skip("a", {"a"}, [out], overwrite=True)
     assert not art.should_skip("b", {"a"}, [out], overwrite=False)
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    """Atomic outputs are made as private temporaries and renamed: they must still get the mode a
+    plain create would (0644 / 0755 under umask 022), or colleagues cannot read a shared dataset."""
+    import os
+
+    from stages.core.artifacts import atomic_dir, atomic_write_text, write_table
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        write_table(tmp_path / "t.parquet", __import__("pandas").DataFrame({"a": [1]}))
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "f").write_text("y")
+        assert oct((tmp_path / "a.txt").stat().st_mode & 0o777) == "0o644"
+        assert oct((tmp_path / "t.parquet").stat().st_mode & 0o777) == "0o644"
+        assert oct((tmp_path / "d").stat().st_mode & 0o777) == "0o755"
+        os.umask(0o027)
+        atomic_write_text(tmp_path / "b.txt", "x")
+        assert oct((tmp_path / "b.txt").stat().st_mode & 0o777) == "0o640"
+    finally:
+        os.umask(old)

@@ -230,3 +230,10 @@ def test_train_resume_problems_are_named(filtered, synth_dataset, tmp_path):
 def test_train_out_is_a_file(filtered, synth_dataset, tmp_path):
     (tmp_path / "run").write_text("x")
     assert_fails(_train(filtered, synth_dataset, tmp_path / "run"), "run", "is a file")
+
+
+def test_unwritable_output_is_one_line(gen, tmp_path):
+    """Defect 4: a location that cannot be written (here under /proc, which refuses new entries even
+    to root) gives one line and exit 2, not an OSError traceback."""
+    r = _generate(gen, "/proc/realcam-test/v.mp4")
+    assert_fails(r, "/proc/realcam-test")
