@@ -11,6 +11,7 @@ from stages import align_scale as align_stage
 from stages import depth as depth_stage
 from stages import filter as filter_stage
 from stages import triangulate as tri_stage
+from stages.core import checks
 from stages.core.artifacts import OK
 from stages.core.dataset import find_clips, shard
 
@@ -25,7 +26,7 @@ def summary(stage: str, table, key: str, skipped: int, where: str) -> None:
     report(f"{stage}: {done} ok ({skipped} skipped as already done), {failed} failed -> {where}")
     for _, r in rows.loc[rows["status"] != OK].head(20).iterrows():
         report(f"  failed {r[key]}: {r['reason']}")
-    if done == 0:
+    if done == 0 and len(rows):  # an empty shard has nothing to do, and did it
         raise typer.Exit(1)
 
 
@@ -42,6 +43,7 @@ def depth(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo items already done."),
 ) -> None:
     """Metric depth per frame (Depth Anything V2 metric by default), one NPZ per clip."""
+    checks.output_dir(out, "--out")
     items = depth_stage.collect_items(inputs)
     with progress_bar("depth", total=len(items)) as advance:
         index, skipped = depth_stage.run_depth(inputs, out, model=model, from_files=from_files, max_depth=max_depth,
@@ -61,11 +63,13 @@ def triangulate(
     shard_spec: Optional[str] = typer.Option(None, "--shard", help="I/N: process only slice I (from 0) of N."),
     overlap: int = typer.Option(10, "--overlap", help="Sequential matching: neighbours matched per frame."),
     min_points: int = typer.Option(10, "--min-points", help="Fewest triangulated points for a usable clip."),
+    seed: int = typer.Option(0, "--seed", help="Seed of pycolmap's random choices (RANSAC, triangulation)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips already done."),
 ) -> None:
-    """SfM points per clip with its poses and intrinsics held fixed (pycolmap)."""
+    """SfM points per clip with its poses and intrinsics held fixed (pycolmap); reproducible."""
+    opts = tri_stage.TriangulateOptions(overlap=overlap, min_points=min_points, seed=seed).check()
+    checks.integer(workers, "--workers", minimum=1, maximum=1024)
     n = len(shard(find_clips(dataset), shard_spec))
-    opts = tri_stage.TriangulateOptions(overlap=overlap, min_points=min_points)
     with progress_bar("triangulate", total=n) as advance:
         table, skipped = tri_stage.run_triangulate(dataset, out, workers=workers, shard_spec=shard_spec,
                                                    overwrite=overwrite, opts=opts, progress=advance)

@@ -17,7 +17,7 @@ from .app import app, progress_bar, report
 def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise RealcamError(f"expected WIDTHxHEIGHT such as 256x256, got {text!r}", "--size") from None
     return w, h
 
@@ -57,5 +57,6 @@ def synth(
         truth = synth_stage.synthesize(files, out, scale=scale, random_scale=random_scale,
                                        size=parse_size(size), textures=textures, seed=seed,
                                        overwrite=overwrite, progress=advance)
-    report(f"synth: {len(truth)} clips in {out} (cameras/, frames/, depth_gt/, "
-           f"{synth_stage.TRUTH_TABLE})")
+    skipped = len(truth.attrs.get("skipped", []))
+    report(f"synth: {len(files) - skipped} written ({skipped} skipped as already done), {len(truth)} clips "
+           f"in {out} (cameras/, frames/, depth_gt/, {synth_stage.TRUTH_TABLE})")

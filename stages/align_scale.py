@@ -10,7 +10,6 @@ factor = median of its frame factors, with max, min and spread.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -19,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from .core import cameras as cam
+from .core import checks
 from .core.artifacts import FAILED, OK, merge_rows, read_table, write_table
 from .core.errors import RealcamError
 from .depth import read_depth_file
-from .triangulate import read_status_tables
+from .triangulate import read_clip_json, read_status_tables
 
 FRAMES_TABLE = "frames.parquet"
 CLIPS_TABLE = "clips.parquet"
@@ -122,12 +122,15 @@ def align_clip(clip_id: str, depth_dir: Path, sfm_dir: Path, min_points: int = M
                min_track: int = MIN_TRACK, max_depth: float | None = None) -> tuple[pd.DataFrame, dict]:
     """Frame rows and the clip row of one clip; raises ``RealcamError`` for a missing input."""
     clip_dir = sfm_dir / clip_id
+    meta = read_clip_json(clip_dir / "clip.json")
     npz = depth_dir / f"{clip_id}.npz"
     if not npz.exists():
         raise RealcamError("depth missing", npz)
     depth, data = read_depth_file(npz)
-    sat = float(max_depth) if max_depth is not None else float(data.get("max_depth", np.inf))
-    meta = json.loads((clip_dir / "clip.json").read_text())
+    try:
+        sat = float(max_depth) if max_depth is not None else float(data.get("max_depth", np.inf))
+    except (TypeError, ValueError):
+        raise RealcamError("'max_depth' is not one number", npz) from None
     cams = cam.read_re10k(clip_dir / "cameras.txt")
     points = read_table(clip_dir / "points.parquet", ["point", "x", "y", "z", "track_length"])
     obs = read_table(clip_dir / "observations.parquet", ["point", "frame", "u", "v"])
@@ -150,10 +153,13 @@ def run_align_scale(depth_dir: str | Path, sfm_dir: str | Path, out: str | Path,
                     progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Every clip triangulated (or failed) under ``sfm_dir``: writes ``frames.parquet`` and
     ``clips.parquet``; returns the clip table and the number of clips skipped as done."""
-    depth_dir, sfm_dir, out = Path(depth_dir), Path(sfm_dir), Path(out)
-    for p, opt in ((depth_dir, "--depth"), (sfm_dir, "--sfm")):
-        if not p.is_dir():
-            raise RealcamError(f"no such folder (given to {opt})", p)
+    min_points = checks.integer(min_points, "--min-points", minimum=1)
+    min_track = checks.integer(min_track, "--min-track", minimum=1)
+    if max_depth is not None:
+        max_depth = checks.number(max_depth, "--max-depth", above=0)
+    depth_dir = checks.input_dir(depth_dir, "folder (given to --depth)")
+    sfm_dir = checks.input_dir(sfm_dir, "folder (given to --sfm)")
+    out = checks.output_dir(out, "--out")
     status = read_status_tables(sfm_dir)
     ids = set(status["item"].astype(str)) | {p.parent.name for p in sfm_dir.glob("*/clip.json")}
     if not ids:
@@ -161,9 +167,11 @@ def run_align_scale(depth_dir: str | Path, sfm_dir: str | Path, out: str | Path,
     reasons = dict(zip(status["item"].astype(str), status["reason"].astype(str)))
     failed_sfm = set(status.loc[status["status"] != OK, "item"].astype(str))
     clips_path, frames_path = out / CLIPS_TABLE, out / FRAMES_TABLE
-    old_clips = read_table(clips_path) if clips_path.exists() else None
-    old_frames = read_table(frames_path) if frames_path.exists() else None
+    old_clips = read_table(clips_path, ["clip_id", "status"]) if clips_path.exists() else None
+    old_frames = read_table(frames_path, ["clip_id", "frame"]) if frames_path.exists() else None
     done = set() if old_clips is None else set(old_clips.loc[old_clips["status"] == OK, "clip_id"].astype(str))
+    with checks.writing(out):  # an output that cannot be created fails now, before any work
+        out.mkdir(parents=True, exist_ok=True)
     new_clips, new_frames, skipped = [], [], 0
     for clip_id in sorted(ids):
         if clip_id in done and not overwrite:
@@ -178,8 +186,14 @@ def run_align_scale(depth_dir: str | Path, sfm_dir: str | Path, out: str | Path,
                 frames, row = align_clip(clip_id, depth_dir, sfm_dir, min_points, min_track, max_depth)
                 new_frames.append(frames)
                 new_clips.append(row)
-            except (RealcamError, OSError, ValueError, KeyError) as err:
+            except RealcamError as err:
                 new_clips.append(_failed(clip_id, str(err)))
+            except OSError as err:
+                where = f"{err.filename}: " if err.filename else ""
+                new_clips.append(_failed(clip_id, f"{where}cannot read: {err.strerror or err}"))
+            except (ValueError, KeyError, IndexError, TypeError) as err:  # inputs that disagree
+                new_clips.append(_failed(clip_id, f"{sfm_dir / clip_id} and {depth_dir / f'{clip_id}.npz'} do not "
+                                                  f"fit together ({err.__class__.__name__}: {err})"))
         if progress:
             progress(clip_id)
     clips = pd.DataFrame(new_clips, columns=CLIP_COLUMNS)
@@ -192,6 +206,8 @@ def run_align_scale(depth_dir: str | Path, sfm_dir: str | Path, out: str | Path,
         frames = pd.concat([old_frames, frames], ignore_index=True) if not frames.empty else old_frames
     clips = merge_rows(old_clips, clips, key="clip_id").sort_values("clip_id", ignore_index=True)
     frames = frames.sort_values(["clip_id", "frame"], ignore_index=True)
-    write_table(frames_path, frames)
-    write_table(clips_path, clips)
+    with checks.writing(frames_path):
+        write_table(frames_path, frames)
+    with checks.writing(clips_path):
+        write_table(clips_path, clips)
     return clips, skipped

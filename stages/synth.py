@@ -16,6 +16,8 @@ the output size (``fy = fx`` in pixels).
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +27,13 @@ import numpy as np
 import pandas as pd
 
 from .core import cameras as cam
+from .core import checks
 from .core.artifacts import atomic_dir, merge_rows, read_table, should_skip, write_arrays, write_table
 from .core.errors import RealcamError
 from .core.video import read_image, write_image
 
 TRUTH_TABLE = "truth.parquet"
+TRUTH_COLUMNS = ["clip_id", "alpha", "n_frames", "width", "height", "seed"]
 _EPS = 1e-6
 
 
@@ -174,7 +178,12 @@ def procedural_texture(rng: np.random.Generator, size: int = 384) -> np.ndarray:
 def load_texture(path: str | Path, max_side: int = 512) -> np.ndarray:
     from PIL import Image
 
-    img = read_image(path)
+    try:
+        img = read_image(path)
+    except (ValueError, TypeError, OverflowError) as err:  # a decodable file in an odd pixel format
+        raise RealcamError(f"unsupported image format ({err.__class__.__name__})", path) from None
+    if img.ndim != 3 or img.shape[-1] != 3 or min(img.shape[:2]) < 1:
+        raise RealcamError(f"not a single RGB image (array of shape {img.shape})", path)
     h, w = img.shape[:2]
     if max(h, w) > max_side:
         s = max_side / max(h, w)
@@ -239,6 +248,9 @@ def square_pixel_intrinsics(norm: np.ndarray, width: int, height: int) -> np.nda
 def synth_clip(cams: cam.CameraFile, textures: list[np.ndarray], alpha: float, size: tuple[int, int],
                rng: np.random.Generator, supersample: int = 2):
     """Render one clip. Returns frames ``(F, H, W, 3)``, depth ``(F, H, W)`` and the written cameras."""
+    problem = cam.camera_file_problem(cams)
+    if problem:  # files are checked by the reader; this guards cameras built in code
+        raise RealcamError(problem, cams.url or "cameras")
     width, height = size
     c2w = cams.c2w  # taken as metric
     scene = build_scene(c2w, textures, rng)
@@ -250,6 +262,46 @@ def synth_clip(cams: cam.CameraFile, textures: list[np.ndarray], alpha: float, s
     return np.stack(frames), np.stack(depths), written
 
 
+#: Largest frame side accepted (a 2-clip dataset at 8192x8192 is already tens of GB of rays).
+MAX_SIZE = 8192
+
+
+def check_options(size: tuple[int, int], scale: float | None, random_scale: tuple[float, float], seed: int,
+                  supersample: int) -> tuple[tuple[int, int], float | None, tuple[float, float], int, int]:
+    """Every option of :func:`synthesize` checked (``RealcamError`` naming the option)."""
+    try:
+        width, height = size
+    except (TypeError, ValueError):
+        raise RealcamError(f"expected a (width, height) pair, got {size!r}", "--size") from None
+    width = checks.integer(width, "--size", minimum=8, maximum=MAX_SIZE)
+    height = checks.integer(height, "--size", minimum=8, maximum=MAX_SIZE)
+    if scale is not None:
+        scale = checks.number(scale, "--scale", above=0)
+    try:
+        lo_s, hi_s = random_scale
+    except (TypeError, ValueError):
+        raise RealcamError(f"expected LO HI, got {random_scale!r}", "--random-scale") from None
+    lo_s = checks.number(lo_s, "--random-scale", above=0)
+    hi_s = checks.number(hi_s, "--random-scale", above=0)
+    if lo_s > hi_s:
+        raise RealcamError(f"random scale range must satisfy 0 < LO <= HI, got {lo_s:g} {hi_s:g}",
+                           "--random-scale")
+    seed = checks.integer(seed, "--seed", minimum=0, maximum=2 ** 63 - 1)
+    supersample = checks.integer(supersample, "supersample", minimum=1, maximum=8)
+    return (width, height), scale, (lo_s, hi_s), seed, supersample
+
+
+def _remove(paths) -> None:
+    """Remove what a failed clip wrote (files or folders); errors are ignored (the disk may be full)."""
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
 def synthesize(pose_files: Sequence[str | Path], out: str | Path, *, scale: float | None = None,
                random_scale: tuple[float, float] = (0.5, 2.0), size: tuple[int, int] = (256, 256),
                textures: Sequence[str | Path] = (), seed: int = 0, overwrite: bool = False,
@@ -258,54 +310,70 @@ def synthesize(pose_files: Sequence[str | Path], out: str | Path, *, scale: floa
     """Write a synthetic RealEstate10K-layout dataset; returns the truth table.
 
     ``scale`` fixes every clip's factor ``alpha``; otherwise it is drawn log-uniformly from
-    ``random_scale`` per clip. All inputs are validated before anything is written.
+    ``random_scale`` per clip. All inputs (options, the output folder, an existing truth table,
+    every camera file and texture) are validated before anything is written. Each finished clip is
+    recorded in ``truth.parquet`` at once, so an interrupted run keeps what it finished; a clip
+    whose writing fails (disk full, read-only) leaves none of its files behind and the error names
+    the file. ``truth.attrs["skipped"]`` lists the clips skipped as already done.
     """
-    out = Path(out)
+    size, scale, (lo_s, hi_s), seed, supersample = check_options(size, scale, random_scale, seed, supersample)
     width, height = size
-    if width < 8 or height < 8:
-        raise RealcamError(f"image size {width}x{height} is too small (at least 8x8)", "--size")
-    if scale is not None and not (np.isfinite(scale) and scale > 0):
-        raise RealcamError(f"scale must be a positive number, got {scale}", "--scale")
-    lo_s, hi_s = random_scale
-    if not (0 < lo_s <= hi_s):
-        raise RealcamError(f"random scale range must satisfy 0 < LO <= HI, got {lo_s} {hi_s}",
-                           "--random-scale")
     if not pose_files:
         raise RealcamError("no camera files given", "--poses")
+    out = checks.output_dir(out, "--out")
+    truth_path = out / TRUTH_TABLE
+    old = read_table(truth_path, TRUTH_COLUMNS[:1]) if truth_path.exists() else None
     clips = {}
     for f in pose_files:
         clip_id = Path(f).stem
         if clip_id in clips:
             raise RealcamError(f"clip id {clip_id!r} appears twice", f)
-        clips[clip_id] = cam.read_re10k(f)
-    tex = [load_texture(t) for t in textures]
+        clips[clip_id] = cam.read_re10k(checks.input_file(f, "camera file"))
+    tex = [load_texture(checks.input_file(t, "texture")) for t in textures]
     if not tex:
         tex = [procedural_texture(np.random.default_rng([seed, i])) for i in range(4)]
+    with checks.writing(out):  # an output that cannot be created fails now, before any rendering
+        out.mkdir(parents=True, exist_ok=True)
 
-    truth_path = out / TRUTH_TABLE
-    old = read_table(truth_path) if truth_path.exists() else None
-    done = set(old["clip_id"]) if old is not None else set()
-    rows = []
+    done = set(old["clip_id"].astype(str)) if old is not None else set()
+    skipped = []
     for clip_id, cams in clips.items():
         outputs = [out / "cameras" / f"{clip_id}.txt", out / "frames" / clip_id,
                    out / "depth_gt" / f"{clip_id}.npz"]
         if should_skip(clip_id, done, outputs, overwrite):
+            skipped.append(clip_id)
             if progress:
-                progress(clip_id)
+                progress(f"{clip_id} (done)")
             continue
         rng = clip_rng(seed, clip_id)
         alpha = float(scale) if scale is not None else float(np.exp(rng.uniform(np.log(lo_s), np.log(hi_s))))
         frames, depth, written = synth_clip(cams, tex, alpha, size, rng, supersample)
-        with atomic_dir(out / "frames" / clip_id) as tmp:
-            for ts, frame in zip(written.timestamps, frames):
-                write_image(tmp / f"{ts}.png", frame)
-        write_arrays(out / "depth_gt" / f"{clip_id}.npz", depth=depth, timestamps=written.timestamps)
-        cam.write_re10k(out / "cameras" / f"{clip_id}.txt", written)
-        rows.append({"clip_id": clip_id, "alpha": alpha, "n_frames": len(written),
-                     "width": width, "height": height, "seed": seed})
+        row = pd.DataFrame([{"clip_id": clip_id, "alpha": alpha, "n_frames": len(written),
+                             "width": width, "height": height, "seed": seed}], columns=TRUTH_COLUMNS)
+        # The camera file is written last: a clip is visible to later stages only when complete.
+        current = outputs[1]
+        try:
+            with atomic_dir(outputs[1]) as tmp:
+                for ts, frame in zip(written.timestamps, frames):
+                    write_image(tmp / f"{ts}.png", frame)
+                n_files = len(list(tmp.iterdir()))
+                if n_files != len(written):  # the reader guarantees distinct timestamps; never write less
+                    raise RealcamError(f"{n_files} frame files for {len(written)} cameras", outputs[1])
+            current = outputs[2]
+            write_arrays(outputs[2], depth=depth, timestamps=written.timestamps)
+            current = outputs[0]
+            cam.write_re10k(outputs[0], written)
+            current = truth_path
+            write_table(truth_path, merge_rows(old, row, key="clip_id"))
+        except OSError as err:
+            _remove(outputs)
+            raise RealcamError(checks.os_error_message(err), current) from None
+        except RealcamError:
+            _remove(outputs)
+            raise
+        old = merge_rows(old, row, key="clip_id")
         if progress:
             progress(clip_id)
-    new = pd.DataFrame(rows, columns=["clip_id", "alpha", "n_frames", "width", "height", "seed"])
-    truth = merge_rows(old, new, key="clip_id")
-    write_table(truth_path, truth)
+    truth = old.reset_index(drop=True)
+    truth.attrs["skipped"] = skipped
     return truth

@@ -6,17 +6,24 @@ a reconstruction holding the file's poses fixed, and point triangulation. Writte
 ``OUT/<clip_id>/``: ``sparse/`` (the COLMAP model), ``points.parquet`` (point, x, y, z, error,
 track_length), ``observations.parquet`` (point, frame, timestamp, u, v; pixel centres at +0.5, as
 COLMAP), ``cameras.txt`` (the poses used, RealEstate10K text) and ``clip.json`` (frame size and
-counts). ``OUT/status.parquet`` (``status.shard-I-of-N.parquet`` for a shard) has one row per clip.
+counts). ``OUT/status.parquet`` (``status.shard-I-of-N.parquet`` for a shard) has one row per clip;
+it is updated (atomically) as each clip finishes, so an interrupted run keeps its finished clips.
+
+Reproducible: every random choice of pycolmap is seeded (``seed``) and each clip runs on one thread
+(parallelism comes from ``workers``, clips in parallel), so a clip gives the same points whatever
+the run, the worker or the other clips. Scratch (the COLMAP database) lives inside the clip's
+temporary folder ``OUT/.<clip_id>.XXXXXXXX.tmp``; the scratch a killed run left behind for this
+run's clips is removed at start.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -26,13 +33,18 @@ import numpy as np
 import pandas as pd
 
 from .core import cameras as cam
+from .core import checks
 from .core.artifacts import FAILED, OK, atomic_dir, merge_rows, read_table, write_table
-from .core.dataset import Clip, find_clips, shard
+from .core.dataset import Clip, find_clips, parse_shard, shard
 from .core.errors import RealcamError
 
 STATUS_COLUMNS = ["item", "status", "reason", "n_frames", "n_points", "n_observations", "mean_error",
                   "width", "height", "seconds"]
 CLIP_OUTPUTS = ("points.parquet", "observations.parquet", "cameras.txt", "clip.json")
+
+
+#: pycolmap takes these options as C ``int``.
+_C_INT_MAX = 2 ** 31 - 1
 
 
 @dataclass
@@ -41,14 +53,49 @@ class TriangulateOptions:
     max_num_features: int = 8192
     min_matches: int = 15  # verified matches needed over the whole clip
     min_points: int = 10  # triangulated points needed for a usable clip
-    num_threads: int = -1
+    num_threads: int = 1  # per clip; 1 is reproducible, more (or -1, all cores) is not
+    seed: int = 0  # every random choice of pycolmap (RANSAC, triangulation)
+
+    def check(self) -> "TriangulateOptions":
+        """Every option as pycolmap needs it (it aborts the process on, e.g., ``overlap <= 0``)."""
+        self.overlap = checks.integer(self.overlap, "--overlap", minimum=1, maximum=_C_INT_MAX)
+        self.max_num_features = checks.integer(self.max_num_features, "max_num_features", minimum=1,
+                                               maximum=_C_INT_MAX)
+        self.min_matches = checks.integer(self.min_matches, "min_matches", minimum=0)
+        self.min_points = checks.integer(self.min_points, "--min-points", minimum=0)
+        self.num_threads = checks.integer(self.num_threads, "num_threads", minimum=-1, maximum=1024)
+        if self.num_threads == 0:
+            raise RealcamError("must be -1 (all cores) or at least 1, got 0", "num_threads")
+        self.seed = checks.integer(self.seed, "--seed", minimum=0, maximum=_C_INT_MAX)
+        return self
 
 
 def status_name(shard_spec: str | None) -> str:
-    if not shard_spec:
+    parsed = parse_shard(shard_spec)
+    if parsed is None:
         return "status.parquet"
-    i, n = shard_spec.split("/")
+    i, n = parsed
     return f"status.shard-{i}-of-{n}.parquet"
+
+
+def read_clip_json(path: str | Path) -> dict:
+    """A clip's ``clip.json`` (frame size and counts); anything wrong names the file."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RealcamError("no such file (the clip was not triangulated)", path) from None
+    except json.JSONDecodeError as err:
+        raise RealcamError(f"invalid JSON: {err.msg}", path, err.lineno) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise RealcamError(f"cannot read ({err.__class__.__name__})", path) from None
+    if not isinstance(meta, dict):
+        raise RealcamError("expected a JSON object", path)
+    for key in ("width", "height"):
+        v = meta.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise RealcamError(f"{key!r} must be a positive integer, got {v!r}", path)
+    return meta
 
 
 def _quiet_colmap() -> None:
@@ -99,19 +146,26 @@ def triangulate_fixed(cams: cam.CameraFile, image_dir: Path, names: list[str], s
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "PINHOLE"
     reader.camera_params = ",".join(repr(float(v)) for v in (k[0, 0, 0], k[0, 1, 1], k[0, 0, 2], k[0, 1, 2]))
+    pycolmap.set_random_seed(opts.seed)
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.num_threads = opts.num_threads
+    extraction.use_gpu = False
     extraction.sift.max_num_features = opts.max_num_features
     mode = pycolmap.CameraMode.SINGLE if same else pycolmap.CameraMode.PER_IMAGE
     pycolmap.extract_features(db_path, image_dir, image_names=names, camera_mode=mode,
                               reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = opts.num_threads
+    matching.use_gpu = False
     pairing = pycolmap.SequentialPairingOptions()
     pairing.overlap = opts.overlap
     pairing.quadratic_overlap = False
+    pairing.num_threads = opts.num_threads
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = opts.seed
+    pycolmap.set_random_seed(opts.seed)
     pycolmap.match_sequential(db_path, matching_options=matching, pairing_options=pairing,
-                              device=pycolmap.Device.cpu)
+                              verification_options=verification, device=pycolmap.Device.cpu)
     frame_of = {n: i for i, n in enumerate(names)}
     rec = pycolmap.Reconstruction()
     db = pycolmap.Database.open(db_path)
@@ -138,6 +192,10 @@ def triangulate_fixed(cams: cam.CameraFile, image_dir: Path, names: list[str], s
         return rec, 0
     options = pycolmap.IncrementalPipelineOptions()
     options.num_threads = opts.num_threads
+    options.mapper.num_threads = opts.num_threads
+    options.random_seed = options.mapper.random_seed = options.triangulation.random_seed = opts.seed
+    options.ba_use_gpu = False
+    pycolmap.set_random_seed(opts.seed)
     rec = pycolmap.triangulate_points(rec, db_path, image_dir, sparse, clear_points=True, options=options,
                                       refine_intrinsics=False)
     return rec, n_matches
@@ -163,13 +221,17 @@ def reconstruction_tables(rec, names: list[str], timestamps: np.ndarray) -> tupl
         ["point", "frame"], ignore_index=True)
 
 
+def _empty_row(clip_id: str) -> dict:
+    return {"item": clip_id, "status": OK, "reason": "", "n_frames": 0, "n_points": 0, "n_observations": 0,
+            "mean_error": float("nan"), "width": 0, "height": 0, "seconds": 0.0}
+
+
 def triangulate_clip(clip: Clip, out: str | Path, opts: TriangulateOptions | None = None) -> dict:
     """One clip end to end; returns its status row (never raises for a bad clip)."""
-    opts = opts or TriangulateOptions()
+    opts = (opts or TriangulateOptions()).check()
     out = Path(out)
     t0 = time.perf_counter()
-    row = {"item": clip.clip_id, "status": OK, "reason": "", "n_frames": 0, "n_points": 0,
-           "n_observations": 0, "mean_error": float("nan"), "width": 0, "height": 0, "seconds": 0.0}
+    row = _empty_row(clip.clip_id)
     try:
         _quiet_colmap()
         cams = cam.read_re10k(clip.camera_path)
@@ -178,18 +240,19 @@ def triangulate_clip(clip: Clip, out: str | Path, opts: TriangulateOptions | Non
             raise RealcamError("needs at least 2 frames", clip.camera_path)
         names, size = clip_frames(cams, clip.frames_dir)
         row["width"], row["height"] = size
+        if not np.isfinite(cam.denormalize_intrinsics(cams.intrinsics, *size)).all():
+            raise RealcamError(f"intrinsics overflow at the frames' size {size[0]}x{size[1]}", clip.camera_path)
         with atomic_dir(out / clip.clip_id) as tmp:
-            scratch = Path(tempfile.mkdtemp(prefix="colmap.", dir=tmp.parent))
-            try:
-                rec, n_matches = triangulate_fixed(cams, clip.frames_dir, names, size, scratch, opts)
-                if n_matches < opts.min_matches:
-                    raise RealcamError(f"too few matches ({n_matches} < {opts.min_matches})")
-                if rec.num_points3D() < opts.min_points:
-                    raise RealcamError(f"triangulation is empty or too small ({rec.num_points3D()} points "
-                                       f"< {opts.min_points})")
-                shutil.move(str(scratch / "sparse"), tmp / "sparse")
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            scratch = tmp / ".colmap"  # inside the clip's temporary folder: it goes with it
+            scratch.mkdir()
+            rec, n_matches = triangulate_fixed(cams, clip.frames_dir, names, size, scratch, opts)
+            if n_matches < opts.min_matches:
+                raise RealcamError(f"too few matches ({n_matches} < {opts.min_matches})")
+            if rec.num_points3D() < opts.min_points:
+                raise RealcamError(f"triangulation is empty or too small ({rec.num_points3D()} points "
+                                   f"< {opts.min_points})")
+            shutil.move(str(scratch / "sparse"), tmp / "sparse")
+            shutil.rmtree(scratch)
             points, observations = reconstruction_tables(rec, names, cams.timestamps)
             write_table(tmp / "points.parquet", points)
             write_table(tmp / "observations.parquet", observations)
@@ -201,6 +264,12 @@ def triangulate_clip(clip: Clip, out: str | Path, opts: TriangulateOptions | Non
                                                        "n_matches": n_matches}))
     except RealcamError as err:
         row.update(status=FAILED, reason=str(err))
+    except OSError as err:  # disk full, read-only output: this clip fails, the batch goes on
+        name = str(err.filename or "")
+        if name and not name.startswith(str(out)):  # an input we could not read
+            row.update(status=FAILED, reason=f"{name}: cannot read: {err.strerror or err}")
+        else:
+            row.update(status=FAILED, reason=f"{out / clip.clip_id}: {checks.os_error_message(err)}")
     except Exception as err:  # pycolmap raises bare RuntimeError/ValueError on broken inputs
         row.update(status=FAILED, reason=f"{err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''}")
     row["seconds"] = time.perf_counter() - t0
@@ -212,18 +281,110 @@ def _worker(args):
     return triangulate_clip(clip, out, opts)
 
 
+#: Names of our scratch: atomic_dir's ``.<name>.XXXXXXXX.tmp`` (mkdtemp's 8 random characters) and
+#: ``.<name>.old``, atomic_path's ``.<stem>.XXXXXXXX.tmp<suffix>``, older versions' ``colmap.XXXXXXXX``.
+_TMP_DIR = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+_OLD_DIR = re.compile(r"\.(?P<name>.+)\.old")
+_TMP_FILE = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>\.[^.]+)")
+_LEGACY = re.compile(r"colmap\.[a-z0-9_]{8}")
+
+
+def stale_scratch(out: Path, clip_ids, status_file: str | None = None, all_clip_ids=()) -> list[Path]:
+    """Scratch a killed run left in ``out`` for ``clip_ids``: their temporary folders
+    (``.<clip>.XXXXXXXX.tmp``) and replaced folders (``.<clip>.old``), temporary copies of
+    ``status_file``, and COLMAP folders of older versions (``colmap.XXXXXXXX``, unless a clip of
+    the dataset has that name). Only our own naming patterns, only in ``out``: another shard's
+    clips, running at the same time in the same folder, are left alone."""
+    if not out.is_dir():
+        return []
+    ours = set(clip_ids)
+    names = ours | set(all_clip_ids)
+    status = Path(status_file) if status_file else None
+    stale = []
+    for p in out.iterdir():
+        if p.name in names:
+            continue
+        m = _TMP_DIR.fullmatch(p.name) or _OLD_DIR.fullmatch(p.name)
+        if m and m["name"] in ours and p.is_dir():
+            stale.append(p)
+            continue
+        m = _TMP_FILE.fullmatch(p.name)
+        if m and status and m["name"] == status.stem and m["suffix"] == status.suffix and p.is_file():
+            stale.append(p)
+            continue
+        if _LEGACY.fullmatch(p.name) and p.is_dir():
+            stale.append(p)
+    return sorted(stale)
+
+
+def _remove_scratch(paths: list[Path]) -> None:
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+def _run_pool(todo: list[Clip], out: Path, opts: TriangulateOptions, workers: int,
+              record: Callable[[dict], None]) -> None:
+    """Clips in worker processes, at most ``workers`` submitted at a time (so every submitted clip
+    is running). A worker that dies (killed, out of memory, a C++ abort in pycolmap) breaks the
+    pool: the clips running then get failed rows, and the rest go on in a fresh pool."""
+    pending = list(todo)
+    while pending:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=get_context("spawn"))
+        running: dict = {}
+        broken = False
+        died: list[str] = []
+        try:
+            while (pending and not broken) or running:
+                while pending and not broken and len(running) < workers:
+                    c = pending.pop(0)
+                    running[pool.submit(_worker, (c, out, opts))] = c
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in sorted(finished, key=lambda f: running[f].clip_id):
+                    c = running.pop(fut)
+                    try:
+                        row = fut.result()
+                    except Exception as err:
+                        broken = True
+                        died.append(c.clip_id)
+                        row = {**_empty_row(c.clip_id), "status": FAILED,
+                               "reason": f"a worker process died while this clip ran ({err.__class__.__name__}; "
+                                         "killed, out of memory or crashed); re-run to retry"}
+                    record(row)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        _remove_scratch(stale_scratch(out, died))  # what the dead workers left
+
+
 def run_triangulate(dataset: str | Path, out: str | Path, *, workers: int = 1, shard_spec: str | None = None,
                     overwrite: bool = False, opts: TriangulateOptions | None = None,
                     progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
-    """Every clip of ``dataset`` (or of one shard): returns the status table and the number skipped."""
-    opts = opts or TriangulateOptions()
-    out = Path(out)
-    if workers < 1:
-        raise RealcamError(f"workers must be >= 1, got {workers}", "--workers")
-    clips = shard(find_clips(dataset), shard_spec)
+    """Every clip of ``dataset`` (or of one shard): returns the status table and the number skipped.
+
+    Options, shard, dataset and output folder are checked before any work. Each clip's row is
+    merged into the status table as soon as the clip is done (an interrupted run keeps them);
+    a clip whose worker process dies is a failed row too.
+    """
+    opts = (opts or TriangulateOptions()).check()
+    workers = checks.integer(workers, "--workers", minimum=1, maximum=1024)
+    parse_shard(shard_spec)
+    all_clips = find_clips(dataset)
+    if not all_clips:
+        raise RealcamError("no clips: the cameras/ folder holds no <clip_id>.txt files", Path(dataset) / "cameras")
+    clips = shard(all_clips, shard_spec)
+    out = checks.output_dir(out, "--out")
     status_path = out / status_name(shard_spec)
-    old = read_table(status_path) if status_path.exists() else None
+    old = read_table(status_path, ["item", "status"]) if status_path.exists() else None
     done = set() if old is None else set(old.loc[old["status"] == OK, "item"].astype(str))
+    with checks.writing(out):  # an output that cannot be created fails now, before any clip
+        out.mkdir(parents=True, exist_ok=True)
+    _remove_scratch(stale_scratch(out, [c.clip_id for c in clips], status_path.name,
+                                  [c.clip_id for c in all_clips]))
     todo, skipped = [], 0
     for c in clips:
         if not overwrite and c.clip_id in done and all((out / c.clip_id / f).exists() for f in CLIP_OUTPUTS):
@@ -232,30 +393,36 @@ def run_triangulate(dataset: str | Path, out: str | Path, *, workers: int = 1, s
                 progress(f"{c.clip_id} (done)")
         else:
             todo.append(c)
-    rows = []
+    table = old
+
+    def record(row: dict) -> None:
+        nonlocal table
+        new = pd.DataFrame([row], columns=STATUS_COLUMNS)
+        table = merge_rows(table, new, key="item").sort_values("item", ignore_index=True)
+        with checks.writing(status_path):
+            write_table(status_path, table)
+        if progress:
+            progress(row["item"])
+
     if workers == 1 or len(todo) <= 1:
         for c in todo:
-            rows.append(triangulate_clip(c, out, opts))
-            if progress:
-                progress(c.clip_id)
+            record(triangulate_clip(c, out, opts))
     else:
-        threads = opts.num_threads if opts.num_threads > 0 else max(1, (os.cpu_count() or 1) // workers)
-        wopts = TriangulateOptions(**{**opts.__dict__, "num_threads": threads})
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_worker, (c, out, wopts)): c for c in todo}
-            for fut in as_completed(futures):
-                rows.append(fut.result())
-                if progress:
-                    progress(futures[fut].clip_id)
-    new = pd.DataFrame(rows, columns=STATUS_COLUMNS)
-    table = merge_rows(old, new, key="item").sort_values("item", ignore_index=True)
-    write_table(status_path, table)
+        wopts = opts
+        if opts.num_threads == -1:  # "all cores": shared among the workers
+            wopts = TriangulateOptions(**{**opts.__dict__,
+                                          "num_threads": max(1, (os.cpu_count() or 1) // workers)})
+        _run_pool(todo, out, wopts, workers, record)
+    if table is None:
+        table = pd.DataFrame(columns=STATUS_COLUMNS)
+        with checks.writing(status_path):
+            write_table(status_path, table)
     return table, skipped
 
 
 def read_status_tables(sfm_dir: str | Path) -> pd.DataFrame:
     """All status tables of a triangulation folder (shards included), one row per clip."""
-    frames = [read_table(p) for p in sorted(Path(sfm_dir).glob("status*.parquet"))]
+    frames = [read_table(p, ["item", "status", "reason"]) for p in sorted(Path(sfm_dir).glob("status*.parquet"))]
     if not frames:
         return pd.DataFrame(columns=STATUS_COLUMNS)
     return pd.concat(frames, ignore_index=True).drop_duplicates("item", keep="last")

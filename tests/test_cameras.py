@@ -121,6 +121,12 @@ LINE = ("100 0.5 0.9 0.5 0.5 0 0 1 0 0 0.1 0 1 0 0.2 0 0 1 0.3")
     (f"https://x\n{LINE.replace('1 0 0 0.1', '1.1 0 0 0.1')}\n", 2, "not orthonormal"),
     (f"https://x\n{LINE.replace('0 0 1 0.3', '0 0 -1 0.3')}\n", 2, "reflection"),
     (f"https://x\n{LINE.replace('0.9', 'abc')}\n", 2, "not a number"),
+    (f"https://x\n{LINE}\n{LINE}\n", 3, "timestamp 100 repeats the one on line 2"),
+    (f"https://x\n{LINE}\n\n{LINE.replace('100', '99', 1)}\n", 4, "earlier than 100 on line 2"),
+    (f"https://x\n{LINE.replace('0.5 0.9', '0 0')}\n", 2, "focal lengths must be positive"),
+    (f"https://x\n{LINE.replace('0.5 0.9', '0.5 -0.9')}\n", 2, "focal lengths must be positive"),
+    (f"https://x\n{LINE.replace('100', '100.5', 1)}\n", 2, "not an integer"),
+    (f"https://x\n{LINE.replace('100', '-1', 1)}\n", 2, "out of range"),
 ])
 def test_malformed_camera_files_name_file_and_line(tmp_path, body, lineno, words):
     f = tmp_path / "bad.txt"
@@ -143,3 +149,15 @@ def test_check_poses_rejects_bad_poses():
         cam.check_poses(bad, "traj.json")
     with pytest.raises(RealcamError, match="non-finite"):
         cam.check_poses(np.full((4, 4), np.nan))
+
+
+def test_writer_refuses_cameras_the_reader_would_reject(tmp_path):
+    good = cam.parse_re10k(f"https://x\n{LINE}\n{LINE.replace('100', '200', 1)}\n")
+    assert cam.camera_file_problem(good) is None
+    bad = cam.CameraFile([100, 100], good.intrinsics, good.w2c, "u")
+    with pytest.raises(RealcamError, match="repeats"):
+        cam.write_re10k(tmp_path / "x.txt", bad)
+    zero = cam.CameraFile(good.timestamps, np.zeros((2, 4)), good.w2c, "u")
+    with pytest.raises(RealcamError, match="frame 0: focal lengths must be positive"):
+        cam.write_re10k(tmp_path / "x.txt", zero)
+    assert not (tmp_path / "x.txt").exists()

@@ -3,7 +3,8 @@
 - OpenCV axes (x right, y down, z forward); poses are 4x4 float64; ``c2w = inv(w2c)``.
 - RealEstate10K text: line 1 the source URL, then one line per frame:
   ``timestamp_us fx fy cx cy 0 0 r11 r12 r13 t1 r21 r22 r23 t2 r31 r32 r33 t3``
-  (normalised intrinsics, the 3x4 world-to-camera matrix row-major).
+  (normalised intrinsics, the 3x4 world-to-camera matrix row-major). Timestamps are integers
+  that increase strictly (one line per frame); focal lengths are positive.
 - Relative poses: ``inv(c2w_0) @ c2w_i``; metric poses: translations times ``alpha``.
 - Intrinsics are normalised (``fx/W, fy/H, cx/W, cy/H``) in files and in pixels once a resolution
   is fixed; pixel ``(i, j)`` covers ``[i, i+1) x [j, j+1)`` so its centre is at ``+0.5``. Resizing
@@ -79,7 +80,12 @@ def format_re10k(cams: CameraFile) -> str:
 
 
 def write_re10k(path: str | Path, cams: CameraFile) -> Path:
-    """Write a RealEstate10K camera file atomically."""
+    """Write a RealEstate10K camera file atomically; cameras the reader would reject (repeated
+    timestamps, focal lengths that are not positive, ...) are a ``RealcamError`` and nothing is
+    written."""
+    problem = camera_file_problem(cams)
+    if problem:
+        raise RealcamError(f"refusing to write cameras that could not be read back: {problem}", path)
     return atomic_write_text(path, format_re10k(cams))
 
 
@@ -118,6 +124,7 @@ def parse_re10k(text: str, source: str | Path = "<text>") -> CameraFile:
         url = lines[0].strip()
         start = 1
     timestamps, intrinsics, dist, w2c = [], [], [], []
+    previous_line = 0
     for lineno, line in enumerate(lines[start:], start=start + 1):
         tokens = line.split()
         if not tokens:
@@ -133,20 +140,84 @@ def parse_re10k(text: str, source: str | Path = "<text>") -> CameraFile:
             raise RealcamError(f"not a number: {bad!r}", source, lineno) from None
         if not all(math.isfinite(v) for v in values):
             raise RealcamError("non-finite number (NaN or inf) on a camera line", source, lineno)
-        if not float(tokens[0]).is_integer():
-            raise RealcamError(f"timestamp {tokens[0]!r} is not an integer", source, lineno)
+        ts = _timestamp(tokens[0], source, lineno)
+        if timestamps and ts <= timestamps[-1]:
+            if ts == timestamps[-1]:
+                raise RealcamError(f"timestamp {ts} repeats the one on line {previous_line} "
+                                   "(one line per frame)", source, lineno)
+            raise RealcamError(f"timestamp {ts} is earlier than {timestamps[-1]} on line {previous_line} "
+                               "(timestamps must increase)", source, lineno)
+        problem = intrinsics_problem(values[1:5])
+        if problem:
+            raise RealcamError(problem, source, lineno)
         m = np.eye(4)
         m[:3, :] = np.asarray(values[7:], dtype=np.float64).reshape(3, 4)
         problem = rotation_problem(m[:3, :3])
         if problem:
             raise RealcamError(problem, source, lineno)
-        timestamps.append(int(float(tokens[0])))
+        timestamps.append(ts)
+        previous_line = lineno
         intrinsics.append(values[1:5])
         dist.append(values[5:7])
         w2c.append(m)
     if not timestamps:
         raise RealcamError("no camera lines after the URL line", source)
     return CameraFile(np.array(timestamps), np.array(intrinsics), np.stack(w2c), url, np.array(dist))
+
+
+#: Timestamps are microseconds in a signed 64-bit integer.
+_MAX_TIMESTAMP = 2 ** 63 - 1
+
+
+def _timestamp(token: str, source, lineno: int) -> int:
+    """The integer microseconds of a timestamp token (``"33366"``, also ``"3.3366e4"``)."""
+    try:
+        ts = int(token)
+    except ValueError:
+        x = float(token)  # finite: checked by the caller
+        if not x.is_integer():
+            raise RealcamError(f"timestamp {token!r} is not an integer", source, lineno) from None
+        ts = int(x)
+    if not 0 <= ts <= _MAX_TIMESTAMP:
+        raise RealcamError(f"timestamp {token!r} is out of range (0 to 2^63-1 microseconds)", source, lineno)
+    return ts
+
+
+def intrinsics_problem(k) -> str | None:
+    """``None`` for usable normalised intrinsics ``fx fy cx cy``, else what is wrong: focal lengths
+    must be positive and finite, the principal point finite."""
+    fx, fy, cx, cy = (float(v) for v in k)
+    if not all(math.isfinite(v) for v in (fx, fy, cx, cy)):
+        return "intrinsics have non-finite entries"
+    if fx <= 0 or fy <= 0:
+        return f"focal lengths must be positive, got fx = {fx:g}, fy = {fy:g}"
+    return None
+
+
+def camera_file_problem(cams: "CameraFile") -> str | None:
+    """``None`` when ``cams`` is what :func:`parse_re10k` accepts, else the first problem found
+    (``frame i: ...``): increasing timestamps, usable intrinsics, proper rotations."""
+    ts = np.asarray(cams.timestamps)
+    if len(ts) == 0:
+        return "no frames"
+    if np.any(ts < 0):
+        return f"frame {int(np.argmax(ts < 0))}: negative timestamp"
+    steps = np.diff(ts)
+    if np.any(steps <= 0):
+        i = int(np.argmax(steps <= 0)) + 1
+        what = "repeats" if steps[i - 1] == 0 else "is earlier than"
+        return f"frame {i}: timestamp {int(ts[i])} {what} the previous frame's ({int(ts[i - 1])})"
+    for i, k in enumerate(cams.intrinsics):
+        problem = intrinsics_problem(k)
+        if problem:
+            return f"frame {i}: {problem}"
+    if not np.all(np.isfinite(cams.w2c)):
+        return "poses contain non-finite numbers"
+    for i, m in enumerate(cams.w2c):
+        problem = rotation_problem(m[:3, :3])
+        if problem:
+            return f"frame {i}: {problem}"
+    return None
 
 
 def _is_float(token: str) -> bool:

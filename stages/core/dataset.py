@@ -40,17 +40,26 @@ def find_clips(root: str | Path) -> list[Clip]:
     return [clips[k] for k in sorted(clips)]
 
 
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` as ``(I, N)`` with ``0 <= I < N`` (``None`` for no shard); else a ``RealcamError``."""
+    if not spec:
+        return None
+    try:
+        i, n = (int(v) for v in str(spec).split("/"))
+    except ValueError:
+        raise RealcamError(f"expected I/N such as 0/4, got {spec!r}", "--shard") from None
+    if n < 1 or not 0 <= i < n:
+        raise RealcamError(f"shard index must satisfy 0 <= I < N, got {spec!r}", "--shard")
+    return i, n
+
+
 def shard(items: list, spec: str | None) -> list:
     """The ``I/N`` slice of ``items`` (``I`` counted from 0): every ``N``-th item from ``I``.
 
     The N slices are disjoint and together cover ``items``.
     """
-    if not spec:
+    parsed = parse_shard(spec)
+    if parsed is None:
         return list(items)
-    try:
-        i, n = (int(v) for v in spec.split("/"))
-    except ValueError:
-        raise RealcamError(f"expected I/N such as 0/4, got {spec!r}", "--shard") from None
-    if n < 1 or not 0 <= i < n:
-        raise RealcamError(f"shard index must satisfy 0 <= I < N, got {spec!r}", "--shard")
+    i, n = parsed
     return list(items[i::n])
