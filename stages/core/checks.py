@@ -94,6 +94,19 @@ def input_dir(path, what: str = "folder") -> Path:
     return p
 
 
+def _probe(folder: Path, p: Path) -> None:
+    """Create and remove a file in ``folder``: permission bits do not stop root, a read-only mount
+    or a full disk does, and only trying tells."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".realcam-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        raise RealcamError(f"cannot write in {folder}: {err.strerror or err}", p) from None
+
+
 def _writable_parent(p: Path) -> None:
     """The nearest existing ancestor of ``p`` must be a folder we may create entries in."""
     parent = p.parent
@@ -105,6 +118,8 @@ def _writable_parent(p: Path) -> None:
         raise RealcamError(f"cannot create it: {parent} is a file, not a folder", p)
     if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
         raise RealcamError(f"cannot write in {parent} (permission denied)", p)
+    if parent.exists() and parent == p.parent:
+        _probe(parent, p)
 
 
 def output_file(path, option: str = "--out", suffixes: Iterable[str] | None = None) -> Path:
@@ -133,6 +148,7 @@ def output_dir(path, option: str = "--out") -> Path:
     if p.exists():
         if not os.access(p, os.W_OK | os.X_OK):
             raise RealcamError("cannot write in the output folder (permission denied)", p)
+        _probe(p, p)
     else:
         _writable_parent(p)
     return p
