@@ -4,7 +4,8 @@ calls, and clips per minute with 1 and 2 worker processes.
 Baseline (measured in the same run, on the same clips): the bare pycolmap sequence written out
 inline here — extract_features, match_sequential, a fixed-pose Reconstruction, triangulate_points —
 with no frame checks, no tables, no atomic writes. The stage's overhead is its wall time minus the
-baseline's, over the baseline's.
+baseline's, over the baseline's. The baseline runs on one thread per clip, as the stage does since
+it became reproducible (multithreaded pycolmap is not); parallelism comes from worker processes.
 Usage: python benchmarks/bench_triangulate.py [--size 256x256] [--repeats 2]
 """
 
@@ -38,12 +39,17 @@ def bare_pycolmap(camera_path: Path, frames_dir: Path, work: Path, size: tuple[i
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = "PINHOLE"
     reader.camera_params = f"{k[0, 0]},{k[1, 1]},{k[0, 2]},{k[1, 2]}"
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.num_threads = 1
     pycolmap.extract_features(db, frames_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
-                              reader_options=reader, device=pycolmap.Device.cpu)
+                              reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
     pairing = pycolmap.SequentialPairingOptions()
     pairing.overlap = 10
     pairing.quadratic_overlap = False
-    pycolmap.match_sequential(db, pairing_options=pairing, device=pycolmap.Device.cpu)
+    pairing.num_threads = 1
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = 1
+    pycolmap.match_sequential(db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu)
     database = pycolmap.Database.open(db)
     rec = pycolmap.Reconstruction()
     for c in database.read_all_cameras():
@@ -54,7 +60,9 @@ def bare_pycolmap(camera_path: Path, frames_dir: Path, work: Path, size: tuple[i
         rec.add_image_with_trivial_frame(im, pycolmap.Rigid3d(pycolmap.Rotation3d(w[:3, :3]), w[:3, 3]))
     database.close()
     (work / "sparse").mkdir()
-    rec = pycolmap.triangulate_points(rec, db, frames_dir, work / "sparse")
+    options = pycolmap.IncrementalPipelineOptions()
+    options.num_threads = options.mapper.num_threads = 1
+    rec = pycolmap.triangulate_points(rec, db, frames_dir, work / "sparse", options=options)
     return rec.num_points3D()
 
 
