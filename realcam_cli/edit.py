@@ -34,12 +34,19 @@ def edit(
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (scripts, tests); default: until Ctrl+C."),
 ) -> None:
     """Open an interactive trajectory editor in the browser (move keyframe cameras, see the preview)."""
+    from stages.core import checks
     from stages.edit.session import EditorSession
-    from stages.edit.viewer import EditorViewer
+    from stages.edit.viewer import EditorViewer, free_port
 
+    # Options first, the address included (a bad one would hang the server), then the scene.
     export = export or Path(f"{image.stem}_trajectory.json")
     if export.suffix.lower() != ".json":
-        raise RealcamError("the export file must end in .json", "--export")
+        raise RealcamError(f"the export file must end in .json, got {export}", "--export")
+    checks.output_file(export, "--export")
+    fps = checks.number(fps, "--fps", above=0, maximum=1000)
+    if duration is not None:
+        duration = checks.number(duration, "--duration", minimum=0)
+    port = free_port(host, port)
     report(f"edit: building the metric scene of {image} ...")
     session = EditorSession(image, trajectory, depth_file=depth, model=model,
                             size=parse_size(size) if size else None, frames=frames, fov=fov,

@@ -34,7 +34,7 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Re-evaluate videos already scored."),
 ) -> None:
     """Estimate camera poses of videos by SfM and score them against ground truth (SPEC section 7)."""
-    items = eval_stage.find_samples(samples, reference, estimated, gt_videos)
+    items = eval_stage.find_samples(samples, reference, estimated, gt_videos, exclude=out)
     with progress_bar("evaluate", total=len(items)) as advance:
         tables = eval_stage.evaluate(samples, reference, out, trials=trials, mapper=sfm, workers=workers,
                                      seed=seed, estimated=estimated, depth_dir=depth, max_depth=max_depth,
@@ -48,8 +48,13 @@ def evaluate(
         fmt = (lambda v: "-" if v != v else f"{v:.4f}")
         table.add_row(row.metric, fmt(row.mean), fmt(row.median), str(row.n_videos))
     console.print(table)
-    failed = tables["per_video"][tables["per_video"]["status"] != "ok"]
+    per_video = tables["per_video"]
+    failed = per_video[per_video["status"] != "ok"]
     for row in failed.itertuples():
         console.print(f"[yellow]failed:[/] {row.video}: {row.reason}")
-    report(f"evaluate: {eval_stage.PER_TRIAL}, {eval_stage.PER_VIDEO}, {eval_stage.SUMMARY}"
-           f"{' and plots/' if plot else ''} in {out}")
+    n_ok = int((per_video["status"] == "ok").sum())
+    report(f"evaluate: {n_ok} ok ({len(tables['skipped'])} skipped as already done), {len(failed)} failed "
+           f"-> {out} ({eval_stage.PER_TRIAL}, {eval_stage.PER_VIDEO}, {eval_stage.SUMMARY}"
+           f"{', plots/' if plot else ''})")
+    if n_ok == 0:  # the batch rule: exit 1 when no video could be scored
+        raise typer.Exit(1)

@@ -10,7 +10,7 @@ import typer
 from stages import preview as preview_stage
 from stages.core.errors import RealcamError
 
-from .app import app, report
+from .app import app, progress_bar, report
 from .synth import parse_size
 
 
@@ -32,7 +32,7 @@ def preview(
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset instead of a file: pan-left, dolly-in, orbit-right, ... or A+B."),
     magnitude: Optional[str] = typer.Option(None, "--magnitude", help="Preset magnitude in degrees or metres (one value, or one per part: 20,0.5)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Frame count (default: the file's, else 16)."),
-    size: Optional[str] = typer.Option(None, "--size", help="Preview size WIDTHxHEIGHT (default: the image's)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Preview size WIDTHxHEIGHT, both even (H.264); default: the image's, an odd side one pixel less."),
     kernel: int = typer.Option(5, "--kernel", help="Edge filter: keep pixels whose KxK neighbourhood is all valid."),
     latent_stride: int = typer.Option(8, "--latent-stride", help="Pixels per latent cell for the latent mask."),
     depth: Optional[Path] = typer.Option(None, "--depth", help="Metric depth file (.npy/.npz metres, 16-bit .png millimetres) instead of predicting it."),
@@ -49,11 +49,18 @@ def preview(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo even when all outputs exist."),
 ) -> None:
     """Render a real-time preview of the image's metric scene along a camera trajectory."""
-    result = preview_stage.run_preview(
-        image, out, trajectory, preset=preset, magnitude=parse_magnitude(magnitude), frames=frames,
-        size=parse_size(size) if size else None, kernel=kernel, latent_stride=latent_stride,
-        depth_file=depth, model=model, device=device, fov=fov, spline=spline, easing=easing,
-        loop=loop, fps=fps, overwrite=overwrite, batch_size=batch_size, compile=compile, gif=gif)
+    magnitudes = parse_magnitude(magnitude)
+    wh = parse_size(size) if size else None
+    with progress_bar("preview", total=len(preview_stage.STEPS)) as advance:
+        def step(name: str) -> None:  # called as each step begins: the first one advances nothing
+            advance(name, n=0 if name == preview_stage.STEPS[0] else 1)
+
+        result = preview_stage.run_preview(
+            image, out, trajectory, preset=preset, magnitude=magnitudes, frames=frames,
+            size=wh, kernel=kernel, latent_stride=latent_stride,
+            depth_file=depth, model=model, device=device, fov=fov, spline=spline, easing=easing,
+            loop=loop, fps=fps, overwrite=overwrite, batch_size=batch_size, compile=compile, gif=gif,
+            progress=step)
     if result is None:
         report(f"preview: outputs already in {out} (use --overwrite to redo)")
         return

@@ -17,6 +17,8 @@ Output per item (clip or input folder): ``<item>.npz`` with ``depth`` ``(F, H, W
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from .core import checks
 from .core.artifacts import (FAILED, OK, merge_rows, read_arrays, read_table, should_skip, write_arrays,
                              write_table)
 from .core.dataset import find_clips
@@ -39,6 +42,11 @@ INDEX_TABLE = "index.parquet"
 INDEX_COLUMNS = ["item", "frame", "path", "height", "width", "min", "median", "max", "model", "status",
                  "reason"]
 FILES_MODEL = "files"
+#: A depth map with fewer finite, positive values than this fraction of its pixels (all NaN,
+#: infinite, zero or negative) fails its item here rather than in ``align-scale``. Holes (0 or
+#: NaN where nothing was measured) are allowed below that: ``align-scale`` drops the
+#: observations that fall in them.
+MIN_VALID_FRACTION = 0.01
 
 _MODELS: dict[tuple, tuple] = {}
 
@@ -50,26 +58,78 @@ def default_max_depth(model: str) -> float:
     return OUTDOOR_MAX_DEPTH if "outdoor" in str(model).lower() else INDOOR_MAX_DEPTH
 
 
+@contextlib.contextmanager
+def _quiet_hub():
+    """No warning or retry lines from ``huggingface_hub`` and ``transformers`` while a model loads
+    (an unreachable Hub prints one per retry); errors still come back as exceptions."""
+    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "transformers")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _is_hub_id(model: str) -> bool:
+    return not Path(model).expanduser().exists() and not model.startswith((".", "/", "~")) \
+        and model.count("/") <= 1 and "\\" not in model
+
+
+def model_source(model: str) -> dict:
+    """Where ``model`` loads from, decided at once and without the network when it cannot work:
+    a local folder; a Hugging Face id in the local cache (then loaded from it alone, no request);
+    else a reachable Hub. Offline (``HF_HUB_OFFLINE``) or with the Hub unreachable, a model that is
+    not in the cache is one error naming it and the ``hf download`` command. Returns extra keyword
+    arguments for ``from_pretrained``."""
+    from .core import hub
+
+    model = str(model)
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise RealcamError("a depth model is a folder or a Hugging Face id, not a file", model)
+        return {}
+    if not _is_hub_id(model):
+        raise RealcamError("no such depth model folder", model)
+    try:
+        cached = hub.cached_file(model, "config.json")
+    except ValueError:  # huggingface_hub's HFValidationError: not a well-formed repository id
+        raise RealcamError("neither a depth model folder nor a Hugging Face model id", model) from None
+    if cached is not None:
+        return {"local_files_only": True}
+    available, reason = hub.hub_model_available(model)
+    if not available:
+        raise RealcamError(f"the depth model is {reason}; fetch it with `{hub.download_command(model)}`",
+                           model)
+    return {}
+
+
 def load_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
                max_depth: float | None = None):
     """``(processor, model, device, max_depth)``, cached per (model, device, dtype, max_depth)."""
+    if max_depth is not None:
+        max_depth = checks.number(max_depth, "--max-depth", above=0)
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     key = (str(model), device, str(torch_dtype), max_depth)
     if key in _MODELS:
         return _MODELS[key]
+    source = model_source(str(model))
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
     try:
-        processor = AutoImageProcessor.from_pretrained(str(model))
-        net = AutoModelForDepthEstimation.from_pretrained(str(model), dtype=torch_dtype)
+        with _quiet_hub():
+            processor = AutoImageProcessor.from_pretrained(str(model), **source)
+            net = AutoModelForDepthEstimation.from_pretrained(str(model), dtype=torch_dtype, **source)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        raise RealcamError(f"cannot load depth model ({first})", str(model)) from None
+        hint = f"; fetch it with `hf download {model}`" if _is_hub_id(str(model)) else ""
+        raise RealcamError(f"cannot load depth model ({first}){hint}", str(model)) from None
     net = net.to(device).eval()
     if max_depth is not None:  # the metric head is ``sigmoid * max_depth``
-        if max_depth <= 0:
-            raise RealcamError(f"max depth must be > 0, got {max_depth}", "--max-depth")
         if hasattr(getattr(net, "head", None), "max_depth"):
             net.head.max_depth = float(max_depth)
     cfg_max = getattr(net.config, "max_depth", None)
@@ -90,9 +150,8 @@ def predict_depth(images: list[np.ndarray], model: str = DEFAULT_MODEL, device: 
     """
     import torch
 
+    batch_size = checks.integer(batch_size, "--batch-size", minimum=1)
     processor, net, device, sat = load_model(model, device, dtype, max_depth)
-    if batch_size < 1:
-        raise RealcamError(f"batch size must be >= 1, got {batch_size}", "--batch-size")
     out: list[np.ndarray | None] = [None] * len(images)
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, img in enumerate(images):
@@ -139,17 +198,36 @@ def read_depth_png(path: Path) -> np.ndarray:
     return arr.astype(np.float32) / 1000.0
 
 
+def _depth_maps(arrays: list[np.ndarray], path: Path) -> list[np.ndarray]:
+    """float32 ``(H, W)`` maps from an NPZ's arrays: numbers only (strings, objects and booleans
+    are an error naming the file, as any other damage)."""
+    out = []
+    for d in arrays:
+        d = np.asarray(d)
+        if not (np.issubdtype(d.dtype, np.integer) or np.issubdtype(d.dtype, np.floating)):
+            raise RealcamError(f"depth must hold numbers, got {d.dtype} values", path)
+        if d.ndim != 2:
+            raise RealcamError(f"depth maps must be (H, W), got shape {d.shape}", path)
+        out.append(d.astype(np.float32))
+    return out
+
+
 def depth_from_files(source: str | Path, item: str, frame_names: list[str]) -> list[np.ndarray]:
     """The depth maps of ``item``'s frames from ``source/<item>.npz`` or ``source/<item>/*.png``."""
     source = Path(source)
     npz, folder = source / f"{item}.npz", source / item
     if npz.exists():
         maps, data = read_depth_file(npz)
-        depth = [np.asarray(d, dtype=np.float32) for d in maps]
-        if any(d.ndim != 2 for d in depth):
-            raise RealcamError(f"depth maps must be (H, W), got shape {depth[0].shape}", npz)
+        depth = _depth_maps(maps, npz)
         if "timestamps" in data and all(_timestamp(n) >= 0 for n in frame_names):
-            where = {int(t): k for k, t in enumerate(np.asarray(data["timestamps"]).ravel())}
+            stamps = np.asarray(data["timestamps"]).ravel()
+            whole = np.issubdtype(stamps.dtype, np.integer) or (
+                np.issubdtype(stamps.dtype, np.floating) and np.isfinite(stamps).all()
+                and (stamps == np.round(stamps)).all())
+            if not whole or len(stamps) != len(depth):
+                raise RealcamError(f"'timestamps' must be {len(depth)} integers (one per depth map), "
+                                   f"got {len(stamps)} {stamps.dtype} values", npz)
+            where = {int(t): k for k, t in enumerate(stamps)}
             missing = [n for n in frame_names if int(n) not in where]
             if missing:
                 raise RealcamError(f"no depth for frame(s) {', '.join(missing[:3])}", npz)
@@ -166,6 +244,21 @@ def depth_from_files(source: str | Path, item: str, frame_names: list[str]) -> l
             out.append(read_depth_png(p))
         return out
     raise RealcamError(f"no depth for {item} ({item}.npz or {item}/ with PNGs)", source)
+
+
+def depth_problem(depth: np.ndarray) -> str:
+    """Why a depth map is unusable ('' when it is usable): fewer than :data:`MIN_VALID_FRACTION`
+    of its values finite and positive; the reason says what the rest are."""
+    d = np.asarray(depth, dtype=np.float32)
+    n = max(d.size, 1)
+    valid = np.isfinite(d) & (d > 0)
+    if valid.sum() >= MIN_VALID_FRACTION * n and valid.any():
+        return ""
+    parts = [(np.isnan(d).sum(), "NaN"), (np.isinf(d).sum(), "infinite"), ((d == 0).sum(), "zero"),
+             ((np.isfinite(d) & (d < 0)).sum(), "negative")]
+    what = ", ".join(f"{100 * c / n:.0f}% {name}" for c, name in parts if c)
+    return (f"no usable depth: {100 * valid.sum() / n:.1f}% of the values are finite and positive, "
+            f"at least {100 * MIN_VALID_FRACTION:g}% needed ({what})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,7 +319,10 @@ def read_depth_file(path: str | Path) -> tuple[list[np.ndarray], dict]:
     """The per-frame depth maps of an item's NPZ (either layout) and its other arrays."""
     data = read_arrays(path)
     if "depth" in data:
-        return list(data["depth"]), data
+        stack = np.asarray(data["depth"])
+        if stack.ndim != 3:
+            raise RealcamError(f"'depth' must be (F, H, W), got shape {stack.shape}", path)
+        return list(stack), data
     n = len(data.get("frames", []))
     keys = [f"depth_{k}" for k in range(n)]
     if not n or any(k not in data for k in keys):
@@ -244,8 +340,14 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
               device: str = "auto", dtype: str = "auto", overwrite: bool = False,
               progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Depth for every item; returns (and writes) the frame index, and the number of items skipped
-    as already done. Failed items get a status row."""
-    out = Path(out)
+    as already done. Failed items get a status row (a frame without usable depth, a file that
+    cannot be read or written); the options, the inputs and the output folder are checked first."""
+    out = checks.output_dir(out)
+    if from_files is not None:
+        from_files = checks.input_dir(from_files, "depth folder (--from-files)")
+    if max_depth is not None:
+        max_depth = checks.number(max_depth, "--max-depth", above=0)
+    batch_size = checks.integer(batch_size, "--batch-size", minimum=1)
     items = collect_items(inputs)
     index_path = out / INDEX_TABLE
     old = read_table(index_path) if index_path.exists() else None
@@ -255,6 +357,8 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
     if from_files is None and not (len(items) and all(
             should_skip(it.item, done, [out / f"{it.item}.npz"], overwrite) for it in items)):
         _, _, _, sat = load_model(model, device, dtype, max_depth)  # fails early on a bad model
+    with checks.writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     skipped = 0
     for it in items:
@@ -273,13 +377,19 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
                 depth = depth_from_files(from_files, it.item, names)
             else:
                 depth = predict_depth(images, model, device, dtype, max_depth, batch_size)
-            depth = [d.astype(np.float16) for d in depth]
-            write_depth_file(target, depth, names, sat)
+            depth = [d.astype(np.float16) for d in depth]  # what is stored is what is checked
+            for name, d in zip(names, depth):
+                problem = depth_problem(d)
+                if problem:
+                    raise RealcamError(f"frame {name}: {problem}")
+            with checks.writing(target):
+                write_depth_file(target, depth, names, sat)
             for k, (f, d) in enumerate(zip(it.frames, depth)):
                 d32 = d.astype(np.float32)
+                v = d32[np.isfinite(d32) & (d32 > 0)]  # statistics of the measured depth (holes left out)
                 rows.append({"item": it.item, "frame": k, "path": str(f), "height": d.shape[0],
-                             "width": d.shape[1], "min": float(d32.min()), "median": float(np.median(d32)),
-                             "max": float(d32.max()), "model": model_name, "status": OK, "reason": ""})
+                             "width": d.shape[1], "min": float(v.min()), "median": float(np.median(v)),
+                             "max": float(v.max()), "model": model_name, "status": OK, "reason": ""})
         except RealcamError as err:
             rows.append(_failed_row(it.item, str(err), model_name))
         if progress:
@@ -288,5 +398,6 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEF
     if old is not None and not new.empty:
         old = old[~old["item"].isin(set(new["item"]))]
     index = merge_rows(old, new, key="item") if old is not None else new
-    write_table(index_path, index)
+    with checks.writing(index_path):
+        write_table(index_path, index)
     return index, skipped

@@ -454,6 +454,8 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
         checks.input_dir(preview_dir, "preview folder")
     if depth is not None:
         checks.input_file(depth, "depth file")
+    if model is None and ckpt is None:
+        resolve_released(settings.res)  # a cache look-up: missing weights are named first
     if settings.prompt:
         load_tokenizer(settings.tokenizer, "--prompt")
     if settings.negative_prompt and settings.cfg != 1.0:

@@ -13,11 +13,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .core import cameras as cam
+from .core import checks
 from .core import trajectory as tr
 from .core.artifacts import atomic_path, read_arrays, write_arrays
 from .core.errors import RealcamError
@@ -38,6 +39,64 @@ def output_names(gif: bool = False) -> tuple[str, ...]:
 EDGE_RATIO = 0.05
 SOR_NEIGHBOURS = 16
 SOR_STD_RATIO = 3.0
+#: The scene is built from the image at most this many times finer (per side) than the preview:
+#: an 8000x6000 photo previewed at 512x320 becomes a cloud of about 1024x768 points, not 48 M.
+#: Images up to this size are used as they are, so normal inputs render as before.
+SCENE_OVERSAMPLE = 2.0
+#: The largest preview side in pixels (H.264 levels end at 8192x4320; larger renders take
+#: gigabytes per frame).
+MAX_SIDE = 4096
+#: Pixels of all frames together: the renderer holds about 20 bytes per pixel and frame at once.
+MAX_RENDER_PIXELS = 2 ** 30
+#: The steps ``run_preview`` reports to its ``progress`` callback.
+STEPS = ("image and depth", "scene", "trajectory", "render", "write")
+
+
+# ----------------------------------------------------------------------------------------------
+# Options
+# ----------------------------------------------------------------------------------------------
+def _even_sizes(w: int, h: int) -> str:
+    up = f"{w + w % 2}x{h + h % 2}"
+    down = f"{w - w % 2}x{h - h % 2}"
+    return up if up == down else f"{up} or {down}"
+
+
+def check_size(size, option: str = "--size") -> tuple[int, int]:
+    """A preview size ``(W, H)``: whole numbers from 8 to :data:`MAX_SIDE`, both even (preview.mp4
+    is H.264 in yuv420p, which has no odd sizes; refused rather than padded behind the user's back)."""
+    try:
+        w, h = (checks.integer(v, option) for v in size)
+    except (TypeError, ValueError):
+        raise RealcamError(f"expected WIDTHxHEIGHT, got {size!r}", option) from None
+    if w < 8 or h < 8:
+        raise RealcamError(f"size {w}x{h} is too small (at least 8x8)", option)
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise RealcamError(f"size {w}x{h} is too large (at most {MAX_SIDE} on a side)", option)
+    if w % 2 or h % 2:
+        raise RealcamError(f"size {w}x{h}: preview.mp4 (H.264, yuv420p) needs an even width and "
+                           f"height; use {_even_sizes(w, h)}", option)
+    return w, h
+
+
+def default_preview_size(width: int, height: int, source) -> tuple[int, int]:
+    """The preview size when none is given: the image's, an odd side one pixel less (H.264)."""
+    if width > MAX_SIDE or height > MAX_SIDE:
+        scale = 1024 / max(width, height)
+        hint = f"{max(8, round(width * scale / 2) * 2)}x{max(8, round(height * scale / 2) * 2)}"
+        raise RealcamError(f"the image is {width}x{height}, more than the {MAX_SIDE} pixels a preview "
+                           f"may have on a side; give --size (e.g. {hint})", source)
+    if width < 8 or height < 8:
+        raise RealcamError(f"the image is {width}x{height}, smaller than the 8x8 a preview needs", source)
+    return width - width % 2, height - height % 2
+
+
+def check_render(n_frames: int, size: tuple[int, int], source: str = "--frames") -> None:
+    """Refuse a render whose frames would not fit in memory (before anything is built)."""
+    w, h = size
+    if n_frames * w * h > MAX_RENDER_PIXELS:
+        raise RealcamError(f"{n_frames} frames of {w}x{h} are {n_frames * w * h / 1e9:.1f} G pixels, "
+                           f"more than the {MAX_RENDER_PIXELS / 1e9:.1f} G a preview may render at "
+                           "once; use fewer frames or a smaller --size", source)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -70,8 +129,10 @@ def load_depth_file(path: str | Path) -> np.ndarray:
             raise RealcamError(f"unknown depth file type {suffix!r} (.npy, .npz or 16-bit .png)", path)
     except RealcamError:
         raise
-    except Exception as err:
-        raise RealcamError(f"cannot read depth ({err.__class__.__name__})", path) from None
+    except Exception as err:  # numpy's own text talks about pickles for any file that is not .npy
+        what = "a NumPy .npy array" if suffix == ".npy" else "a 16-bit PNG"
+        raise RealcamError(f"cannot read depth: not {what}, or damaged ({err.__class__.__name__})",
+                           path) from None
     depth = np.asarray(depth)
     if depth.ndim == 3 and suffix == ".npz":
         depth = depth[0]
@@ -194,6 +255,13 @@ def read_ply(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 # The stage
 # ----------------------------------------------------------------------------------------------
+def fit_intrinsics(k: np.ndarray, image_size: tuple[int, int], size: tuple[int, int] | None) -> np.ndarray:
+    """The intrinsics :func:`fit_image` gives, without resizing the image."""
+    if size is None or tuple(size) == tuple(image_size):
+        return k
+    return cam.resize_crop_intrinsics(k, tuple(image_size), tuple(size))
+
+
 def fit_image(image: np.ndarray, k: np.ndarray, size: tuple[int, int] | None):
     """Resize keeping aspect then centre crop to ``size``; returns the image and its intrinsics."""
     h, w = image.shape[:2]
@@ -207,13 +275,29 @@ def fit_image(image: np.ndarray, k: np.ndarray, size: tuple[int, int] | None):
     return np.ascontiguousarray(out), cam.resize_crop_intrinsics(k, (w, h), tuple(size))
 
 
+def scene_size(image_size: tuple[int, int], render_size: tuple[int, int] | None) -> tuple[int, int]:
+    """The resolution the scene is built at: the image's, or less when the image is more than
+    :data:`SCENE_OVERSAMPLE` times finer (per side) than the preview rendered from it."""
+    w, h = image_size
+    if render_size is None:
+        return w, h
+    scale = SCENE_OVERSAMPLE * max(render_size[0] / w, render_size[1] / h)
+    if scale >= 1.0:
+        return w, h
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def load_scene(image_path: str | Path, trajectory: tr.Trajectory | None = None,
                depth_file: str | Path | None = None, model: str | None = None,
-               device: str = "auto", fov: float | None = None):
+               device: str = "auto", fov: float | None = None, size=None,
+               progress=None):
     """The image, its pixel intrinsics and its metric scene: ``(image, K, SceneCloud, timings)``.
 
     Intrinsics: the trajectory's (file intrinsics or ``fov_deg``), else ``fov``, else the default.
-    Depth: the file, else the depth model's prediction.
+    Depth: the file, else the depth model's prediction. ``size``: the preview size the scene is
+    rendered at (or a function of the image's ``(W, H)`` giving it); the scene is built from the
+    image and depth brought to :func:`scene_size` first, so a huge photo costs what its preview
+    needs. ``progress(step)`` is called as each step begins.
     """
     timings = {}
     t = time.perf_counter()
@@ -222,14 +306,24 @@ def load_scene(image_path: str | Path, trajectory: tr.Trajectory | None = None,
     k_image = (trajectory.pixel_intrinsics(w, h, fov) if trajectory is not None
                else cam.default_intrinsics(w, h, fov))
     depth = load_depth_file(depth_file) if depth_file is not None else None
+    render = size(w, h) if callable(size) else size
+    sw, sh = scene_size((w, h), render)
+    small, k_small = image, k_image
+    if (sw, sh) != (w, h):
+        from PIL import Image
+
+        small = np.asarray(Image.fromarray(image).resize((sw, sh), Image.BICUBIC))
+        k_small = cam.resize_intrinsics(k_image, (w, h), (sw, sh))
     timings["read"] = time.perf_counter() - t
     t = time.perf_counter()
     if depth is None:
-        depth = predict_image_depth(image, model, device)
+        depth = predict_image_depth(small, model, device)
         timings["depth"] = time.perf_counter() - t
         t = time.perf_counter()
-    depth = fit_depth(depth, h, w)
-    scene = build_scene(image, depth, k_image)
+    if progress:
+        progress("scene")
+    depth = fit_depth(depth, sh, sw)
+    scene = build_scene(small, depth, k_small)
     timings["scene"] = time.perf_counter() - t
     return image, k_image, scene, timings
 
@@ -281,52 +375,95 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
                 model: str | None = None, device: str = "auto", fov: float | None = None,
                 spline: bool | None = None, easing: str | None = None, loop: bool | None = None,
                 fps: float = 8.0, overwrite: bool = False, batch_size: int | None = None,
-                compile: bool = False, gif: bool = False) -> PreviewResult | None:
+                compile: bool = False, gif: bool = False,
+                progress: Callable[[str], None] | None = None) -> PreviewResult | None:
     """The whole stage: read, build the scene, render, write the five outputs atomically
     (``gif``: also ``preview.gif``, for documents and web pages).
 
-    Returns ``None`` when every output exists already and ``overwrite`` is false.
+    Every option and input is checked before any work. Returns ``None`` when every output exists
+    already and ``overwrite`` is false. ``progress(step)`` is called as each of :data:`STEPS`
+    begins (and with ``"done"``).
     """
-    out = Path(out)
+    out = checks.output_dir(out)
+    if fov is not None:
+        fov = checks.number(fov, "--fov", above=0, below=180)
+    if frames is not None:
+        frames = tr.check_frames(frames)
+    if size is not None:
+        size = check_size(size)
+    kernel = checks.integer(kernel, "--kernel", minimum=1)
+    if kernel % 2 == 0:
+        raise RealcamError(f"kernel must be a positive odd number, got {kernel}", "--kernel")
+    latent_stride = checks.integer(latent_stride, "--latent-stride", minimum=1)
+    fps = checks.number(fps, "--fps", above=0, maximum=1000)
+    if batch_size is not None:
+        batch_size = checks.integer(batch_size, "--batch-size", minimum=1)
+    if easing is not None:
+        checks.choice(easing, "--easing", tr.EASINGS)
+    if preset is not None:
+        tr.preset_magnitudes(preset, magnitude)
+    resolve_device(device)
+    checks.input_file(image_path, "image")
+    if depth_file is not None:
+        checks.input_file(depth_file, "depth file")
     if not overwrite and all((out / name).exists() for name in output_names(gif)):
         return None
-    if fov is not None and not 0 < fov < 180:
-        raise RealcamError(f"field of view must be in (0, 180) degrees, got {fov}", "--fov")
-    if frames is not None and frames < 1:
-        raise RealcamError(f"frame count must be at least 1, got {frames}", "--frames")
-    if size is not None and (size[0] < 8 or size[1] < 8):
-        raise RealcamError(f"size {size[0]}x{size[1]} is too small (at least 8x8)", "--size")
-    if kernel < 1 or kernel % 2 == 0:
-        raise RealcamError(f"kernel must be a positive odd number, got {kernel}", "--kernel")
-    if latent_stride < 1:
-        raise RealcamError(f"latent stride must be at least 1, got {latent_stride}", "--latent-stride")
-    resolve_device(device)
     # The trajectory file first: it may carry the image intrinsics (before any heavy work).
     file_traj = tr.load_trajectory(trajectory) if trajectory is not None else None
     if (file_traj is None) == (preset is None):
         raise RealcamError("give a trajectory file or --preset (not both)", "preview")
-    image, k_image, scene, timings = load_scene(image_path, file_traj, depth_file, model, device, fov)
+    n_frames = frames or (file_traj.frames if file_traj is not None else None) or tr.DEFAULT_FRAMES
+    if n_frames > tr.MAX_FRAMES:  # only a RealEstate10K file's own line count can get here
+        raise RealcamError(f"holds {n_frames} frames, more than the {tr.MAX_FRAMES} a preview renders; "
+                           "give --frames", trajectory)
+
+    if size is not None:
+        check_render(n_frames, size)
+
+    def render_size(w: int, h: int) -> tuple[int, int]:
+        chosen = size if size is not None else default_preview_size(w, h, image_path)
+        check_render(n_frames, chosen)
+        return chosen
+
+    if progress:
+        progress(STEPS[0])
+    image, k_image, scene, timings = load_scene(image_path, file_traj, depth_file, model, device, fov,
+                                                size=render_size, progress=progress)
     h, w = image.shape[:2]
+    out_size = render_size(w, h)
+    if progress:
+        progress("trajectory")
     t = time.perf_counter()
     traj = tr.resolve_trajectory(file_traj, preset, magnitude, frames, scene.centre_depth, spline,
                                  easing, loop)
     timings["trajectory"] = time.perf_counter() - t
-    out_size = tuple(size) if size is not None else (w, h)
-    _, k = fit_image(image, k_image, out_size)
+    k = fit_intrinsics(k_image, (w, h), out_size)
+    if progress:
+        progress("render")
     frames_rgb, valid, masks, latent, render_t = render_preview(scene, k, traj.c2w, out_size,
                                                                 kernel, latent_stride, device,
                                                                 batch_size, compile=compile)
     timings.update(render_t)
+    if progress:
+        progress("write")
     t = time.perf_counter()
     dense = tr.Trajectory(traj.c2w, traj.times, cam.normalize_intrinsics(k, *out_size), None,
                           len(traj.c2w))
-    write_video(out / "preview.mp4", frames_rgb, fps=fps)
+    with checks.writing(out / "preview.mp4"):
+        write_video(out / "preview.mp4", frames_rgb, fps=fps)
     if gif:
-        write_gif(out / GIF, frames_rgb, fps=fps)
-    write_arrays(out / "preview.npz", frames=frames_rgb, masks=masks, latent_masks=latent,
-                 valid=valid, K=np.repeat(k[None], len(traj.c2w), axis=0), c2w=traj.c2w)
-    write_ply(out / "scene.ply", scene)
-    tr.write_trajectory_json(out / "trajectory.json", dense)
-    cam.write_re10k(out / "trajectory.txt", tr.to_re10k(dense, *out_size, k=k, fps=fps))
+        with checks.writing(out / GIF):
+            write_gif(out / GIF, frames_rgb, fps=fps)
+    with checks.writing(out / "preview.npz"):
+        write_arrays(out / "preview.npz", frames=frames_rgb, masks=masks, latent_masks=latent,
+                     valid=valid, K=np.repeat(k[None], len(traj.c2w), axis=0), c2w=traj.c2w)
+    with checks.writing(out / "scene.ply"):
+        write_ply(out / "scene.ply", scene)
+    with checks.writing(out / "trajectory.json"):
+        tr.write_trajectory_json(out / "trajectory.json", dense)
+    with checks.writing(out / "trajectory.txt"):
+        cam.write_re10k(out / "trajectory.txt", tr.to_re10k(dense, *out_size, k=k, fps=fps))
     timings["write"] = time.perf_counter() - t
+    if progress:
+        progress("done")
     return PreviewResult(frames_rgb, valid, masks, latent, k, traj.c2w, scene, timings)

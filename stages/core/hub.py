@@ -26,15 +26,27 @@ def offline_mode() -> bool:
 
 @lru_cache(maxsize=4)
 def _reachable(endpoint: str) -> bool:
+    """One TCP connection to the endpoint, name resolution included, within PROBE_TIMEOUT_S (a
+    resolver that hangs is given up on: the look-up runs in a daemon thread)."""
+    import threading
+
     url = urlparse(endpoint)
     host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
     if not host:
         return False
-    try:
-        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
+    result = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(PROBE_TIMEOUT_S + 0.5)
+    return bool(result and result[0])
 
 
 def hub_online() -> bool:

@@ -24,11 +24,15 @@ from scipy.interpolate import CubicHermiteSpline
 from scipy.spatial.transform import Rotation, RotationSpline, Slerp
 
 from . import cameras as cam
+from . import checks
 from .artifacts import atomic_write_text
 from .errors import RealcamError
 
 SCHEMA_VERSION = 1
 DEFAULT_FRAMES = 16
+#: The most frames a dense trajectory may have (JSON ``frames``, ``--frames``, presets): enough for
+#: any clip of the datasets and the models, and it keeps a typo from allocating billions of poses.
+MAX_FRAMES = 10_000
 EASINGS = ("linear", "ease-in-out", "ease-in", "ease-out")
 #: A time within this of a keyframe's time returns that keyframe exactly.
 _TIME_SNAP = 1e-12
@@ -114,11 +118,15 @@ def ease(s: np.ndarray, easing: str = "linear") -> np.ndarray:
     raise RealcamError(f"unknown easing {easing!r} (one of {', '.join(EASINGS)})", "easing")
 
 
+def check_frames(n_frames, source: str = "--frames") -> int:
+    """A frame count: a whole number from 1 to :data:`MAX_FRAMES`."""
+    return checks.integer(n_frames, source, minimum=1, maximum=MAX_FRAMES)
+
+
 def sample_times(n_frames: int, t0: float, t1: float, easing: str = "linear",
                  loop: bool = False) -> np.ndarray:
     """Path times of ``n_frames`` evenly spaced frames (eased; out and back with ``loop``)."""
-    if n_frames < 1:
-        raise RealcamError(f"frame count must be at least 1, got {n_frames}", "frames")
+    n_frames = check_frames(n_frames, "frames")
     s = np.linspace(0.0, 1.0, n_frames) if n_frames > 1 else np.zeros(1)
     if loop:
         s = 1.0 - np.abs(2.0 * s - 1.0)
@@ -227,13 +235,28 @@ def preset_pose(name: str, magnitude: float, s: float, centre_depth: float) -> n
 
 
 def parse_preset(spec: str) -> list[str]:
-    names = [n.strip().lower() for n in spec.split("+")]
+    names = [n.strip().lower() for n in str(spec).split("+")]
     if not 1 <= len(names) <= 2 or not all(names):
         raise RealcamError(f"a preset is NAME or NAME+NAME, got {spec!r}", "--preset")
     for n in names:
         if n not in PRESETS:
             raise RealcamError(f"unknown preset {n!r} (known: {', '.join(PRESETS)})", "--preset")
     return names
+
+
+def preset_magnitudes(spec: str, magnitude: Sequence[float] | float | None = None) -> tuple[list[str], list[float]]:
+    """The parts of a preset and one finite magnitude per part (``None``: each preset's default);
+    a bad name or magnitude is an error naming ``--preset`` or ``--magnitude``."""
+    names = parse_preset(spec)
+    if magnitude is None:
+        return names, [PRESETS[n][2] for n in names]
+    values = [magnitude] if np.ndim(magnitude) == 0 else list(np.ravel(np.asarray(magnitude, dtype=object)))
+    mags = [checks.number(m, "--magnitude") for m in values]
+    if len(mags) == 1:
+        mags = mags * len(names)
+    if len(mags) != len(names):
+        raise RealcamError(f"{len(names)} presets but {len(mags)} magnitudes", "--magnitude")
+    return names, mags
 
 
 def preset_trajectory(spec: str, magnitude: Sequence[float] | float | None = None,
@@ -244,17 +267,7 @@ def preset_trajectory(spec: str, magnitude: Sequence[float] | float | None = Non
     ``magnitude``: one value for every part, or one per part; ``None`` takes each preset's default.
     Combinations compose ``c2w = A(s) @ B(s)``: the second motion happens in the first's frame.
     """
-    names = parse_preset(spec)
-    if magnitude is None:
-        mags = [PRESETS[n][2] for n in names]
-    else:
-        mags = list(np.atleast_1d(np.asarray(magnitude, dtype=np.float64)))
-        if len(mags) == 1:
-            mags = mags * len(names)
-        if len(mags) != len(names):
-            raise RealcamError(f"{len(names)} presets but {len(mags)} magnitudes", "--magnitude")
-    if not all(math.isfinite(m) for m in mags):
-        raise RealcamError("magnitude must be finite", "--magnitude")
+    names, mags = preset_magnitudes(spec, magnitude)
     if not (math.isfinite(centre_depth) and centre_depth > 0):
         raise RealcamError(f"scene centre depth must be positive, got {centre_depth}", "depth")
     s = sample_times(n_frames, 0.0, 1.0, easing, loop)
@@ -300,6 +313,8 @@ def parse_trajectory_json(data, source: str = "<json>") -> Trajectory:
     frames = data.get("frames")
     if frames is not None and (not isinstance(frames, int) or isinstance(frames, bool) or frames < 1):
         raise RealcamError(f"key 'frames': a positive integer, got {frames!r}", source)
+    if frames is not None and frames > MAX_FRAMES:
+        raise RealcamError(f"key 'frames': at most {MAX_FRAMES}, got {frames}", source)
     intr = data.get("intrinsics")
     if intr is not None:
         intr = _number_list(intr, 4, "key 'intrinsics' (normalised fx/W fy/H cx/W cy/H)", source)
@@ -481,7 +496,7 @@ def dense_trajectory(traj: Trajectory, frames: int | None = None) -> Trajectory:
     is; anything else is densified. ``preview`` and the editor both go through here, so an exported
     file renders the editor's frames exactly.
     """
-    n = frames or traj.frames or DEFAULT_FRAMES
+    n = check_frames(frames or traj.frames or DEFAULT_FRAMES, "frames")
     if n == len(traj) and traj.easing == "linear" and not traj.loop:
         return Trajectory(traj.c2w, np.linspace(0, 1, n) if n > 1 else np.zeros(1),
                           traj.intrinsics, traj.fov_deg, n)

@@ -19,11 +19,13 @@ from typing import Sequence
 import numpy as np
 
 from ..core import cameras as cam
+from ..core import checks
 from ..core import trajectory as tr
 from ..core.artifacts import atomic_write_text, write_arrays
+from ..core.device import resolve_device
 from ..core.errors import RealcamError
 from ..core.render import PointRenderer
-from ..preview import fit_image, load_scene, render_preview
+from ..preview import check_size, fit_intrinsics, load_scene, render_preview
 
 #: Keyframes a preset starts with (its progress 0, 1/4, ..., 1): enough to follow an orbit closely.
 PRESET_KEYFRAMES = 5
@@ -58,22 +60,42 @@ class EditorSession:
                  fov: float | None = None, preset: str = "dolly-in",
                  magnitude: Sequence[float] | float | None = None, device: str = "cpu",
                  kernel: int = 5, latent_stride: int = 8):
-        if size is not None and (size[0] < 8 or size[1] < 8):
-            raise RealcamError(f"size {size[0]}x{size[1]} is too small (at least 8x8)", "--size")
+        # Every option before the scene is built (the heavy part).
+        if size is not None:
+            size = check_size(size)  # the sizes `realcam preview` accepts, to preview the export
+        if frames is not None:
+            frames = tr.check_frames(frames)
+        if fov is not None:
+            fov = checks.number(fov, "--fov", above=0, below=180)
+        kernel = checks.integer(kernel, "--kernel", minimum=1)
+        if kernel % 2 == 0:
+            raise RealcamError(f"kernel must be a positive odd number, got {kernel}", "--kernel")
+        latent_stride = checks.integer(latent_stride, "--latent-stride", minimum=1)
+        resolve_device(device)
+        checks.input_file(image, "image")
+        if depth_file is not None:
+            checks.input_file(depth_file, "depth file")
         self.image_path = Path(image)
         self.depth_file = Path(depth_file) if depth_file is not None else None
         self.kernel, self.latent_stride = kernel, latent_stride
         self._lock = threading.RLock()
         self.revision = 0  # bumped on every change; the viewer re-renders when it moves
         loaded = tr.load_trajectory(trajectory) if trajectory is not None else None
-        self.image, k_image, self.scene, _ = load_scene(image, loaded, depth_file, model, device, fov)
+        if loaded is None:
+            tr.preset_magnitudes(preset, magnitude)
+        elif frames is None and (loaded.frames or 0) > tr.MAX_FRAMES:  # a long RealEstate10K file
+            raise RealcamError(f"holds {loaded.frames} frames, more than the {tr.MAX_FRAMES} a preview "
+                               "renders; give --frames", trajectory)
+        self.image, k_image, self.scene, _ = load_scene(
+            image, loaded, depth_file, model, device, fov,
+            size=lambda w, h: size if size is not None else default_size(w, h))
         h, w = self.image.shape[:2]
         # The intrinsics travel normalised (as in the JSON), and K is always derived from them
         # the way `preview` derives it (Trajectory.pixel_intrinsics), so both use the very same K.
         self.intrinsics = cam.normalize_intrinsics(k_image, w, h)
         self.k_image = cam.denormalize_intrinsics(self.intrinsics, w, h)
         self.size = tuple(size) if size is not None else default_size(w, h)
-        _, self.k = fit_image(self.image, self.k_image, self.size)
+        self.k = fit_intrinsics(self.k_image, (w, h), self.size)
         self.renderer = PointRenderer(self.scene.points, self.scene.colors, device)
         if loaded is not None:
             self.c2w = [m.copy() for m in loaded.c2w]
@@ -84,8 +106,6 @@ class EditorSession:
             self.frames = frames or tr.DEFAULT_FRAMES
             self.spline, self.easing, self.loop = False, "linear", False
             self.apply_preset(preset, magnitude)
-        if self.frames < 1:
-            raise RealcamError(f"frame count must be at least 1, got {self.frames}", "--frames")
 
     # ------------------------------------------------------------------------------------------
     # Reading
@@ -187,9 +207,7 @@ class EditorSession:
                  easing: str | None = None, loop: bool | None = None) -> None:
         with self._lock:
             if frames is not None:
-                if int(frames) < 1:
-                    raise RealcamError(f"frame count must be at least 1, got {frames}", "edit")
-                self.frames = int(frames)
+                self.frames = tr.check_frames(frames, "edit")
             if spline is not None:
                 self.spline = bool(spline)
             if easing is not None:

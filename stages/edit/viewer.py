@@ -13,6 +13,8 @@ renders the newest state (intermediate drags are skipped, never queued).
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ..core import checks
 from ..core import trajectory as tr
 from ..core.errors import RealcamError
 from .session import EditorSession
@@ -32,6 +35,44 @@ KEYFRAME_COLOR = (235, 120, 20)
 SELECTED_COLOR = (220, 30, 60)
 REFERENCE_COLOR = (40, 40, 40)
 PATH_COLOR = (30, 110, 220)
+#: Ports tried from ``--port`` on when it is taken.
+PORT_TRIES = 100
+
+
+def _bind_error(host: str, port: int, err: OSError) -> RealcamError:
+    reason = err.strerror or str(err)
+    if err.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return RealcamError(f"cannot serve on {host}: not an address of this machine ({reason})", "--host")
+    return RealcamError(f"cannot serve on {host}:{port} ({reason})", "--port")
+
+
+def free_port(host: str, port: int) -> int:
+    """The port to serve on: ``port``, or the next free one when it is taken (``0``: any free port,
+    left to the server). Binding is only tried, nothing is sent: an address that is not this
+    machine's, a host name that does not resolve or a port out of range is an error at once (the
+    server itself would retry in its own thread and never return)."""
+    port = checks.integer(port, "--port", minimum=0, maximum=65535)
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as err:
+        raise RealcamError(f"cannot serve on {host!r} ({getattr(err, 'strerror', None) or err})",
+                           "--host") from None
+    last = min(65535, port + PORT_TRIES - 1) if port else 0
+    for candidate in range(port, last + 1):
+        try:
+            for family, kind, proto, _, address in infos:
+                with socket.socket(family, kind, proto) as sock:
+                    # As the server binds (asyncio): address reuse on, IPv6 sockets IPv6 only.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    sock.bind((address[0], candidate, *address[2:]))
+                    sock.listen(1)
+            return candidate
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise _bind_error(host, candidate, err) from None
+    raise RealcamError(f"ports {port} to {last} on {host} are all taken", "--port")
 
 
 def pose_to_fields(c2w: np.ndarray) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
@@ -71,8 +112,8 @@ class EditorViewer:
         import viser
 
         self.session = session
-        self.fps = fps
-        self.server = viser.ViserServer(host=host, port=port, verbose=False)
+        self.fps = checks.number(fps, "--fps", above=0, maximum=1000)
+        self.server = viser.ViserServer(host=host, port=free_port(host, port), verbose=False)
         self.frames: list[np.ndarray] = []
         self.last_refresh_ms = float("nan")
         self._wake = threading.Event()

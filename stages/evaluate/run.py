@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from stages.core import cameras as cam
-from stages.core.artifacts import FAILED, OK, merge_rows, read_table, write_table
+from stages.core import checks
+from stages.core.artifacts import FAILED, OK, merge_rows, read_arrays, read_table, write_table
 from stages.core.errors import RealcamError
 from stages.core.video import VIDEO_SUFFIXES, list_images, read_video
 
@@ -55,15 +56,22 @@ def _is_video(p: Path) -> bool:
     return (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) or (p.is_dir() and bool(list_images(p)))
 
 
+def _is_sample(p: Path) -> bool:
+    """A video file, or any folder (one without images becomes a failed row, not a silent gap)."""
+    return (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) or p.is_dir()
+
+
 def find_samples(samples: str | Path, reference: str | Path, estimated: bool = False,
-                 gt_videos: str | Path | None = None) -> list[Sample]:
-    """The samples to score, with their ground truth; input problems are ``RealcamError``."""
+                 gt_videos: str | Path | None = None, exclude: str | Path | None = None) -> list[Sample]:
+    """The samples to score, with their ground truth; input problems are ``RealcamError``.
+
+    ``exclude``: a folder inside SAMPLES that is not a sample (the output folder)."""
     samples, reference = Path(samples), Path(reference)
-    if not reference.is_dir():
-        raise RealcamError("reference must be a folder of <name>.txt trajectories", reference)
+    checks.input_dir(reference, "folder of reference trajectories (--reference)")
     gt_dir = Path(gt_videos) if gt_videos else None
-    if gt_dir is not None and not gt_dir.is_dir():
-        raise RealcamError("ground-truth videos must be a folder", gt_dir)
+    if gt_dir is not None:
+        checks.input_dir(gt_dir, "folder of ground-truth videos (--gt-videos)")
+    skip = Path(exclude).resolve() if exclude is not None else None
 
     def gt_video_of(name: str) -> Path | None:
         if gt_dir is None:
@@ -112,12 +120,12 @@ def find_samples(samples: str | Path, reference: str | Path, estimated: bool = F
     elif samples.is_dir():
         out = []
         for p in sorted(samples.iterdir()):
-            if p.name.startswith("."):
+            if p.name.startswith(".") or (skip is not None and p.resolve() == skip):
                 continue
             if estimated:
                 if p.suffix.lower() != ".txt":
                     continue
-            elif not _is_video(p):
+            elif not _is_sample(p):
                 continue
             name = p.stem if p.is_file() else p.name
             gen = None
@@ -152,13 +160,20 @@ def metric_factor_from_depth(depth0: np.ndarray, size: tuple[int, int], trial: S
 
 
 def _load_depth0(depth_dir: Path | None, name: str) -> np.ndarray | None:
+    """Frame 0's metric depth from ``<depth_dir>/<name>.npz`` (None without one); a damaged file
+    is a ``RealcamError`` naming it."""
     if depth_dir is None:
         return None
     path = depth_dir / f"{name}.npz"
     if not path.exists():
         return None
-    with np.load(path) as data:
-        return np.asarray(data["depth"][0], np.float64)
+    depth = np.asarray(read_arrays(path, keys=["depth"])["depth"])
+    if depth.ndim == 2:
+        depth = depth[None]
+    if depth.ndim != 3 or not np.issubdtype(depth.dtype, np.number):
+        raise RealcamError(f"'depth' must be numbers of shape (F, H, W), got {depth.dtype} {depth.shape}",
+                           path)
+    return np.asarray(depth[0], np.float64)
 
 
 def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", seed: int = 0,
@@ -181,6 +196,7 @@ def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", s
         return failed(f"ground truth: {err}")
     gt_rel = cam.relative_poses(gt.c2w)
     try:
+        depth0 = None if estimated else _load_depth0(Path(depth_dir) if depth_dir else None, sample.name)
         if estimated:
             est_cams = cam.read_re10k(sample.video)
             n = min(len(est_cams), len(gt))
@@ -199,7 +215,6 @@ def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", s
     except RealcamError as err:
         return failed(str(err))
     note = "" if n == len(gt) else f"{len(gt)} ground-truth frames, {n} scored"
-    depth0 = None if estimated else _load_depth0(Path(depth_dir) if depth_dir else None, sample.name)
     rows, plot = [], {"gt": gt_rel[:n], "est": []}
     for t, tr in enumerate(results):
         row = {**base, "trial": t, "seed": tr.seed, "status": OK if tr.ok else FAILED,
@@ -302,25 +317,33 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, tri
              depth_dir: str | Path | None = None, max_depth: float = 20.0, plot: bool = False,
              fvd: bool = False, i3d: str | Path | None = None, gt_videos: str | Path | None = None,
              fvd_frames: int = 16, fid: str | Path | None = None,
-             overwrite: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
-    """Run the evaluation protocol; writes the three tables (and plots) into ``out``."""
-    if trials < 1:
-        raise RealcamError(f"trials must be at least 1, got {trials}", "--trials")
+             overwrite: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the evaluation protocol; writes the three tables (and plots) into ``out``.
+
+    Every option and input is checked first. Returns the tables and, under ``"skipped"``, the
+    names of the videos already scored by an earlier run (kept, not redone)."""
+    out = checks.output_dir(out)
+    trials = checks.integer(trials, "--trials", minimum=1)
     if mapper not in MAPPERS:
         raise RealcamError(f"SfM mapper must be one of {', '.join(MAPPERS)}, got {mapper!r}", "--sfm")
-    if workers < 1:
-        raise RealcamError(f"workers must be at least 1, got {workers}", "--workers")
-    if depth_dir is not None and not Path(depth_dir).is_dir():
-        raise RealcamError("depth must be a folder of <name>.npz files", depth_dir)
+    workers = checks.integer(workers, "--workers", minimum=1)
+    seed = checks.integer(seed, "--seed", minimum=0, maximum=2 ** 31 - 1)
+    max_depth = checks.number(max_depth, "--max-depth", above=0)
+    fvd_frames = checks.integer(fvd_frames, "--fvd-frames", minimum=1)
+    if depth_dir is not None:
+        checks.input_dir(depth_dir, "folder of <name>.npz depth (--depth)")
     if fvd:
         if i3d is None:
             raise RealcamError("FVD needs the I3D network (--i3d PATH)", "--fvd")
-        if not Path(i3d).exists():
-            raise RealcamError("no such I3D checkpoint", i3d)
-    if fid is not None and not Path(fid).exists():
-        raise RealcamError("no such FID feature network", fid)
-    items = find_samples(samples, reference, estimated, gt_videos)
-    out = Path(out)
+        checks.input_file(i3d, "I3D checkpoint")
+    if fid is not None:
+        checks.input_file(fid, "FID feature network")
+    items = find_samples(samples, reference, estimated, gt_videos, exclude=out)
+    if fvd or fid is not None:
+        missing = [s.name for s in items if s.fvd_video is None]
+        if missing:
+            raise RealcamError(f"FVD needs the generated video of every sample; none for {missing[0]} "
+                               "(put <name>.mp4 beside <name>.txt, or a generated_video column)", samples)
     old_trial = read_table(out / PER_TRIAL) if (out / PER_TRIAL).exists() and not overwrite else None
     old_video = read_table(out / PER_VIDEO) if (out / PER_VIDEO).exists() and not overwrite else None
     done = set() if old_video is None else set(old_video.loc[old_video["status"] == OK, "video"])
@@ -366,19 +389,17 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, tri
     if fvd or fid is not None:
         from .fvd import fvd_for_samples
 
-        missing = [s.name for s in items if s.fvd_video is None]
-        if missing:
-            raise RealcamError(f"FVD needs the generated video of every sample; none for {missing[0]} "
-                               "(put <name>.mp4 beside <name>.txt, or a generated_video column)", samples)
         extra = fvd_for_samples([(s.fvd_video, s.gt_video) for s in items], i3d if fvd else None,
                                 frames=fvd_frames, fid=fid)
     summary = summarize(per_video, per_trial, extra)
-    write_table(out / PER_TRIAL, per_trial)
-    write_table(out / PER_VIDEO, per_video)
-    write_table(out / SUMMARY, summary)
+    for name, table in ((PER_TRIAL, per_trial), (PER_VIDEO, per_video), (SUMMARY, summary)):
+        with checks.writing(out / name):
+            write_table(out / name, table)
     if plot:
         for s in todo:
             traj = results[s.name][2]
             if traj and traj.get("est"):
-                plot_trajectories(out / "plots" / f"{s.name}.png", traj["gt"], traj["est"], s.name)
-    return {"per_trial": per_trial, "per_video": per_video, "summary": summary}
+                with checks.writing(out / "plots" / f"{s.name}.png"):
+                    plot_trajectories(out / "plots" / f"{s.name}.png", traj["gt"], traj["est"], s.name)
+    return {"per_trial": per_trial, "per_video": per_video, "summary": summary,
+            "skipped": [s.name for s in items if s.name in done]}
