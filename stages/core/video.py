@@ -26,8 +26,21 @@ def read_image(path: str | Path) -> np.ndarray:
         raise RealcamError(f"cannot decode image ({err.__class__.__name__})", path) from None
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)
-    if img.dtype != np.uint8:
-        img = (img.astype(np.float64) / np.iinfo(img.dtype).max * 255).round().astype(np.uint8)
+    if img.ndim != 3 or img.shape[-1] not in (1, 3, 4) or min(img.shape[:2]) < 1:
+        raise RealcamError(f"not a single RGB image (array of shape {img.shape})", path)
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    if img.dtype == np.bool_:
+        img = img.astype(np.uint8) * 255
+    elif np.issubdtype(img.dtype, np.floating):  # float images (TIFF, EXR): [0, 1]
+        if not np.isfinite(img).all():
+            raise RealcamError("image has non-finite values", path)
+        img = (np.clip(img, 0.0, 1.0) * 255).round().astype(np.uint8)
+    elif img.dtype != np.uint8:
+        if not np.issubdtype(img.dtype, np.integer):
+            raise RealcamError(f"unsupported pixel type {img.dtype}", path)
+        info = np.iinfo(img.dtype)
+        img = (np.clip(img.astype(np.float64), 0, info.max) / info.max * 255).round().astype(np.uint8)
     return np.ascontiguousarray(img[..., :3])
 
 
