@@ -185,7 +185,6 @@ def posterior_noise_ratio(model, images: np.ndarray) -> tuple[float, float, floa
     return signal, noise, noise / signal
 
 
-@torch.no_grad()
 def fit_base(work: Path, ds: Path, train_dir: Path, ae_steps: int, base_steps: int, batch: int,
              seed: int, log) -> tuple[Path, dict]:
     """The base model (camera ``none``): fitted autoencoder + UNet trained on the training clips."""
