@@ -57,8 +57,12 @@ def _is_video(p: Path) -> bool:
 
 
 def _is_sample(p: Path) -> bool:
-    """A video file, or any folder (one without images becomes a failed row, not a silent gap)."""
-    return (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) or p.is_dir()
+    """A video file, or a folder (one without images becomes a failed row, not a silent gap) that
+    is not another stage's output: the ``<name>_preview/`` folders that ``generate`` writes beside
+    its videos hold ``preview.npz``."""
+    if p.is_dir():
+        return not (p / "preview.npz").is_file()
+    return p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
 
 
 def find_samples(samples: str | Path, reference: str | Path, estimated: bool = False,

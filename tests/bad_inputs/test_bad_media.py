@@ -472,6 +472,20 @@ def test_evaluate_empty_frame_folder_is_a_failed_row_and_all_failed_exits_1(ds, 
     assert row["status"] == "failed" and "holds no images" in row["reason"]
 
 
+def test_evaluate_skips_the_preview_folders_generate_writes(ds, tmp_path):
+    """A `generate` output folder holds `<name>.mp4` and `<name>_preview/` (with preview.npz): the
+    preview folders are not samples (the demo evaluates such a folder)."""
+    from stages.evaluate.run import find_samples
+
+    samples = tmp_path / "generated"
+    (samples / "clip_preview").mkdir(parents=True)
+    np.savez(samples / "clip_preview" / "preview.npz", frames=np.zeros((1, 2, 2, 3), np.uint8))
+    (samples / "empty").mkdir()
+    (samples / "clip.mp4").write_bytes(b"")
+    names = [s.name for s in find_samples(samples, ds / "cameras")]
+    assert names == ["clip", "empty"]
+
+
 def test_evaluate_rerun_prints_counts(ds, tmp_path):
     """Defect 23: a re-run says what it skipped, and what was done and failed."""
     est = tmp_path / "est"
