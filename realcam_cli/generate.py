@@ -52,14 +52,16 @@ def generate(
     """Generate a video from IMAGE that follows TRAJECTORY (with scene-constrained noise shaping)."""
     from stages.core.errors import RealcamError
 
+    # The settings both forms share (the record form reads its own).
+    common = dict(res=res, prompt=prompt, negative_prompt=negative_prompt, tokenizer=tokenizer, steps=steps,
+                  eta=eta, cfg=cfg, guidance_rescale=guidance_rescale, camera_cfg=camera_cfg,
+                  camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
+                  noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
+                  fov=fov, dtype=dtype)
     if batch is not None:
         from .app import progress_bar
 
-        settings = gen_stage.GenerateSettings(
-            res=res, prompt=prompt, negative_prompt=negative_prompt, tokenizer=tokenizer, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
-            camera_cfg=camera_cfg, camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
-            noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
-            magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype)
+        settings = gen_stage.GenerateSettings(**common, magnitude=parse_magnitude(magnitude))
         rows = gen_stage.read_batch_table(batch)
         with progress_bar("generate", len(rows)) as advance:
             table = gen_stage.generate_batch(batch, out, settings=settings, ckpt=ckpt, camera_ckpt=camera_ckpt,
@@ -83,10 +85,7 @@ def generate(
         if len(modes) > 1:
             raise RealcamError(f"choose one mode, not {' and '.join(modes)}", "generate")
         settings = gen_stage.GenerateSettings(
-            res=res, prompt=prompt, negative_prompt=negative_prompt, tokenizer=tokenizer, steps=steps, eta=eta, cfg=cfg, guidance_rescale=guidance_rescale,
-            camera_cfg=camera_cfg, camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
-            noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
-            magnitude=parse_magnitude(magnitude), fov=fov, dtype=dtype,
+            **common, magnitude=parse_magnitude(magnitude),
             mode=modes[0] if modes else "basic", end_image=str(end_image) if end_image else None,
             continue_video=str(continue_video) if continue_video else None, context_frames=context_frames)
         from .app import progress_bar

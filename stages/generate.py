@@ -161,7 +161,7 @@ def resolve_released(res: str) -> list[Path]:
 def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: str | Path | None = None,
                device: str = "cpu", dtype: str = "fp32"):
     """The model and the files it came from: our saved folder, official files, or the release."""
-    from .models.checkpoint import camera_form, load_checkpoint, load_saved, resolve_checkpoint  # noqa: F401
+    from .models.checkpoint import camera_form, load_checkpoint, load_saved, read_state_dict, resolve_checkpoint
     from .models.model import build_model
 
     if ckpt is not None and Path(ckpt).is_dir() and (Path(ckpt) / "config.json").is_file():
@@ -175,7 +175,6 @@ def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: st
         if camera_ckpt is not None:
             files.append(resolve_checkpoint(camera_ckpt, f"{model.config.name}_realcam-i2v_50k.safetensors"))
             load_checkpoint(model, files[-1])
-            model.config.camera.epipolar_form = camera_form(files[-1], model.config.camera.epipolar_form)
     else:
         if ckpt is not None:
             files = [resolve_checkpoint(ckpt, "model.ckpt")]
@@ -183,14 +182,12 @@ def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: st
                 files.append(resolve_checkpoint(camera_ckpt, f"{res}_realcam-i2v_50k.safetensors"))
         else:
             files = resolve_released(str(res))
-        from .models.checkpoint import read_state_dict
-
         states = {f: read_state_dict(f) for f in files}  # a corrupt file fails before the model is built
         model = build_model(str(res), camera="realcam")
         load_checkpoint(model, *files, preloaded=states)
         del states
-        if camera_ckpt is not None:  # weights trained here carry their epipolar form
-            model.config.camera.epipolar_form = camera_form(files[-1], model.config.camera.epipolar_form)
+    if camera_ckpt is not None:  # weights trained here carry their epipolar form
+        model.config.camera.epipolar_form = camera_form(files[-1], model.config.camera.epipolar_form)
     model = model.to(device=device, dtype=DTYPES[dtype]).eval()
     return model, files
 
@@ -262,7 +259,6 @@ def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER,
     return out
 
 
-@functools.lru_cache(maxsize=4)
 def load_tokenizer(name: str = DEFAULT_TOKENIZER, option: str = "--prompt"):
     """The CLIP tokenizer (Hub id or local folder); unavailable: one line at once, no retries."""
     from .core.hub import download_command, hub_model_available
@@ -272,13 +268,19 @@ def load_tokenizer(name: str = DEFAULT_TOKENIZER, option: str = "--prompt"):
     if not ok:
         raise RealcamError(f"the tokenizer {name} is unavailable ({reason}; when online: "
                            f"{download_command(name)}); a prompt needs it{hint}", option)
-    from transformers import CLIPTokenizer
-
     try:
-        return CLIPTokenizer.from_pretrained(name)
+        return _tokenizer(name)
     except Exception as exc:
         raise RealcamError(f"cannot load the tokenizer {name} ({type(exc).__name__}); a prompt needs it{hint}",
                            option) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(name: str):
+    """One CLIPTokenizer per name (the prompt and the negative prompt share it)."""
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(name)
 
 
 @dataclass
@@ -441,12 +443,13 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
 
     out = checks.output_file(out, "--out", suffixes=(".mp4",))
     checks.output_dir(out.with_name(out.stem + "_preview"), "--out")
+    picture = None  # the condition image, read once (continuation writes its own below)
     if settings.mode == "continue":
         video_in = read_continue_video(settings.continue_video, settings.context_frames)
     else:
         if image is None:
             raise RealcamError("no image given", "IMAGE")
-        read_image(image)  # decodable
+        picture = read_image(image)
     end_picture = read_image(settings.end_image) if settings.end_image else None
     if trajectory is None and preview_dir is None:
         raise RealcamError("give a trajectory (file or preset name) or --preview DIR", "generate")
@@ -484,7 +487,7 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
         preview = make_preview(image, str(trajectory), out.with_name(out.stem + "_preview"), cfg.width,
                                cfg.height, cfg.frames, settings, depth, device,
                                latent_stride=cfg.latent_stride)
-    cond_image = condition_image(image, cfg.width, cfg.height)
+    cond_image = condition_image(picture if picture is not None else image, cfg.width, cfg.height)
     given = None
     if settings.mode == "interp":
         given = {0: cond_image, cfg.frames - 1: condition_image(end_picture, cfg.width, cfg.height)}
@@ -643,9 +646,8 @@ def generate_batch(table: str | Path, out_dir: str | Path, *, settings: Generate
     recorded as done whose outputs exist are skipped unless ``overwrite``. The model loads once."""
     import copy
 
-    from .core.artifacts import ItemStatus, done_items, merge_rows, read_table, should_skip, status_frame, write_table
-
     from .core import checks
+    from .core.artifacts import ItemStatus, done_items, merge_rows, read_table, should_skip, status_frame, write_table
 
     settings = settings or GenerateSettings()
     settings.check()

@@ -95,8 +95,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _checkpoint_problem(path: Path, exc: Exception) -> str:
-    """What is wrong with a checkpoint file, without the loader's advice (torch suggests
-    ``weights_only=False``, which would run code from the file: never do that with a file you
+    """What is wrong with a checkpoint file, without the loader's advice (torch suggests turning its
+    weights-only safety off, which would run code from the file: never do that with a file you
     cannot vouch for)."""
     import pickle
     import zipfile

@@ -21,10 +21,6 @@ from .encoders import FrozenOpenCLIPEmbedder, FrozenOpenCLIPImageEmbedderV2, Res
 from .unet import UNet3D
 
 CAMERA_MODES = ("realcam", "cameractrl", "none")
-#: Frame rate of the RealEstate10K (YouTube, NTSC) videos, as the official inference assumes; the
-#: ``fps`` condition is ``source_fps // frame_stride`` (official ``SingleImageForInference`` and, with
-#: the video's own rate, the ``RealEstate10K`` training dataset).
-SOURCE_FPS = DEFAULT_FPS
 
 
 class DiffusionWrapper(nn.Module):
@@ -67,9 +63,11 @@ class CameraI2V(nn.Module):
     def has_camera(self) -> bool:
         return self.camera_mode != "none"
 
-    def fs_condition(self, stride: torch.Tensor, source_fps: float | torch.Tensor = SOURCE_FPS) -> torch.Tensor:
+    def fs_condition(self, stride: torch.Tensor, source_fps: float | torch.Tensor = DEFAULT_FPS) -> torch.Tensor:
         """The ``fs`` input for a frame stride: the stride itself (``fs`` type, 256), or the sampled
-        clip's frame rate ``floor(source_fps / stride)`` (``fps`` type, 512/1024; 3 at stride 8)."""
+        clip's frame rate ``floor(source_fps / stride)`` (``fps`` type, 512/1024; 3 at stride 8) with
+        ``source_fps`` the video's rate: RealEstate10K's 29.97 at inference, as the official
+        ``SingleImageForInference``; the clip's own in training, as the official dataset."""
         stride = torch.as_tensor(stride)
         if self.config.fps_condition_type == "fps":
             fps = torch.as_tensor(source_fps, dtype=torch.float64)

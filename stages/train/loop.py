@@ -357,10 +357,10 @@ def resume_tag(ckpt_dir: Path) -> str:
     states = sorted(folder.glob("*model_states.pt"))
     if not states:
         raise RealcamError("no model states in the checkpoint", folder)
+    import zipfile
+
     for path in states + sorted(folder.glob("*optim_states.pt")):
         try:
-            import zipfile
-
             with zipfile.ZipFile(path) as z:  # torch.save files are zip archives: a truncated one is not
                 z.namelist()
         except (zipfile.BadZipFile, OSError):
