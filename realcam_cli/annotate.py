@@ -7,19 +7,18 @@ from typing import List, Optional
 
 import typer
 
-from stages import align_scale as align_stage
-from stages import depth as depth_stage
-from stages import filter as filter_stage
-from stages import triangulate as tri_stage
-from stages.core import checks
-from stages.core.artifacts import OK
-from stages.core.dataset import find_clips, shard
+from stages.core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK, DEPTH_MODEL, FILTER_QUANTILE
+from stages.settings import TriangulateOptions
 
-from .app import app, progress_bar, report
+from .ui import progress_bar, report
+
+# The stages (torch, pandas, pycolmap, ...) are imported inside each command: `--help` stays instant.
 
 
 def summary(stage: str, table, key: str, skipped: int, where: str) -> None:
     """Print done / skipped / failed and where the outputs went; exit 1 when nothing succeeded."""
+    from stages.core.artifacts import OK
+
     rows = table.drop_duplicates(key)
     failed = int((rows["status"] != OK).sum())
     done = int((rows["status"] == OK).sum())
@@ -30,11 +29,10 @@ def summary(stage: str, table, key: str, skipped: int, where: str) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
 def depth(
     inputs: List[Path] = typer.Argument(..., help="Image files, folders of images, or dataset roots (every clip's frames)."),
     out: Path = typer.Option(..., "--out", help="Folder for <item>.npz and index.parquet."),
-    model: str = typer.Option(depth_stage.DEFAULT_MODEL, "--model", help="Hugging Face id or local folder of a metric depth model."),
+    model: str = typer.Option(DEPTH_MODEL, "--model", help="Hugging Face id or local folder of a metric depth model."),
     from_files: Optional[Path] = typer.Option(None, "--from-files", help="Read precomputed depth (<item>.npz, or <item>/<frame>.png 16-bit mm) instead of running a model."),
     max_depth: Optional[float] = typer.Option(None, "--max-depth", help="Maximum (saturation) depth in metres; default the model's (20 indoor, 80 outdoor)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Frames per forward pass."),
@@ -43,6 +41,9 @@ def depth(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo items already done."),
 ) -> None:
     """Metric depth per frame (Depth Anything V2 metric by default), one NPZ per clip."""
+    from stages import depth as depth_stage
+    from stages.core import checks
+
     checks.output_dir(out, "--out")
     items = depth_stage.collect_items(inputs)
     with progress_bar("depth", total=len(items)) as advance:
@@ -55,19 +56,22 @@ def depth(
     summary("depth", per_item, "item", skipped, f"{out} (<item>.npz, {depth_stage.INDEX_TABLE})")
 
 
-@app.command()
 def triangulate(
     dataset: Path = typer.Argument(..., help="Dataset root: cameras/<clip_id>.txt and frames/<clip_id>/."),
     out: Path = typer.Option(..., "--out", help="Folder for <clip_id>/ models and status.parquet."),
     workers: int = typer.Option(1, "--workers", help="Clips processed in parallel (processes)."),
     shard_spec: Optional[str] = typer.Option(None, "--shard", help="I/N: process only slice I (from 0) of N."),
-    overlap: int = typer.Option(10, "--overlap", help="Sequential matching: neighbours matched per frame."),
-    min_points: int = typer.Option(10, "--min-points", help="Fewest triangulated points for a usable clip."),
+    overlap: int = typer.Option(TriangulateOptions.overlap, "--overlap", help="Sequential matching: neighbours matched per frame."),
+    min_points: int = typer.Option(TriangulateOptions.min_points, "--min-points", help="Fewest triangulated points for a usable clip."),
     seed: int = typer.Option(0, "--seed", help="Seed of pycolmap's random choices (RANSAC, triangulation)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips already done."),
 ) -> None:
     """SfM points per clip with its poses and intrinsics held fixed (pycolmap); reproducible."""
-    opts = tri_stage.TriangulateOptions(overlap=overlap, min_points=min_points, seed=seed).check()
+    from stages import triangulate as tri_stage
+    from stages.core import checks
+    from stages.core.dataset import find_clips, shard
+
+    opts = TriangulateOptions(overlap=overlap, min_points=min_points, seed=seed).check()
     checks.integer(workers, "--workers", minimum=1, maximum=1024)
     n = len(shard(find_clips(dataset), shard_spec))
     with progress_bar("triangulate", total=n) as advance:
@@ -76,17 +80,18 @@ def triangulate(
     summary("triangulate", table, "item", skipped, f"{out} (<clip_id>/, {tri_stage.status_name(shard_spec)})")
 
 
-@app.command("align-scale")
 def align_scale(
     depth_dir: Path = typer.Option(..., "--depth", help="Output folder of `realcam depth`."),
     sfm: Path = typer.Option(..., "--sfm", help="Output folder of `realcam triangulate`."),
     out: Path = typer.Option(..., "--out", help="Folder for frames.parquet and clips.parquet."),
-    min_points: int = typer.Option(align_stage.MIN_POINTS, "--min-points", help="Valid ratios needed for a frame factor."),
-    min_track: int = typer.Option(align_stage.MIN_TRACK, "--min-track", help="Frames a point must be seen in."),
+    min_points: int = typer.Option(ALIGN_MIN_POINTS, "--min-points", help="Valid ratios needed for a frame factor."),
+    min_track: int = typer.Option(ALIGN_MIN_TRACK, "--min-track", help="Frames a point must be seen in."),
     max_depth: Optional[float] = typer.Option(None, "--max-depth", help="Saturation depth (default: the one the depth stage recorded)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips already done."),
 ) -> None:
     """Per-frame and per-clip metric factors: median of D(u, v) / z over SfM observations."""
+    from stages import align_scale as align_stage
+
     with progress_bar("align-scale", total=None) as advance:
         clips, skipped = align_stage.run_align_scale(depth_dir, sfm, out, min_points=min_points,
                                                      min_track=min_track, max_depth=max_depth,
@@ -95,15 +100,16 @@ def align_scale(
             f"{out} ({align_stage.FRAMES_TABLE}, {align_stage.CLIPS_TABLE})")
 
 
-@app.command("filter")
 def filter_(
     scales_dir: Path = typer.Argument(..., help="Output folder of `realcam align-scale`."),
     cameras: Path = typer.Option(..., "--cameras", help="Dataset root whose cameras/ are made metric."),
     out: Path = typer.Option(..., "--out", help="Folder for keep/dropped tables and metric cameras."),
-    quantile: float = typer.Option(filter_stage.DEFAULT_QUANTILE, "--quantile", help="Drop clips whose max or min factor is below this quantile or above 1 - it."),
+    quantile: float = typer.Option(FILTER_QUANTILE, "--quantile", help="Drop clips whose max or min factor is below this quantile or above 1 - it."),
     cond_frame: int = typer.Option(0, "--cond-frame", help="Frame whose factor scales the clip."),
 ) -> None:
     """Quantile filter on clip factors; metric cameras (RealEstate10K text and Parquet)."""
+    from stages import filter as filter_stage
+
     with progress_bar("filter", total=None) as advance:
         keep, dropped = filter_stage.run_filter(scales_dir, cameras, out, quantile=quantile,
                                                 cond_frame=cond_frame, progress=advance)

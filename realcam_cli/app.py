@@ -1,40 +1,42 @@
-"""The Typer app: global flags, the one error path, progress bars; stage commands register here."""
+"""The Typer app: global flags, the one error path, and the registration of every stage command.
+
+The command modules import only Typer and ``stages.settings`` at load time; each stage's library
+(torch, pandas, pycolmap, ...) is imported inside its command, so ``realcam --help`` and
+``realcam <stage> --help`` start at once.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
 from typer.core import TyperGroup
 
 from stages import __version__
 from stages.core.errors import RealcamError
 
-console = Console(stderr=True, soft_wrap=True, highlight=False)
-_state = {"verbose": False}
+from . import annotate, edit, evaluate, generate, preview, synth, train
+from .ui import console, set_verbose, verbose
 
 
 class RealcamGroup(TyperGroup):
     """Turns a library error into one red line and exit status 2 (a traceback only with --verbose)."""
 
     def invoke(self, ctx):
+        from rich.markup import escape
+
         try:
             return super().invoke(ctx)
         except RealcamError as err:
-            if _state["verbose"]:
+            if verbose():
                 console.print_exception()
             console.print(f"[bold red]error:[/] {escape(str(err))}")
             raise typer.Exit(2) from None
         except OSError as err:  # a write the stage did not expect to fail: disk full, read-only
             from stages.core.checks import os_error_message
 
-            if _state["verbose"]:
+            if verbose():
                 console.print_exception()
             where = f"{err.filename}: " if err.filename else ""
             console.print(f"[bold red]error:[/] {escape(where + os_error_message(err))}")
@@ -65,40 +67,24 @@ def main_callback(
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit."),
 ) -> None:
-    _state["verbose"] = verbose
+    set_verbose(verbose)
 
 
-def verbose() -> bool:
-    return _state["verbose"]
-
-
-@contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator:
-    """A rich progress bar; yields ``advance(label)`` for the library's progress callbacks."""
-    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TextColumn("{task.fields[item]}"), TimeElapsedColumn(),
-               TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False,
-                  disable=not console.is_terminal and not verbose()) as progress:
-        task = progress.add_task(description, total=total, item="")
-
-        def advance(label: str = "", n: int = 1) -> None:
-            progress.update(task, advance=n, item=label)
-
-        yield advance
-
-
-def report(message: str) -> None:
-    """Where the outputs went (stdout, so pipelines can read it)."""
-    typer.echo(message)
-
-
-def fail(message: str, source: str | None = None) -> None:
-    raise RealcamError(message, source)
-
-
-# Stage commands register themselves on ``app`` when imported.
-from . import annotate, edit, evaluate, generate, preview, synth, train  # noqa: E402,F401
+# The stage commands, in pipeline order (`realcam --help` lists them so).
+COMMANDS = [
+    ("synth", synth.synth),
+    ("depth", annotate.depth),
+    ("triangulate", annotate.triangulate),
+    ("align-scale", annotate.align_scale),
+    ("filter", annotate.filter_),
+    ("train", train.train),
+    ("preview", preview.preview),
+    ("edit", edit.edit),
+    ("generate", generate.generate),
+    ("evaluate", evaluate.evaluate),
+]
+for _name, _command in COMMANDS:
+    app.command(_name)(_command)
 
 
 def main() -> None:

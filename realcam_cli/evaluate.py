@@ -6,40 +6,41 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
+from stages.settings import EvaluateSettings
 
-from stages.evaluate import run as eval_stage
-
-from .app import app, console, progress_bar, report
+from .ui import console, progress_bar, report
 
 
-@app.command()
 def evaluate(
     samples: Path = typer.Argument(..., help="Folder of videos (<name>.mp4 or <name>/ frames), of <name>.txt trajectories with --estimated, or a table (video, trajectory, gt_video, metric_factor)."),
     reference: Path = typer.Option(..., "--reference", help="Folder of ground-truth RealEstate10K trajectories <name>.txt (they also give the intrinsics)."),
     out: Path = typer.Option(..., "--out", help="Folder for per_trial/per_video/summary.parquet and plots."),
-    trials: int = typer.Option(5, "--trials", help="SfM trials per video (different seeds)."),
-    sfm: str = typer.Option("global", "--sfm", help="SfM mapper: global (GLOMAP) or incremental."),
-    workers: int = typer.Option(1, "--workers", help="Videos evaluated in parallel."),
+    trials: int = typer.Option(EvaluateSettings.trials, "--trials", help="SfM trials per video (different seeds)."),
+    sfm: str = typer.Option(EvaluateSettings.mapper, "--sfm", help="SfM mapper: global (GLOMAP) or incremental."),
+    workers: int = typer.Option(EvaluateSettings.workers, "--workers", help="Videos evaluated in parallel."),
     estimated: bool = typer.Option(False, "--estimated", help="SAMPLES holds estimated trajectories; skip SfM."),
     depth: Optional[Path] = typer.Option(None, "--depth", help="Folder of <name>.npz metric depth (key 'depth', frame 0 used) for the metric factor."),
-    max_depth: float = typer.Option(20.0, "--max-depth", help="Depth at or above this is saturated (metric factor)."),
+    max_depth: float = typer.Option(EvaluateSettings.max_depth, "--max-depth", help="Depth at or above this is saturated (metric factor)."),
     fvd: bool = typer.Option(False, "--fvd", help="Also compute FVD (VideoGPT and StyleGAN-V variants)."),
     i3d: Optional[Path] = typer.Option(None, "--i3d", help="I3D network: TorchScript (i3d_torchscript.pt) or state dict."),
-    fvd_frames: int = typer.Option(16, "--fvd-frames", help="Frames per video fed to the I3D (the first N)."),
+    fvd_frames: int = typer.Option(EvaluateSettings.fvd_frames, "--fvd-frames", help="Frames per video fed to the I3D (the first N)."),
     fid: Optional[Path] = typer.Option(None, "--fid", help="Also compute per-frame FID with this TorchScript feature network (e.g. inception-2015-12-05.pt)."),
     gt_videos: Optional[Path] = typer.Option(None, "--gt-videos", help="Folder of ground-truth videos <name>.mp4 or <name>/ (for FVD)."),
     plot: bool = typer.Option(False, "--plot", help="Write plots/<name>.png: estimated against ground-truth trajectory."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the first SfM trial (trial t uses seed + t)."),
+    seed: int = typer.Option(EvaluateSettings.seed, "--seed", help="Seed of the first SfM trial (trial t uses seed + t)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Re-evaluate videos already scored."),
 ) -> None:
-    """Estimate camera poses of videos by SfM and score them against ground truth (SPEC section 7)."""
+    """Estimate camera poses of videos by SfM and score them against ground truth (docs/method.md#camera-metrics)."""
+    from rich.table import Table
+
+    from stages.evaluate import run as eval_stage
+
+    settings = EvaluateSettings(trials=trials, mapper=sfm, workers=workers, seed=seed, estimated=estimated,
+                        depth_dir=_str(depth), max_depth=max_depth, plot=plot, fvd=fvd, i3d=_str(i3d),
+                        gt_videos=_str(gt_videos), fvd_frames=fvd_frames, fid=_str(fid), overwrite=overwrite)
     items = eval_stage.find_samples(samples, reference, estimated, gt_videos, exclude=out)
     with progress_bar("evaluate", total=len(items)) as advance:
-        tables = eval_stage.evaluate(samples, reference, out, trials=trials, mapper=sfm, workers=workers,
-                                     seed=seed, estimated=estimated, depth_dir=depth, max_depth=max_depth,
-                                     plot=plot, fvd=fvd, i3d=i3d, gt_videos=gt_videos, fvd_frames=fvd_frames, fid=fid,
-                                     overwrite=overwrite, progress=advance)
+        tables = eval_stage.evaluate(samples, reference, out, settings, progress=advance)
     summary = tables["summary"]
     table = Table(title=f"evaluate: {len(tables['per_video'])} videos")
     for col in ("metric", "mean", "median", "videos"):
@@ -58,3 +59,7 @@ def evaluate(
            f"{', plots/' if plot else ''})")
     if n_ok == 0:  # the batch rule: exit 1 when no video could be scored
         raise typer.Exit(1)
+
+
+def _str(path: Optional[Path]) -> Optional[str]:
+    return None if path is None else str(path)

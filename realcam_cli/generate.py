@@ -7,13 +7,12 @@ from typing import Optional
 
 import typer
 
-from stages import generate as gen_stage
+from stages.settings import GenerateSettings
 
-from .app import app, report
-from .preview import parse_magnitude
+from .parsers import parse_magnitude
+from .ui import progress_bar, report
 
 
-@app.command()
 def generate(
     image: Optional[Path] = typer.Argument(None, help="The condition image (first frame)."),
     trajectory: Optional[str] = typer.Argument(None, help="Trajectory JSON, RealEstate10K .txt, or a preset name (pan-left, dolly-in, orbit-right+pedestal-up, ...)."),
@@ -21,20 +20,20 @@ def generate(
     ckpt: Optional[str] = typer.Option(None, "--ckpt", help="Our saved model folder, or an official DynamiCrafter model.ckpt (file, folder or Hub id). Default: the released weights for --res."),
     camera_ckpt: Optional[str] = typer.Option(None, "--camera-ckpt", help="RealCam-I2V camera weights on top of an official --ckpt."),
     prompt: str = typer.Option("", "--prompt", help="Text prompt (empty by default)."),
-    negative_prompt: str = typer.Option(gen_stage.OFFICIAL_NEGATIVE_PROMPT, "--negative-prompt", help="Prompt of the unconditional CFG branch (default: the official demo's; '' = the empty prompt, which needs no tokenizer).", show_default=False),
-    tokenizer: str = typer.Option(gen_stage.DEFAULT_TOKENIZER, "--tokenizer", help="CLIP tokenizer for the prompts: a Hugging Face id or a local folder."),
-    res: str = typer.Option("512", "--res", help="256, 512 or 1024 (released weights); a saved --ckpt brings its own."),
-    steps: int = typer.Option(25, "--steps", help="DDIM steps."),
-    eta: float = typer.Option(1.0, "--eta", help="DDIM eta."),
-    cfg: float = typer.Option(7.5, "--cfg", help="Text-image classifier-free guidance."),
-    guidance_rescale: float = typer.Option(0.7, "--guidance-rescale", help="Guidance rescale factor."),
-    camera_cfg: float = typer.Option(1.0, "--camera-cfg", help="Camera CFG weight (1 = off); acts inside text-image CFG (--cfg above 1)."),
-    camera_cfg_schedule: str = typer.Option("constant", "--camera-cfg-schedule", help="constant or cosine (1 + (w-1) cos((1 - t/999) pi/2))."),
-    noise_shaping: int = typer.Option(900, "--noise-shaping", help="t_NS: shape the noise at steps with t >= t_NS (1000 = off)."),
-    shaping_variant: str = typer.Option("noise", "--shaping-variant", help="noise (final form) or z0 (paste onto the predicted z_0)."),
-    kernel: int = typer.Option(5, "--kernel", help="Mask edge filter size."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    frame_stride: int = typer.Option(8, "--frame-stride", help="Frame stride condition."),
+    negative_prompt: str = typer.Option(GenerateSettings.negative_prompt, "--negative-prompt", help="Prompt of the unconditional CFG branch (default: the official demo's; '' = the empty prompt, which needs no tokenizer).", show_default=False),
+    tokenizer: str = typer.Option(GenerateSettings.tokenizer, "--tokenizer", help="CLIP tokenizer for the prompts: a Hugging Face id or a local folder."),
+    res: str = typer.Option(GenerateSettings.res, "--res", help="256, 512 or 1024 (released weights); a saved --ckpt brings its own."),
+    steps: int = typer.Option(GenerateSettings.steps, "--steps", help="DDIM steps."),
+    eta: float = typer.Option(GenerateSettings.eta, "--eta", help="DDIM eta."),
+    cfg: float = typer.Option(GenerateSettings.cfg, "--cfg", help="Text-image classifier-free guidance."),
+    guidance_rescale: float = typer.Option(GenerateSettings.guidance_rescale, "--guidance-rescale", help="Guidance rescale factor."),
+    camera_cfg: float = typer.Option(GenerateSettings.camera_cfg, "--camera-cfg", help="Camera CFG weight (1 = off); acts inside text-image CFG (--cfg above 1)."),
+    camera_cfg_schedule: str = typer.Option(GenerateSettings.camera_cfg_schedule, "--camera-cfg-schedule", help="constant or cosine (1 + (w-1) cos((1 - t/999) pi/2))."),
+    noise_shaping: int = typer.Option(GenerateSettings.noise_shaping, "--noise-shaping", help="t_NS: shape the noise at steps with t >= t_NS (1000 = off)."),
+    shaping_variant: str = typer.Option(GenerateSettings.noise_shaping_variant, "--shaping-variant", help="noise (final form) or z0 (paste onto the predicted z_0)."),
+    kernel: int = typer.Option(GenerateSettings.kernel, "--kernel", help="Mask edge filter size."),
+    seed: int = typer.Option(GenerateSettings.seed, "--seed", help="Random seed."),
+    frame_stride: int = typer.Option(GenerateSettings.frame_stride, "--frame-stride", help="Frame stride condition."),
     magnitude: Optional[str] = typer.Option(None, "--magnitude", help="Preset magnitude (degrees or metres; one per part: 20,0.5)."),
     fov: Optional[float] = typer.Option(None, "--fov", help="Field of view across the long side when the trajectory has no intrinsics."),
     depth: Optional[Path] = typer.Option(None, "--depth", help="Metric depth file for the preview instead of predicting it."),
@@ -45,11 +44,12 @@ def generate(
     end_image: Optional[Path] = typer.Option(None, "--end-image", help="Interpolation: the last frame is this image."),
     loop: bool = typer.Option(False, "--loop", help="Loop: the path goes out and back and the last frame is the first."),
     continue_video: Optional[Path] = typer.Option(None, "--continue", help="Continuation: start from the last --context-frames of this video (IMAGE may be left out); writes the long video."),
-    context_frames: int = typer.Option(2, "--context-frames", help="Frames taken from the --continue video."),
+    context_frames: int = typer.Option(GenerateSettings.context_frames, "--context-frames", help="Frames taken from the --continue video."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32, fp16 or bf16."),
+    dtype: str = typer.Option(GenerateSettings.dtype, "--dtype", help="fp32, fp16 or bf16."),
 ) -> None:
     """Generate a video from IMAGE that follows TRAJECTORY (with scene-constrained noise shaping)."""
+    from stages import generate as gen_stage
     from stages.core.errors import RealcamError
 
     # The settings both forms share (the record form reads its own).
@@ -59,9 +59,7 @@ def generate(
                   noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
                   fov=fov, dtype=dtype)
     if batch is not None:
-        from .app import progress_bar
-
-        settings = gen_stage.GenerateSettings(**common, magnitude=parse_magnitude(magnitude))
+        settings = GenerateSettings(**common, magnitude=parse_magnitude(magnitude))
         rows = gen_stage.read_batch_table(batch)
         with progress_bar("generate", len(rows)) as advance:
             table = gen_stage.generate_batch(batch, out, settings=settings, ckpt=ckpt, camera_ckpt=camera_ckpt,
@@ -84,12 +82,10 @@ def generate(
                                  ("continue", continue_video is not None)) if on]
         if len(modes) > 1:
             raise RealcamError(f"choose one mode, not {' and '.join(modes)}", "generate")
-        settings = gen_stage.GenerateSettings(
+        settings = GenerateSettings(
             **common, magnitude=parse_magnitude(magnitude),
             mode=modes[0] if modes else "basic", end_image=str(end_image) if end_image else None,
             continue_video=str(continue_video) if continue_video else None, context_frames=context_frames)
-        from .app import progress_bar
-
         with progress_bar("generate", steps) as advance:
             result = gen_stage.generate(image, trajectory, out, settings=settings, ckpt=ckpt,
                                         camera_ckpt=camera_ckpt, preview_dir=preview, depth=depth,

@@ -7,24 +7,12 @@ from typing import Optional
 
 import typer
 
-from stages import preview as preview_stage
-from stages.core.errors import RealcamError
+from stages.settings import PreviewSettings
 
-from .app import app, progress_bar, report
-from .synth import parse_size
-
-
-def parse_magnitude(text: Optional[str]) -> Optional[list[float]]:
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise RealcamError(f"expected a number or two separated by a comma, got {text!r}",
-                           "--magnitude") from None
+from .parsers import parse_magnitude, parse_size
+from .ui import progress_bar, report
 
 
-@app.command()
 def preview(
     image: Path = typer.Argument(..., help="The reference image (its camera is the identity)."),
     trajectory: Optional[Path] = typer.Argument(None, help="Trajectory JSON (docs/trajectory.md) or RealEstate10K text."),
@@ -33,8 +21,8 @@ def preview(
     magnitude: Optional[str] = typer.Option(None, "--magnitude", help="Preset magnitude in degrees or metres (one value, or one per part: 20,0.5)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Frame count (default: the file's, else 16)."),
     size: Optional[str] = typer.Option(None, "--size", help="Preview size WIDTHxHEIGHT, both even (H.264); default: the image's, an odd side one pixel less."),
-    kernel: int = typer.Option(5, "--kernel", help="Edge filter: keep pixels whose KxK neighbourhood is all valid."),
-    latent_stride: int = typer.Option(8, "--latent-stride", help="Pixels per latent cell for the latent mask."),
+    kernel: int = typer.Option(PreviewSettings.kernel, "--kernel", help="Edge filter: keep pixels whose KxK neighbourhood is all valid."),
+    latent_stride: int = typer.Option(PreviewSettings.latent_stride, "--latent-stride", help="Pixels per latent cell for the latent mask."),
     depth: Optional[Path] = typer.Option(None, "--depth", help="Metric depth file (.npy/.npz metres, 16-bit .png millimetres) instead of predicting it."),
     model: Optional[str] = typer.Option(None, "--model", help="Depth model (Hugging Face id or folder) when no --depth is given."),
     fov: Optional[float] = typer.Option(None, "--fov", help="Field of view across the long side, degrees, when the trajectory carries no intrinsics."),
@@ -42,25 +30,25 @@ def preview(
     easing: Optional[str] = typer.Option(None, "--easing", help="linear, ease-in-out, ease-in or ease-out."),
     loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Play the path out and back."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    fps: float = typer.Option(8.0, "--fps", help="Frame rate of preview.mp4."),
+    fps: float = typer.Option(PreviewSettings.fps, "--fps", help="Frame rate of preview.mp4."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Frames rendered per batch (default: all at once)."),
     compile: bool = typer.Option(False, "--compile", help="Fuse the projection with torch.compile (one-time compile, then faster)."),
     gif: bool = typer.Option(False, "--gif", help="Also write preview.gif (a looping GIF for documents)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo even when all outputs exist."),
 ) -> None:
     """Render a real-time preview of the image's metric scene along a camera trajectory."""
-    magnitudes = parse_magnitude(magnitude)
-    wh = parse_size(size) if size else None
+    from stages import preview as preview_stage
+
+    settings = PreviewSettings(
+        preset=preset, magnitude=parse_magnitude(magnitude), frames=frames, size=parse_size(size) if size else None,
+        kernel=kernel, latent_stride=latent_stride, depth_file=None if depth is None else str(depth), model=model,
+        device=device, fov=fov, spline=spline, easing=easing, loop=loop, fps=fps, overwrite=overwrite,
+        batch_size=batch_size, compile=compile, gif=gif)
     with progress_bar("preview", total=len(preview_stage.STEPS)) as advance:
         def step(name: str) -> None:  # called as each step begins: the first one advances nothing
             advance(name, n=0 if name == preview_stage.STEPS[0] else 1)
 
-        result = preview_stage.run_preview(
-            image, out, trajectory, preset=preset, magnitude=magnitudes, frames=frames,
-            size=wh, kernel=kernel, latent_stride=latent_stride,
-            depth_file=depth, model=model, device=device, fov=fov, spline=spline, easing=easing,
-            loop=loop, fps=fps, overwrite=overwrite, batch_size=batch_size, compile=compile, gif=gif,
-            progress=step)
+        result = preview_stage.run_preview(image, out, trajectory, settings, progress=step)
     if result is None:
         report(f"preview: outputs already in {out} (use --overwrite to redo)")
         return

@@ -7,38 +7,10 @@ from typing import List, Optional, Tuple
 
 import typer
 
-from stages import synth as synth_stage
-from stages.core.errors import RealcamError
-from stages.core.video import IMAGE_SUFFIXES
-
-from .app import app, progress_bar, report
+from .parsers import expand_paths, parse_size
+from .ui import progress_bar, report
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except (ValueError, OverflowError):
-        raise RealcamError(f"expected WIDTHxHEIGHT such as 256x256, got {text!r}", "--size") from None
-    return w, h
-
-
-def expand(paths: list[Path], suffixes: set[str], option: str) -> list[Path]:
-    """Files as given, folders expanded to their files with one of ``suffixes``."""
-    out = []
-    for p in paths:
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in suffixes)
-            if not found:
-                raise RealcamError(f"folder holds no {'/'.join(sorted(suffixes))} files", p)
-            out.extend(found)
-        elif p.exists():
-            out.append(p)
-        else:
-            raise RealcamError(f"no such file or folder (given to {option})", p)
-    return out
-
-
-@app.command()
 def synth(
     poses: List[Path] = typer.Option(..., "--poses", help="RealEstate10K camera files or folders of them (repeat, or list several)."),
     more_poses: Optional[List[Path]] = typer.Argument(None, hidden=True),
@@ -51,8 +23,11 @@ def synth(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips that are already written."),
 ) -> None:
     """Render a textured static scene along each trajectory: frames, metric depth, scaled cameras."""
-    files = expand(list(poses) + list(more_poses or []), {".txt"}, "--poses")
-    textures = expand(list(texture or []), IMAGE_SUFFIXES, "--texture")
+    from stages import synth as synth_stage
+    from stages.core.video import IMAGE_SUFFIXES
+
+    files = expand_paths(list(poses) + list(more_poses or []), {".txt"}, "--poses")
+    textures = expand_paths(list(texture or []), IMAGE_SUFFIXES, "--texture")
     with progress_bar("synth", total=len(files)) as advance:
         truth = synth_stage.synthesize(files, out, scale=scale, random_scale=random_scale,
                                        size=parse_size(size), textures=textures, seed=seed,

@@ -1,4 +1,5 @@
-"""``align-scale``: the metric factor of each clip from SfM points and metric depth (SPEC.md 3.3).
+"""``align-scale``: the metric factor of each clip from SfM points and metric depth
+(docs/method.md#metric-factor).
 
 For each observation of point ``j`` in frame ``i``: ``z_ij = (w2c_i @ X_j).z`` and
 ``r_ij = D_i(u_ij, v_ij) / z_ij``, the depth sampled bilinearly at the keypoint (scaled from the
@@ -22,6 +23,7 @@ from .core import checks
 from .core.artifacts import FAILED, OK, merge_rows, read_table, write_table
 from .core.errors import RealcamError
 from .depth import read_depth_file
+from .core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK
 from .triangulate import read_clip_json, read_status_tables
 
 FRAMES_TABLE = "frames.parquet"
@@ -29,8 +31,6 @@ CLIPS_TABLE = "clips.parquet"
 FRAME_COLUMNS = ["clip_id", "frame", "timestamp", "scale", "n_points"]
 CLIP_COLUMNS = ["clip_id", "scale", "scale_max", "scale_min", "scale_spread", "n_frames", "n_points",
                 "status", "reason"]
-MIN_POINTS = 10
-MIN_TRACK = 3
 
 
 def sample_bilinear(depth: np.ndarray, x: np.ndarray, y: np.ndarray, max_depth: float) -> np.ndarray:
@@ -84,7 +84,7 @@ def observation_depths(xyz: np.ndarray, w2c: np.ndarray) -> np.ndarray:
 
 def clip_scales(points: pd.DataFrame, observations: pd.DataFrame, w2c: np.ndarray, timestamps: np.ndarray,
                 image_size: tuple[int, int], depth: list[np.ndarray], depth_timestamps: np.ndarray | None,
-                max_depth: float, min_points: int = MIN_POINTS, min_track: int = MIN_TRACK) -> pd.DataFrame:
+                max_depth: float, min_points: int = ALIGN_MIN_POINTS, min_track: int = ALIGN_MIN_TRACK) -> pd.DataFrame:
     """Per-frame factors of one clip: ``frame``, ``timestamp``, ``scale`` (NaN if too few), ``n_points``."""
     keep = points.loc[points["track_length"] >= min_track]
     xyz = keep.set_index("point")[["x", "y", "z"]]
@@ -118,8 +118,8 @@ def summarize(frames: pd.DataFrame) -> dict:
             "n_points": int(frames["n_points"].sum())}
 
 
-def align_clip(clip_id: str, depth_dir: Path, sfm_dir: Path, min_points: int = MIN_POINTS,
-               min_track: int = MIN_TRACK, max_depth: float | None = None) -> tuple[pd.DataFrame, dict]:
+def align_clip(clip_id: str, depth_dir: Path, sfm_dir: Path, min_points: int = ALIGN_MIN_POINTS,
+               min_track: int = ALIGN_MIN_TRACK, max_depth: float | None = None) -> tuple[pd.DataFrame, dict]:
     """Frame rows and the clip row of one clip; raises ``RealcamError`` for a missing input."""
     clip_dir = sfm_dir / clip_id
     meta = read_clip_json(clip_dir / "clip.json")
@@ -148,8 +148,8 @@ def _failed(clip_id: str, reason: str) -> dict:
             "scale_spread": math.nan, "n_frames": 0, "n_points": 0, "status": FAILED, "reason": reason}
 
 
-def run_align_scale(depth_dir: str | Path, sfm_dir: str | Path, out: str | Path, *, min_points: int = MIN_POINTS,
-                    min_track: int = MIN_TRACK, max_depth: float | None = None, overwrite: bool = False,
+def run_align_scale(depth_dir: str | Path, sfm_dir: str | Path, out: str | Path, *, min_points: int = ALIGN_MIN_POINTS,
+                    min_track: int = ALIGN_MIN_TRACK, max_depth: float | None = None, overwrite: bool = False,
                     progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Every clip triangulated (or failed) under ``sfm_dir``: writes ``frames.parquet`` and
     ``clips.parquet``; returns the clip table and the number of clips skipped as done."""

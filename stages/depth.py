@@ -34,8 +34,8 @@ from .core.dataset import find_clips
 from .core.device import resolve_device, resolve_dtype
 from .core.errors import RealcamError
 from .core.video import IMAGE_SUFFIXES, list_images, read_image
+from .core.constants import DEPTH_MODEL
 
-DEFAULT_MODEL = "depth-anything/Depth-Anything-V2-Metric-Indoor-Large-hf"
 INDOOR_MAX_DEPTH = 20.0
 OUTDOOR_MAX_DEPTH = 80.0
 INDEX_TABLE = "index.parquet"
@@ -107,7 +107,7 @@ def model_source(model: str) -> dict:
     return {}
 
 
-def load_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
+def load_model(model: str = DEPTH_MODEL, device: str = "auto", dtype: str = "auto",
                max_depth: float | None = None):
     """``(processor, model, device, max_depth)``, cached per (model, device, dtype, max_depth)."""
     if max_depth is not None:
@@ -141,7 +141,7 @@ def load_model(model: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "a
     return _MODELS[key]
 
 
-def predict_depth(images: list[np.ndarray], model: str = DEFAULT_MODEL, device: str = "auto",
+def predict_depth(images: list[np.ndarray], model: str = DEPTH_MODEL, device: str = "auto",
                   dtype: str = "auto", max_depth: float | None = None, batch_size: int = 4,
                   progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
     """Metric depth (float32 metres) at each image's own resolution, in ``[0, max_depth]``.
@@ -335,7 +335,7 @@ def _failed_row(item: str, reason: str, model: str) -> dict:
             "median": math.nan, "max": math.nan, "model": model, "status": FAILED, "reason": reason}
 
 
-def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEFAULT_MODEL,
+def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEPTH_MODEL,
               from_files: str | Path | None = None, max_depth: float | None = None, batch_size: int = 4,
               device: str = "auto", dtype: str = "auto", overwrite: bool = False,
               progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:

@@ -38,7 +38,9 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
-NUM_TRAIN_TIMESTEPS = 1000
+from .core.constants import NUM_TRAIN_TIMESTEPS
+from .settings import SamplerConfig
+
 BETA_START = 0.00085
 BETA_END = 0.012
 TURNING_STEP = 400  # dynamic rescale: scale goes linearly from 1 to base_scale over t < 400
@@ -192,7 +194,6 @@ def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: float) -> to
     return phi * rescaled + (1 - phi) * guided
 
 
-CAMERA_CFG_SCHEDULES = ("constant", "cosine")
 
 
 def camera_cfg_weight(w: float, t: int, schedule: str = "constant") -> float:
@@ -233,16 +234,6 @@ class NoiseShaping:
     def paste_z0(self, z0: torch.Tensor) -> torch.Tensor:
         m = self.mask.to(z0)
         return m * self.z_preview.to(z0) + (1 - m) * z0
-
-
-@dataclass
-class SamplerConfig:
-    steps: int = 25
-    eta: float = 1.0
-    cfg: float = 7.5
-    guidance_rescale: float = 0.7
-    camera_cfg: float = 1.0
-    camera_cfg_schedule: str = "constant"
 
 
 def guided_output(predict: Predictor, z_t: torch.Tensor, t: int, cfg: SamplerConfig) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""``filter``: the quantile rule on clip factors and the metric cameras (SPEC.md 3.4).
+"""``filter``: the quantile rule on clip factors and the metric cameras (docs/method.md#quantile-filter).
 
 Over the clips with a factor, with ``lo(x) = quantile(x, q)`` and ``hi(x) = quantile(x, 1 - q)``
 (NumPy's linear interpolation): a clip is dropped when its maximum frame factor is ``< lo`` of all
@@ -24,13 +24,13 @@ from .core import checks
 from .core.artifacts import OK, read_table, write_table
 from .core.dataset import find_clips
 from .core.errors import RealcamError
+from .core.constants import FILTER_QUANTILE
 
-DEFAULT_QUANTILE = 0.02
 W2C_COLUMNS = [f"r{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3)] + ["t1", "t2", "t3"]
 CAMERA_COLUMNS = ["clip_id", "frame", "timestamp", "fx", "fy", "cx", "cy"] + W2C_COLUMNS + ["scale"]
 
 
-def quantile_rule(clips: pd.DataFrame, q: float = DEFAULT_QUANTILE) -> pd.Series:
+def quantile_rule(clips: pd.DataFrame, q: float = FILTER_QUANTILE) -> pd.Series:
     """Per clip the rules that drop it (``;``-joined, empty when kept)."""
     q = checks.number(q, "--quantile", minimum=0, below=0.5)
     ok = (clips["status"] == OK) & np.isfinite(clips["scale_max"]) & np.isfinite(clips["scale_min"])
@@ -60,7 +60,7 @@ def condition_factor(frames: pd.DataFrame, clip_scale: float, cond_frame: int = 
 
 def metric_camera_file(cams: cam.CameraFile, factor: float) -> cam.CameraFile:
     """Translations of the scene times ``factor``; rotations and intrinsics untouched."""
-    # Scaling the c2w translations by ``factor`` (SPEC.md 2, metric poses) scales the w2c
+    # Scaling the c2w translations by ``factor`` (metric poses, docs/method.md#conventions) scales the w2c
     # translations ``t = -R c`` by the same factor; doing it on w2c keeps the file's numbers exact.
     w2c = cams.w2c.copy()
     w2c[:, :3, 3] *= float(factor)
@@ -80,7 +80,7 @@ def camera_rows(clip_id: str, cams: cam.CameraFile, factor: float) -> pd.DataFra
     return pd.DataFrame(data, columns=CAMERA_COLUMNS)
 
 
-def run_filter(scales_dir: str | Path, dataset: str | Path, out: str | Path, *, quantile: float = DEFAULT_QUANTILE,
+def run_filter(scales_dir: str | Path, dataset: str | Path, out: str | Path, *, quantile: float = FILTER_QUANTILE,
                cond_frame: int = 0, progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Writes ``keep.parquet``, ``dropped.parquet``, ``cameras/<clip_id>.txt``, ``cameras.parquet``.
 

@@ -1,6 +1,7 @@
 """``generate``: camera-controlled image-to-video sampling with scene-constrained noise shaping.
 
-SPEC.md section 6. One call of :func:`generate`:
+Formulas: docs/method.md#conditioning, docs/method.md#guidance,
+docs/method.md#scene-constrained-noise-shaping. One call of :func:`generate`:
 
 1. the model: our saved folder (``--ckpt`` with ``config.json``), an official DynamiCrafter
    ``model.ckpt`` plus a RealCam-I2V camera file, or the released weights resolved through
@@ -22,10 +23,9 @@ SPEC.md section 6. One call of :func:`generate`:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -35,87 +35,23 @@ import torch
 from . import diffusion as dm
 from .core import cameras as cam
 from .core.artifacts import atomic_write_text, read_arrays
-from .core.device import DTYPES, resolve_device
+from .core.device import resolve_device, torch_dtype
 from .core.errors import RealcamError
+from .core.image import fit_image
 from .core.video import read_image, read_video, write_image, write_video
+from .core.constants import OFFICIAL_NEGATIVE_PROMPT, TOKENIZER
+from .models.encoders import load_tokenizer
+from .settings import GenerateSettings
+
+__all__ = ["GenerateSettings", "OFFICIAL_NEGATIVE_PROMPT", "generate", "generate_batch", "load_model",
+           "regenerate"]
 
 RECORD_FORMAT = "realcam-generate/1"
-DEFAULT_TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 #: Released weights per resolution: DynamiCrafter base repository and RealCam-I2V camera file.
 BASE_REPOS = {"256": "Doubiiu/DynamiCrafter", "512": "Doubiiu/DynamiCrafter_512",
               "1024": "Doubiiu/DynamiCrafter_1024"}
 CAMERA_REPO = "MuteApo/CamI2V"
 RELEASED_CAMERA = ("256", "512")  # the RealCam-I2V camera checkpoints are released for these
-MODES = ("basic", "interp", "loop", "continue")
-#: The negative prompt of the official RealCam-I2V demo (``realcami2v_gradio_app.py``), used in the
-#: unconditional branch of text-image CFG.
-OFFICIAL_NEGATIVE_PROMPT = ("Fast movement, jittery motion, abrupt transitions, distorted body, missing limbs, "
-                            "unnatural posture, blurry, cropped, extra limbs, bad anatomy, deformed, glitchy "
-                            "motion, artifacts.")
-
-
-@dataclass
-class GenerateSettings:
-    """Every setting that determines the video (the record stores exactly this)."""
-
-    res: str = "512"
-    prompt: str = ""
-    negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
-    # The sampler's defaults live in diffusion.SamplerConfig (SPEC.md section 6).
-    steps: int = dm.SamplerConfig.steps
-    eta: float = dm.SamplerConfig.eta
-    cfg: float = dm.SamplerConfig.cfg
-    guidance_rescale: float = dm.SamplerConfig.guidance_rescale
-    camera_cfg: float = dm.SamplerConfig.camera_cfg
-    camera_cfg_schedule: str = dm.SamplerConfig.camera_cfg_schedule
-    noise_shaping: int | None = 900  # t_NS; 1000 = never active; None = no shaping at all
-    noise_shaping_variant: str = "noise"
-    kernel: int = 5
-    seed: int = 0
-    frame_stride: int = 8
-    magnitude: list[float] | None = None
-    fov: float | None = None
-    dtype: str = "fp32"
-    tokenizer: str = DEFAULT_TOKENIZER
-    fps: float = 8.0
-    mode: str = "basic"  # basic | interp (end image) | loop | continue (leading frames of a video)
-    end_image: str | None = None
-    continue_video: str | None = None
-    context_frames: int = 2  # leading frames taken from the video in continuation mode
-
-    def check(self) -> None:
-        """Every setting in range (finite numbers, known names); raises naming the option."""
-        from .core import checks
-
-        checks.choice(self.mode, "mode", MODES)
-        if self.mode == "interp" and not self.end_image:
-            raise RealcamError("interpolation needs --end-image", "--end-image")
-        if self.mode == "continue" and not self.continue_video:
-            raise RealcamError("continuation needs --continue VIDEO", "--continue")
-        checks.integer(self.context_frames, "--context-frames", minimum=1)
-        checks.integer(self.steps, "--steps", minimum=1, maximum=dm.NUM_TRAIN_TIMESTEPS)
-        checks.number(self.eta, "--eta", minimum=0, maximum=1)
-        checks.number(self.cfg, "--cfg", minimum=0)
-        checks.number(self.guidance_rescale, "--guidance-rescale", minimum=0, maximum=1)
-        checks.number(self.camera_cfg, "--camera-cfg", minimum=0)
-        if self.camera_cfg != 1.0 and self.cfg == 1.0:
-            raise RealcamError("camera CFG acts inside text-image CFG (as the official sampler): with --cfg 1 "
-                               "it would be ignored; give --cfg above 1 or --camera-cfg 1", "--camera-cfg")
-        if self.noise_shaping is not None:
-            checks.integer(self.noise_shaping, "--noise-shaping", minimum=0, maximum=dm.NUM_TRAIN_TIMESTEPS)
-        checks.choice(self.noise_shaping_variant, "--shaping-variant", ("noise", "z0"))
-        checks.choice(self.camera_cfg_schedule, "--camera-cfg-schedule", dm.CAMERA_CFG_SCHEDULES)
-        kernel = checks.integer(self.kernel, "--kernel", minimum=1, maximum=99)
-        if kernel % 2 == 0:
-            raise RealcamError(f"must be odd, got {kernel}", "--kernel")
-        checks.integer(self.seed, "--seed", minimum=0, maximum=2 ** 63 - 1)
-        checks.integer(self.frame_stride, "--frame-stride", minimum=1)
-        for m in self.magnitude or []:
-            checks.number(m, "--magnitude")
-        if self.fov is not None:
-            checks.number(self.fov, "--fov", above=0, below=180)
-        checks.number(self.fps, "--fps", above=0)
-        checks.choice(self.dtype, "--dtype", tuple(DTYPES))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,7 +124,7 @@ def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: st
         del states
     if camera_ckpt is not None:  # weights trained here carry their epipolar form
         model.config.camera.epipolar_form = camera_form(files[-1], model.config.camera.epipolar_form)
-    model = model.to(device=device, dtype=DTYPES[dtype]).eval()
+    model = model.to(device=device, dtype=torch_dtype(dtype)).eval()
     return model, files
 
 
@@ -223,31 +159,31 @@ def load_preview(folder: str | Path, width: int, height: int, frames: int) -> Pr
                          data["c2w"].astype(np.float64), folder)
 
 
-def make_preview(image: Path, trajectory: str, out: Path, width: int, height: int, frames: int,
-                 settings: GenerateSettings, depth: str | Path | None, device: str,
-                 latent_stride: int = 8) -> PreviewInputs:
-    """Run the preview stage into ``out``: ``trajectory`` is a file, else a preset name;
-    ``latent_stride``: the autoencoder's pixels per latent cell (the latent masks' grid)."""
+def make_preview(image: Path, trajectory: str, out: Path, config, settings: GenerateSettings,
+                 depth: str | Path | None, device: str) -> PreviewInputs:
+    """Run the preview stage into ``out`` at the model's size, frame count and latent grid
+    (``config``: the model's); ``trajectory`` is a file, else a preset name."""
     from .preview import run_preview
+    from .settings import PreviewSettings
 
     is_file = Path(trajectory).exists() or Path(trajectory).suffix.lower() in (".json", ".txt")
-    run_preview(image, out, trajectory if is_file else None, preset=None if is_file else trajectory,
-                magnitude=settings.magnitude, frames=frames, size=(width, height),
-                kernel=settings.kernel, latent_stride=latent_stride, depth_file=depth, device=device, fov=settings.fov,
-                fps=settings.fps, overwrite=True, loop=True if settings.mode == "loop" else None)
-    return load_preview(out, width, height, frames)
+    preview = PreviewSettings(
+        preset=None if is_file else trajectory, magnitude=settings.magnitude, frames=config.frames,
+        size=(config.width, config.height), kernel=settings.kernel, latent_stride=config.latent_stride,
+        depth_file=None if depth is None else str(depth), device=device, fov=settings.fov, fps=settings.fps,
+        overwrite=True, loop=True if settings.mode == "loop" else None)
+    run_preview(image, out, trajectory if is_file else None, preview)
+    return load_preview(out, config.width, config.height, config.frames)
 
 
 def condition_image(image_path, width: int, height: int) -> np.ndarray:
     """An image file (or an ``(H, W, 3)`` uint8 array) resized and centre-cropped to the model size."""
-    from .preview import fit_image
-
     image = image_path if isinstance(image_path, np.ndarray) else read_image(image_path)
     fitted, _ = fit_image(image, cam.default_intrinsics(image.shape[1], image.shape[0]), (width, height))
     return fitted
 
 
-def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER,
+def prompt_tokens(model, prompt: str, tokenizer_name: str = TOKENIZER,
                   option: str = "--prompt") -> torch.Tensor:
     """``(1, L)`` OpenCLIP tokens; the empty prompt needs no tokenizer."""
     from .models.encoders import empty_tokens, tokenize
@@ -257,30 +193,6 @@ def prompt_tokens(model, prompt: str, tokenizer_name: str = DEFAULT_TOKENIZER,
     if prompt:
         out = tokenize([prompt], load_tokenizer(tokenizer_name, option), length)
     return out
-
-
-def load_tokenizer(name: str = DEFAULT_TOKENIZER, option: str = "--prompt"):
-    """The CLIP tokenizer (Hub id or local folder); unavailable: one line at once, no retries."""
-    from .core.hub import download_command, hub_model_available
-
-    hint = " (--negative-prompt '' uses the empty prompt, which needs none)" if option == "--negative-prompt" else ""
-    ok, reason = hub_model_available(name, marker="vocab.json")
-    if not ok:
-        raise RealcamError(f"the tokenizer {name} is unavailable ({reason}; when online: "
-                           f"{download_command(name)}); a prompt needs it{hint}", option)
-    try:
-        return _tokenizer(name)
-    except Exception as exc:
-        raise RealcamError(f"cannot load the tokenizer {name} ({type(exc).__name__}); a prompt needs it{hint}",
-                           option) from None
-
-
-@functools.lru_cache(maxsize=4)
-def _tokenizer(name: str):
-    """One CLIPTokenizer per name (the prompt and the negative prompt share it)."""
-    from transformers import CLIPTokenizer
-
-    return CLIPTokenizer.from_pretrained(name)
 
 
 @dataclass
@@ -326,7 +238,16 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
     if mask.shape[-2:] != z_preview.shape[-2:]:
         raise RealcamError(f"preview latent mask {tuple(mask.shape[-2:])} does not match the latent "
                            f"size {tuple(z_preview.shape[-2:])}", preview.folder / "preview.npz")
-    concat = cond_latent.expand(-1, -1, t_frames, -1, -1).clone()
+    # The contract shared with training (CameraI2V.condition); the unconditional pass has the
+    # negative prompt and a zero image, and keeps the concat latent.
+    stride = torch.tensor([settings.frame_stride])
+    tokens = prompt_tokens(model, settings.prompt, settings.tokenizer).to(device)
+    # the unconditional branch runs only with text-image CFG
+    negative = prompt_tokens(model, settings.negative_prompt if settings.cfg != 1.0 else "", settings.tokenizer,
+                             "--negative-prompt").to(device)
+    ctx_cond, concat, fs = model.condition(tokens, img[:, :, 0], cond_latent[:, :, 0], t_frames, stride)
+    ctx_uncond, _, _ = model.condition(negative, img[:, :, 0], cond_latent[:, :, 0], t_frames, stride,
+                                       keep_image=torch.zeros(1, dtype=torch.bool, device=device))
     known = known_mask = None
     if given:
         idx = sorted(given)
@@ -345,16 +266,6 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
         concat = known_mask * known + (1 - known_mask) * concat
         z_preview = known_mask * known + (1 - known_mask) * z_preview
         mask = torch.maximum(mask, known_mask.expand_as(mask))
-    text = model.encode_text(prompt_tokens(model, settings.prompt, settings.tokenizer).to(device)).to(dtype)
-    # the unconditional branch runs only with text-image CFG
-    negative = prompt_tokens(model, settings.negative_prompt if settings.cfg != 1.0 else "", settings.tokenizer,
-                             "--negative-prompt")
-    negative_text = model.encode_text(negative.to(device)).to(dtype)
-    image_tokens = model.encode_image(img[:, :, 0]).to(dtype)
-    zero_tokens = model.encode_image(torch.zeros_like(img[:, :, 0])).to(dtype)
-    ctx_cond = torch.cat([text, image_tokens], dim=1)
-    ctx_uncond = torch.cat([negative_text, zero_tokens], dim=1)
-    fs = model.fs_condition(torch.tensor([settings.frame_stride])).to(device)
     k = torch.from_numpy(preview.k).to(device, torch.float32)[None]
     c2w = torch.from_numpy(preview.c2w).to(device, torch.float32)[None]
     camera = model.camera_inputs(k, c2w, generator=gen)
@@ -379,8 +290,7 @@ def run_sampling(cond: Conditioning, settings: GenerateSettings,
                  on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
     """DDIM with guidance and noise shaping; returns the final latents. Seeded by ``settings.seed``."""
     schedule = cond.schedule
-    config = dm.SamplerConfig(settings.steps, settings.eta, settings.cfg, settings.guidance_rescale,
-                              settings.camera_cfg, settings.camera_cfg_schedule)
+    config = settings.sampler
     shaping = None
     if settings.noise_shaping is not None:
         shaping = dm.NoiseShaping(cond.z_preview, cond.mask, settings.noise_shaping,
@@ -430,22 +340,59 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
     Writes ``out``, the preview folder ``<out stem>_preview/`` (unless ``preview_dir`` is given)
     and the record ``<out stem>.json``. ``overrides`` are :class:`GenerateSettings` fields.
     """
-    settings = settings or GenerateSettings()
-    unknown = set(overrides) - set(GenerateSettings.__dataclass_fields__)
-    if unknown:
-        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
-    for key, value in overrides.items():
-        setattr(settings, key, value)
-    settings.res = str(settings.res)
-    settings.check()
-    # Every input is read and checked before anything is written (the preview folder included).
+    settings = replace(settings or GenerateSettings(), **overrides)
+    settings = replace(settings, res=str(settings.res)).check()
+    inputs = read_inputs(image, trajectory, out, settings, preview_dir, depth,
+                         released=model is None and ckpt is None)
+    device = resolve_device(device)
+    if model is None:
+        model, model_files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
+    cfg = model.config
+    settings = replace(settings, res=cfg.name)  # the schedule follows the model actually loaded
+    image, cond_image, given = condition_frames(inputs, settings, cfg)
+    if preview_dir is not None:
+        preview = load_preview(preview_dir, cfg.width, cfg.height, cfg.frames)
+    else:
+        preview = make_preview(image, str(trajectory), inputs.out.with_name(inputs.out.stem + "_preview"), cfg,
+                               settings, depth, device)
+    dtype = next(model.parameters()).dtype
+    cond = build_conditioning(model, cond_image, preview, settings, device, dtype, given)
+    z = run_sampling(cond, settings, on_step)
+    frames = decode_frames(model, z)
+    written = frames
+    if settings.mode == "continue":  # the long video: the input, then the new frames
+        n = settings.context_frames
+        earlier = np.stack([condition_image(f, cfg.width, cfg.height) for f in inputs.video[:-n]]) \
+            if len(inputs.video) > n else frames[:0]
+        written = np.concatenate([earlier, np.stack([given[i] for i in range(n)]), frames[n:]])
+    files = [Path(p) for p in (model_files or [])]
+    record = write_outputs(inputs.out, written, image, trajectory, preview, preview_dir is not None, depth,
+                           ckpt, camera_ckpt, cfg.name, files, device, settings)
+    return GenerateResult(written, z, inputs.out, record, preview.folder, files)
+
+
+@dataclass
+class GenerateInputs:
+    """The inputs of one generation, read and checked before anything is written."""
+
+    out: Path
+    image: Path | None  # the condition image's file (None in continuation mode)
+    picture: np.ndarray | None  # the condition image
+    end_picture: np.ndarray | None  # interpolation's last frame
+    video: np.ndarray | None  # the video to continue
+
+
+def read_inputs(image, trajectory, out, settings: GenerateSettings, preview_dir, depth,
+                released: bool) -> GenerateInputs:
+    """Every input read and checked before anything is written (the preview folder included);
+    ``released``: the released weights will be used (a cache look-up names missing ones first)."""
     from .core import checks
 
     out = checks.output_file(out, "--out", suffixes=(".mp4",))
     checks.output_dir(out.with_name(out.stem + "_preview"), "--out")
-    picture = None  # the condition image, read once (continuation writes its own below)
+    picture = video = None  # the condition image is read once (continuation writes its own)
     if settings.mode == "continue":
-        video_in = read_continue_video(settings.continue_video, settings.context_frames)
+        video = read_continue_video(settings.continue_video, settings.context_frames)
     else:
         if image is None:
             raise RealcamError("no image given", "IMAGE")
@@ -457,72 +404,64 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
         checks.input_dir(preview_dir, "preview folder")
     if depth is not None:
         checks.input_file(depth, "depth file")
-    if model is None and ckpt is None:
-        resolve_released(settings.res)  # a cache look-up: missing weights are named first
+    if released:
+        resolve_released(settings.res)
     if settings.prompt:
         load_tokenizer(settings.tokenizer, "--prompt")
     if settings.negative_prompt and settings.cfg != 1.0:
         load_tokenizer(settings.tokenizer, "--negative-prompt")
-    device = resolve_device(device)
-    if model is None:
-        model, model_files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
-    dtype = next(model.parameters()).dtype
-    cfg = model.config
-    settings.res = cfg.name  # the schedule follows the model actually loaded
-    if settings.mode == "continue" and settings.context_frames >= cfg.frames:
-        raise RealcamError(f"context frames must be fewer than the model's {cfg.frames} frames, got "
-                           f"{settings.context_frames}", "--context-frames")
-    context = None
+    return GenerateInputs(out, None if image is None else Path(image), picture, end_picture, video)
+
+
+def condition_frames(inputs: GenerateInputs, settings: GenerateSettings, cfg
+                     ) -> tuple[Path, np.ndarray, dict[int, np.ndarray] | None]:
+    """The condition image's path (the preview's reference), the image at the model size, and the
+    frames given by the mode: ``{frame index: (H, W, 3) uint8}`` (RealCam-I2V Fig. 8) or None.
+
+    In continuation mode the new clip starts at the video's last context frames; the first of them
+    is the condition image, written beside ``out`` as ``<stem>_condition.png``."""
+    out, n = inputs.out, settings.context_frames
     if settings.mode == "continue":
-        # The new clip starts at the video's last context frames; the first of them is the
-        # condition image (and the preview's reference camera).
-        context = np.stack([condition_image(f, cfg.width, cfg.height) for f in video_in[-settings.context_frames:]])
+        if n >= cfg.frames:
+            raise RealcamError(f"context frames must be fewer than the model's {cfg.frames} frames, got {n}",
+                               "--context-frames")
+        context = np.stack([condition_image(f, cfg.width, cfg.height) for f in inputs.video[-n:]])
         image = out.with_name(out.stem + "_condition.png")
         out.parent.mkdir(parents=True, exist_ok=True)
         write_image(image, context[0])
-    image = Path(image)
-    if preview_dir is not None:
-        preview = load_preview(preview_dir, cfg.width, cfg.height, cfg.frames)
-    else:
-        preview = make_preview(image, str(trajectory), out.with_name(out.stem + "_preview"), cfg.width,
-                               cfg.height, cfg.frames, settings, depth, device,
-                               latent_stride=cfg.latent_stride)
-    cond_image = condition_image(picture if picture is not None else image, cfg.width, cfg.height)
+        return image, context[0], {i: f for i, f in enumerate(context)}
+    cond_image = condition_image(inputs.picture, cfg.width, cfg.height)
     given = None
     if settings.mode == "interp":
-        given = {0: cond_image, cfg.frames - 1: condition_image(end_picture, cfg.width, cfg.height)}
+        given = {0: cond_image, cfg.frames - 1: condition_image(inputs.end_picture, cfg.width, cfg.height)}
     elif settings.mode == "loop":
         given = {0: cond_image, cfg.frames - 1: cond_image}
-    elif settings.mode == "continue":
-        given = {i: f for i, f in enumerate(context)}
-    cond = build_conditioning(model, cond_image, preview, settings, device, dtype, given)
-    z = run_sampling(cond, settings, on_step)
-    frames = decode_frames(model, z)
-    written = frames
-    if settings.mode == "continue":  # the long video: the input, then the new frames
-        earlier = np.stack([condition_image(f, cfg.width, cfg.height) for f in video_in[:-settings.context_frames]]) \
-            if len(video_in) > settings.context_frames else frames[:0]
-        written = np.concatenate([earlier, context, frames[settings.context_frames:]])
+    return inputs.image, cond_image, given
+
+
+def write_outputs(out: Path, frames: np.ndarray, image: Path, trajectory, preview: PreviewInputs,
+                  preview_given: bool, depth, ckpt, camera_ckpt, config_name: str, files: list[Path],
+                  device: str, settings: GenerateSettings) -> Path:
+    """The video, then the record of every setting, input and model file (with sha256)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_video(out, written, fps=settings.fps)
-    files = [Path(p) for p in (model_files or [])]
+    write_video(out, frames, fps=settings.fps)
     record = {
         "format": RECORD_FORMAT,
         "image": str(image.resolve()), "image_sha256": sha256_file(image),
         "inputs_sha256": {str(Path(p).resolve()): sha256_file(p) for p in
                           (settings.end_image, settings.continue_video) if p},
         "trajectory": _spec(trajectory),
-        "preview": str(preview.folder.resolve()), "preview_given": preview_dir is not None,
+        "preview": str(preview.folder.resolve()), "preview_given": preview_given,
         "depth": None if depth is None else str(Path(depth).resolve()),
         "ckpt": _spec(ckpt), "camera_ckpt": _spec(camera_ckpt),
-        "model": {"config": cfg.name, "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)}
-                                                for p in files]},
+        "model": {"config": config_name, "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)}
+                                                   for p in files]},
         "device": device, "settings": asdict(settings), "video": str(out.resolve()),
-        "video_frames_sha256": hashlib.sha256(written.tobytes()).hexdigest(),
+        "video_frames_sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
     }
     record_path = out.with_suffix(".json")
     atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
-    return GenerateResult(written, z, out, record_path, preview.folder, files)
+    return record_path
 
 
 def read_continue_video(path, context_frames: int) -> np.ndarray:
@@ -644,13 +583,10 @@ def generate_batch(table: str | Path, out_dir: str | Path, *, settings: Generate
     """One video per row into ``out_dir/<id>.mp4`` (+ record and preview); per-row failures go to
     ``out_dir/generate.parquet`` (item, status, reason, video, seed) and the batch goes on; rows
     recorded as done whose outputs exist are skipped unless ``overwrite``. The model loads once."""
-    import copy
-
     from .core import checks
     from .core.artifacts import ItemStatus, done_items, merge_rows, read_table, should_skip, status_frame, write_table
 
-    settings = settings or GenerateSettings()
-    settings.check()
+    settings = (settings or GenerateSettings()).check()
     rows = read_batch_table(table)
     out_dir = checks.output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -668,10 +604,8 @@ def generate_batch(table: str | Path, out_dir: str | Path, *, settings: Generate
             continue
         if model is None:
             model, files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
-        s = copy.deepcopy(settings)
-        s.prompt = row["prompt"] or settings.prompt
-        if row["seed"] is not None:
-            s.seed = row["seed"]
+        s = replace(settings, prompt=row["prompt"] or settings.prompt,
+                    seed=settings.seed if row["seed"] is None else row["seed"])
         try:
             if row["problem"]:
                 raise RealcamError(row["problem"])

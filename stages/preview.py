@@ -1,6 +1,6 @@
 """``preview``: a metric scene from one image, a trajectory through it, and a fast preview.
 
-Steps (SPEC.md section 4): metric depth of the image (the ``depth`` stage's predictor, or a depth
+Steps (docs/method.md#point-cloud-preview): metric depth of the image (the ``depth`` stage's predictor, or a depth
 file) -> unprojection with the image intrinsics -> flying-pixel and statistical outlier removal
 (Open3D) -> point splatting along the dense trajectory -> validity and noise-shaping masks.
 Outputs in ``out``: ``preview.mp4``, ``preview.npz`` (``frames``, ``masks``, ``latent_masks``,
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -21,10 +21,12 @@ from .core import cameras as cam
 from .core import checks
 from .core import trajectory as tr
 from .core.artifacts import atomic_path, read_arrays, write_arrays
+from .core.constants import LATENT_STRIDE, MASK_KERNEL
 from .core.errors import RealcamError
-from .core.device import resolve_device
+from .core.image import fit_intrinsics
 from .core.render import PointRenderer, noise_shaping_masks
 from .core.video import read_image, write_gif, write_video
+from .settings import MAX_SIDE, PreviewSettings
 
 OUTPUTS = ("preview.mp4", "preview.npz", "scene.ply", "trajectory.json", "trajectory.txt")
 GIF = "preview.gif"  # written only when asked for
@@ -43,9 +45,6 @@ SOR_STD_RATIO = 3.0
 #: an 8000x6000 photo previewed at 512x320 becomes a cloud of about 1024x768 points, not 48 M.
 #: Images up to this size are used as they are, so normal inputs render as before.
 SCENE_OVERSAMPLE = 2.0
-#: The largest preview side in pixels (H.264 levels end at 8192x4320; larger renders take
-#: gigabytes per frame).
-MAX_SIDE = 4096
 #: Pixels of all frames together: the renderer holds about 20 bytes per pixel and frame at once.
 MAX_RENDER_PIXELS = 2 ** 30
 #: The steps ``run_preview`` reports to its ``progress`` callback.
@@ -55,29 +54,6 @@ STEPS = ("image and depth", "scene", "trajectory", "render", "write")
 # ----------------------------------------------------------------------------------------------
 # Options
 # ----------------------------------------------------------------------------------------------
-def _even_sizes(w: int, h: int) -> str:
-    up = f"{w + w % 2}x{h + h % 2}"
-    down = f"{w - w % 2}x{h - h % 2}"
-    return up if up == down else f"{up} or {down}"
-
-
-def check_size(size, option: str = "--size") -> tuple[int, int]:
-    """A preview size ``(W, H)``: whole numbers from 8 to :data:`MAX_SIDE`, both even (preview.mp4
-    is H.264 in yuv420p, which has no odd sizes; refused rather than padded behind the user's back)."""
-    try:
-        w, h = (checks.integer(v, option) for v in size)
-    except (TypeError, ValueError):
-        raise RealcamError(f"expected WIDTHxHEIGHT, got {size!r}", option) from None
-    if w < 8 or h < 8:
-        raise RealcamError(f"size {w}x{h} is too small (at least 8x8)", option)
-    if w > MAX_SIDE or h > MAX_SIDE:
-        raise RealcamError(f"size {w}x{h} is too large (at most {MAX_SIDE} on a side)", option)
-    if w % 2 or h % 2:
-        raise RealcamError(f"size {w}x{h}: preview.mp4 (H.264, yuv420p) needs an even width and "
-                           f"height; use {_even_sizes(w, h)}", option)
-    return w, h
-
-
 def default_preview_size(width: int, height: int, source) -> tuple[int, int]:
     """The preview size when none is given: the image's, an odd side one pixel less (H.264)."""
     if width > MAX_SIDE or height > MAX_SIDE:
@@ -255,26 +231,6 @@ def read_ply(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 # The stage
 # ----------------------------------------------------------------------------------------------
-def fit_intrinsics(k: np.ndarray, image_size: tuple[int, int], size: tuple[int, int] | None) -> np.ndarray:
-    """The intrinsics :func:`fit_image` gives, without resizing the image."""
-    if size is None or tuple(size) == tuple(image_size):
-        return k
-    return cam.resize_crop_intrinsics(k, tuple(image_size), tuple(size))
-
-
-def fit_image(image: np.ndarray, k: np.ndarray, size: tuple[int, int] | None):
-    """Resize keeping aspect then centre crop to ``size``; returns the image and its intrinsics."""
-    h, w = image.shape[:2]
-    if size is None or tuple(size) == (w, h):
-        return image, k
-    from PIL import Image
-
-    (rw, rh), (left, top) = cam.resize_crop_geometry((w, h), size)
-    resized = np.asarray(Image.fromarray(image).resize((rw, rh), Image.BICUBIC))
-    out = resized[top:top + size[1], left:left + size[0]]
-    return np.ascontiguousarray(out), cam.resize_crop_intrinsics(k, (w, h), tuple(size))
-
-
 def scene_size(image_size: tuple[int, int], render_size: tuple[int, int] | None) -> tuple[int, int]:
     """The resolution the scene is built at: the image's, or less when the image is more than
     :data:`SCENE_OVERSAMPLE` times finer (per side) than the preview rendered from it."""
@@ -342,7 +298,7 @@ class PreviewResult:
 
 
 def render_preview(scene: SceneCloud, k: np.ndarray, c2w: np.ndarray, size: tuple[int, int],
-                   kernel: int = 5, latent_stride: int = 8, device: str = "auto",
+                   kernel: int = MASK_KERNEL, latent_stride: int = LATENT_STRIDE, device: str = "auto",
                    batch_size: int | None = None, background=(0, 0, 0), compile: bool = False,
                    renderer: PointRenderer | None = None):
     """Render the dense trajectory; returns frames, valid, masks, latent masks and seconds spent.
@@ -368,102 +324,84 @@ def render_preview(scene: SceneCloud, k: np.ndarray, c2w: np.ndarray, size: tupl
             latent.cpu().numpy(), {"render": t1 - t0, "masks": t2 - t1})
 
 
-def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path | None = None, *,
-                preset: str | None = None, magnitude: Sequence[float] | float | None = None,
-                frames: int | None = None, size: tuple[int, int] | None = None, kernel: int = 5,
-                latent_stride: int = 8, depth_file: str | Path | None = None,
-                model: str | None = None, device: str = "auto", fov: float | None = None,
-                spline: bool | None = None, easing: str | None = None, loop: bool | None = None,
-                fps: float = 8.0, overwrite: bool = False, batch_size: int | None = None,
-                compile: bool = False, gif: bool = False,
-                progress: Callable[[str], None] | None = None) -> PreviewResult | None:
+def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path | None = None,
+                settings: PreviewSettings | None = None, *, progress: Callable[[str], None] | None = None,
+                **overrides) -> PreviewResult | None:
     """The whole stage: read, build the scene, render, write the five outputs atomically
-    (``gif``: also ``preview.gif``, for documents and web pages).
+    (``settings.gif``: also ``preview.gif``, for documents and web pages).
 
-    Every option and input is checked before any work. Returns ``None`` when every output exists
-    already and ``overwrite`` is false. ``progress(step)`` is called as each of :data:`STEPS`
-    begins (and with ``"done"``).
+    ``overrides`` are :class:`~stages.settings.PreviewSettings` fields. Every option and input is
+    checked before any work. Returns ``None`` when every output exists already and
+    ``overwrite`` is false. ``progress(step)`` is called as each of :data:`STEPS` begins (and
+    with ``"done"``).
     """
     out = checks.output_dir(out)
-    if fov is not None:
-        fov = checks.number(fov, "--fov", above=0, below=180)
-    if frames is not None:
-        frames = tr.check_frames(frames)
-    if size is not None:
-        size = check_size(size)
-    kernel = checks.integer(kernel, "--kernel", minimum=1)
-    if kernel % 2 == 0:
-        raise RealcamError(f"kernel must be a positive odd number, got {kernel}", "--kernel")
-    latent_stride = checks.integer(latent_stride, "--latent-stride", minimum=1)
-    fps = checks.number(fps, "--fps", above=0, maximum=1000)
-    if batch_size is not None:
-        batch_size = checks.integer(batch_size, "--batch-size", minimum=1)
-    if easing is not None:
-        checks.choice(easing, "--easing", tr.EASINGS)
-    if preset is not None:
-        tr.preset_magnitudes(preset, magnitude)
-    resolve_device(device)
+    s = replace(settings or PreviewSettings(), **overrides).check()
     checks.input_file(image_path, "image")
-    if depth_file is not None:
-        checks.input_file(depth_file, "depth file")
-    if not overwrite and all((out / name).exists() for name in output_names(gif)):
+    if not s.overwrite and all((out / name).exists() for name in output_names(s.gif)):
         return None
     # The trajectory file first: it may carry the image intrinsics (before any heavy work).
     file_traj = tr.load_trajectory(trajectory) if trajectory is not None else None
-    if (file_traj is None) == (preset is None):
+    if (file_traj is None) == (s.preset is None):
         raise RealcamError("give a trajectory file or --preset (not both)", "preview")
-    n_frames = frames or (file_traj.frames if file_traj is not None else None) or tr.DEFAULT_FRAMES
+    n_frames = s.frames or (file_traj.frames if file_traj is not None else None) or tr.DEFAULT_FRAMES
     if n_frames > tr.MAX_FRAMES:  # only a RealEstate10K file's own line count can get here
         raise RealcamError(f"holds {n_frames} frames, more than the {tr.MAX_FRAMES} a preview renders; "
                            "give --frames", trajectory)
-
-    if size is not None:
-        check_render(n_frames, size)
+    if s.size is not None:
+        check_render(n_frames, s.size)
 
     def render_size(w: int, h: int) -> tuple[int, int]:
-        chosen = size if size is not None else default_preview_size(w, h, image_path)
+        chosen = s.size if s.size is not None else default_preview_size(w, h, image_path)
         check_render(n_frames, chosen)
         return chosen
 
     if progress:
         progress(STEPS[0])
-    image, k_image, scene, timings = load_scene(image_path, file_traj, depth_file, model, device, fov,
+    image, k_image, scene, timings = load_scene(image_path, file_traj, s.depth_file, s.model, s.device, s.fov,
                                                 size=render_size, progress=progress)
     h, w = image.shape[:2]
     out_size = render_size(w, h)
     if progress:
         progress("trajectory")
     t = time.perf_counter()
-    traj = tr.resolve_trajectory(file_traj, preset, magnitude, frames, scene.centre_depth, spline,
-                                 easing, loop)
+    traj = tr.resolve_trajectory(file_traj, s.preset, s.magnitude, s.frames, scene.centre_depth, s.spline,
+                                 s.easing, s.loop)
     timings["trajectory"] = time.perf_counter() - t
     k = fit_intrinsics(k_image, (w, h), out_size)
     if progress:
         progress("render")
-    frames_rgb, valid, masks, latent, render_t = render_preview(scene, k, traj.c2w, out_size,
-                                                                kernel, latent_stride, device,
-                                                                batch_size, compile=compile)
+    frames_rgb, valid, masks, latent, render_t = render_preview(scene, k, traj.c2w, out_size, s.kernel,
+                                                                s.latent_stride, s.device, s.batch_size,
+                                                                compile=s.compile)
     timings.update(render_t)
     if progress:
         progress("write")
     t = time.perf_counter()
-    dense = tr.Trajectory(traj.c2w, traj.times, cam.normalize_intrinsics(k, *out_size), None,
-                          len(traj.c2w))
-    with checks.writing(out / "preview.mp4"):
-        write_video(out / "preview.mp4", frames_rgb, fps=fps)
-    if gif:
-        with checks.writing(out / GIF):
-            write_gif(out / GIF, frames_rgb, fps=fps)
-    with checks.writing(out / "preview.npz"):
-        write_arrays(out / "preview.npz", frames=frames_rgb, masks=masks, latent_masks=latent,
-                     valid=valid, K=np.repeat(k[None], len(traj.c2w), axis=0), c2w=traj.c2w)
-    with checks.writing(out / "scene.ply"):
-        write_ply(out / "scene.ply", scene)
-    with checks.writing(out / "trajectory.json"):
-        tr.write_trajectory_json(out / "trajectory.json", dense)
-    with checks.writing(out / "trajectory.txt"):
-        cam.write_re10k(out / "trajectory.txt", tr.to_re10k(dense, *out_size, k=k, fps=fps))
+    result = PreviewResult(frames_rgb, valid, masks, latent, k, traj.c2w, scene, timings)
+    write_preview(out, result, traj, out_size, s)
     timings["write"] = time.perf_counter() - t
     if progress:
         progress("done")
-    return PreviewResult(frames_rgb, valid, masks, latent, k, traj.c2w, scene, timings)
+    return result
+
+
+def write_preview(out: Path, result: PreviewResult, traj: tr.Trajectory, size: tuple[int, int],
+                  settings: PreviewSettings) -> None:
+    """The outputs of :data:`OUTPUTS` (and the GIF when asked for), each atomically."""
+    k, c2w, frames = result.k, result.c2w, result.frames
+    dense = tr.Trajectory(c2w, traj.times, cam.normalize_intrinsics(k, *size), None, len(c2w))
+    with checks.writing(out / "preview.mp4"):
+        write_video(out / "preview.mp4", frames, fps=settings.fps)
+    if settings.gif:
+        with checks.writing(out / GIF):
+            write_gif(out / GIF, frames, fps=settings.fps)
+    with checks.writing(out / "preview.npz"):
+        write_arrays(out / "preview.npz", frames=frames, masks=result.masks, latent_masks=result.latent_masks,
+                     valid=result.valid, K=np.repeat(k[None], len(c2w), axis=0), c2w=c2w)
+    with checks.writing(out / "scene.ply"):
+        write_ply(out / "scene.ply", result.scene)
+    with checks.writing(out / "trajectory.json"):
+        tr.write_trajectory_json(out / "trajectory.json", dense)
+    with checks.writing(out / "trajectory.txt"):
+        cam.write_re10k(out / "trajectory.txt", tr.to_re10k(dense, *size, k=k, fps=settings.fps))

@@ -24,7 +24,6 @@ import re
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
@@ -37,6 +36,7 @@ from .core import checks
 from .core.artifacts import FAILED, OK, atomic_dir, merge_rows, read_table, write_table
 from .core.dataset import Clip, find_clips, parse_shard, shard
 from .core.errors import RealcamError
+from .settings import TriangulateOptions
 
 STATUS_COLUMNS = ["item", "status", "reason", "n_frames", "n_points", "n_observations", "mean_error",
                   "width", "height", "seconds"]
@@ -45,29 +45,6 @@ CLIP_OUTPUTS = ("points.parquet", "observations.parquet", "cameras.txt", "clip.j
 
 #: pycolmap takes these options as C ``int``.
 _C_INT_MAX = 2 ** 31 - 1
-
-
-@dataclass
-class TriangulateOptions:
-    overlap: int = 10  # sequential matching: each frame with its next ``overlap`` frames
-    max_num_features: int = 8192
-    min_matches: int = 15  # verified matches needed over the whole clip
-    min_points: int = 10  # triangulated points needed for a usable clip
-    num_threads: int = 1  # per clip; 1 is reproducible, more (or -1, all cores) is not
-    seed: int = 0  # every random choice of pycolmap (RANSAC, triangulation)
-
-    def check(self) -> "TriangulateOptions":
-        """Every option as pycolmap needs it (it aborts the process on, e.g., ``overlap <= 0``)."""
-        self.overlap = checks.integer(self.overlap, "--overlap", minimum=1, maximum=_C_INT_MAX)
-        self.max_num_features = checks.integer(self.max_num_features, "max_num_features", minimum=1,
-                                               maximum=_C_INT_MAX)
-        self.min_matches = checks.integer(self.min_matches, "min_matches", minimum=0)
-        self.min_points = checks.integer(self.min_points, "--min-points", minimum=0)
-        self.num_threads = checks.integer(self.num_threads, "num_threads", minimum=-1, maximum=1024)
-        if self.num_threads == 0:
-            raise RealcamError("must be -1 (all cores) or at least 1, got 0", "num_threads")
-        self.seed = checks.integer(self.seed, "--seed", minimum=0, maximum=_C_INT_MAX)
-        return self
 
 
 def status_name(shard_spec: str | None) -> str:

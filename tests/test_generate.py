@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -92,11 +94,9 @@ def test_condition_latent_is_a_seeded_posterior_sample(setup):
 def test_shaping_at_1000_is_bit_identical_to_no_shaping(setup):
     s, cond = conditioning(setup, steps=4, seed=3, noise_shaping=1000)
     shaped = g.run_sampling(cond, s)
-    s.noise_shaping = None
-    off = g.run_sampling(cond, s)
+    off = g.run_sampling(cond, replace(s, noise_shaping=None))
     assert torch.equal(shaped, off)
-    s.noise_shaping = 900
-    assert not torch.equal(g.run_sampling(cond, s), off)  # active at t = 999 > 900
+    assert not torch.equal(g.run_sampling(cond, replace(s, noise_shaping=900)), off)  # active at t = 999 > 900
 
 
 def test_pixels_outside_the_mask_are_never_overwritten(setup):
@@ -144,8 +144,7 @@ def test_shaping_everywhere_at_t0_gives_the_preview(setup):
     z0 = (last["z"] - sig * last["out"]) / a
     rest = (z_final - sqrt_a_prev * z0 - direction * last["out"]) / sigma
     assert abs(float(rest.std()) - 1) < 0.15 and abs(float(rest.mean())) < 0.15
-    s.noise_shaping = None
-    free = g.run_sampling(cond, s)
+    free = g.run_sampling(cond, replace(s, noise_shaping=None))
     err_shaped = float((z_final - zp).abs().mean())
     assert err_shaped < 0.5 * float((free - zp).abs().mean())
 
@@ -308,8 +307,7 @@ def test_batch_records_failures_and_resumes(setup, tmp_path):
 def test_z0_variant_pulls_towards_the_preview_and_bad_settings_fail(setup):
     s, cond = conditioning(setup, steps=6, seed=2, noise_shaping=None, cfg=1.0)
     free = g.run_sampling(cond, s)
-    s.noise_shaping, s.noise_shaping_variant = 0, "z0"
-    pasted = g.run_sampling(cond, s)
+    pasted = g.run_sampling(cond, replace(s, noise_shaping=0, noise_shaping_variant="z0"))
     inside = (cond.mask > 0).expand_as(free)
     zp = cond.z_preview
     assert float((pasted - zp)[inside].abs().mean()) < 0.5 * float((free - zp)[inside].abs().mean())

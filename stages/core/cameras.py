@@ -1,4 +1,4 @@
-"""Camera conventions of SPEC.md section 2, in one place.
+"""Camera conventions (docs/method.md#conventions), in one place.
 
 - OpenCV axes (x right, y down, z forward); poses are 4x4 float64; ``c2w = inv(w2c)``.
 - RealEstate10K text: line 1 the source URL, then one line per frame:

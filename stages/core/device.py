@@ -7,16 +7,26 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
-
+from .constants import DTYPE_NAMES
 from .errors import RealcamError
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> str:
+def torch_dtype(name: str):
+    """``fp32`` / ``fp16`` / ``bf16`` -> the torch dtype."""
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def resolve_device(device: "str | torch.device | None" = "auto") -> str:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> a device string that exists here."""
+    import torch
+
     name = "auto" if device is None else str(device)
     if name == "auto":
         name = os.environ.get("REALCAM_DEVICE", "auto") or "auto"
@@ -33,12 +43,12 @@ def resolve_device(device: str | torch.device | None = "auto") -> str:
     return name
 
 
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
     """``auto`` (fp16 on CUDA, fp32 on the CPU), ``fp32``, ``fp16`` or ``bf16``."""
     if dtype == "auto":
-        return torch.float16 if str(device).startswith("cuda") else torch.float32
-    if dtype not in DTYPES:
+        return torch_dtype("fp16" if str(device).startswith("cuda") else "fp32")
+    if dtype not in DTYPE_NAMES:
         raise RealcamError(f"dtype must be auto, fp32, fp16 or bf16, got {dtype!r}", "--dtype")
     if dtype == "fp16" and not str(device).startswith("cuda"):
         raise RealcamError("fp16 needs a CUDA device; use fp32 or bf16 on the CPU", "--dtype")
-    return DTYPES[dtype]
+    return torch_dtype(dtype)

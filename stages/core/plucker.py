@@ -1,4 +1,4 @@
-"""Plücker ray embedding of SPEC.md section 2.
+"""Plücker ray embedding (docs/method.md#plucker-embedding).
 
 For pixel ``(u, v)`` (centre at ``+0.5``), pixel intrinsics ``K`` and ``c2w = [R | o]``:
 ``d = normalize(R @ inv(K) @ [u + 0.5, v + 0.5, 1])`` and the embedding is ``[o x d, d]``.

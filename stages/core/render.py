@@ -1,4 +1,5 @@
-"""Point splatting with a z-buffer and the noise-shaping masks (SPEC.md section 4).
+"""Point splatting with a z-buffer and the noise-shaping masks (docs/method.md#point-cloud-preview,
+docs/method.md#scene-constrained-noise-shaping).
 
 The renderer is plain torch, so the same code runs on CPU and CUDA. Each point lands on the one
 pixel that contains its projection (pixel ``i`` covers ``[i, i+1)``); among the points landing on a
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .constants import LATENT_STRIDE, MASK_KERNEL
 from .device import resolve_device
 from .errors import RealcamError
 
@@ -189,7 +191,7 @@ def _reflect_index(n: int, r: int, device) -> torch.Tensor:
     return i.clamp_(0, n - 1)  # n == 1: every neighbour is the pixel itself
 
 
-def edge_filter(valid, kernel: int = 5):
+def edge_filter(valid, kernel: int = MASK_KERNEL):
     """Keep a valid pixel only if its whole ``kernel x kernel`` neighbourhood is valid.
 
     ``valid``: ``(..., H, W)`` bool (NumPy or torch; the result has the same type). Out-of-image
@@ -216,11 +218,11 @@ def edge_filter(valid, kernel: int = 5):
     return out.numpy() if was_numpy else out
 
 
-def latent_size(height: int, width: int, stride: int = 8) -> tuple[int, int]:
+def latent_size(height: int, width: int, stride: int = LATENT_STRIDE) -> tuple[int, int]:
     return max(1, math.ceil(height / stride)), max(1, math.ceil(width / stride))
 
 
-def to_latent_mask(mask, stride: int = 8, threshold: float = 0.9):
+def to_latent_mask(mask, stride: int = LATENT_STRIDE, threshold: float = 0.9):
     """A pixel mask ``(..., H, W)`` at latent resolution: bilinear (align corners), ``>= threshold``."""
     if stride < 1:
         raise RealcamError(f"latent stride must be at least 1, got {stride}", "--latent-stride")
@@ -235,7 +237,7 @@ def to_latent_mask(mask, stride: int = 8, threshold: float = 0.9):
     return out.numpy() if was_numpy else out
 
 
-def noise_shaping_masks(valid, kernel: int = 5, stride: int = 8, threshold: float = 0.9):
+def noise_shaping_masks(valid, kernel: int = MASK_KERNEL, stride: int = LATENT_STRIDE, threshold: float = 0.9):
     """``(pixel_mask, latent_mask)`` for noise shaping from the renderer's validity mask."""
     pixel = edge_filter(valid, kernel)
     return pixel, to_latent_mask(pixel, stride, threshold)

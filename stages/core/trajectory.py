@@ -1,4 +1,5 @@
-"""Camera trajectories of SPEC.md section 4: the JSON schema, presets and SE(3) interpolation.
+"""Camera trajectories: the JSON schema, presets and SE(3) interpolation
+(docs/method.md#trajectory-interpolation, docs/method.md#trajectory-presets).
 
 Everything here is OpenCV camera-to-world (x right, y down, z forward), float64, in metres,
 relative to the reference camera (the input image's camera is the identity). The versioned JSON

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -22,10 +22,11 @@ from ..core import cameras as cam
 from ..core import checks
 from ..core import trajectory as tr
 from ..core.artifacts import atomic_write_text, write_arrays
-from ..core.device import resolve_device
 from ..core.errors import RealcamError
 from ..core.render import PointRenderer
-from ..preview import check_size, fit_intrinsics, load_scene, render_preview
+from ..core.image import fit_intrinsics
+from ..preview import load_scene, render_preview
+from ..settings import EditSettings
 
 #: Keyframes a preset starts with (its progress 0, 1/4, ..., 1): enough to follow an orbit closely.
 PRESET_KEYFRAMES = 5
@@ -54,40 +55,26 @@ class EditorSession:
     of the keyframes holds one lock.
     """
 
-    def __init__(self, image: str | Path, trajectory: str | Path | None = None, *,
-                 depth_file: str | Path | None = None, model: str | None = None,
-                 size: tuple[int, int] | None = None, frames: int | None = None,
-                 fov: float | None = None, preset: str = "dolly-in",
-                 magnitude: Sequence[float] | float | None = None, device: str = "cpu",
-                 kernel: int = 5, latent_stride: int = 8):
-        # Every option before the scene is built (the heavy part).
-        if size is not None:
-            size = check_size(size)  # the sizes `realcam preview` accepts, to preview the export
-        if frames is not None:
-            frames = tr.check_frames(frames)
-        if fov is not None:
-            fov = checks.number(fov, "--fov", above=0, below=180)
-        kernel = checks.integer(kernel, "--kernel", minimum=1)
-        if kernel % 2 == 0:
-            raise RealcamError(f"kernel must be a positive odd number, got {kernel}", "--kernel")
-        latent_stride = checks.integer(latent_stride, "--latent-stride", minimum=1)
-        resolve_device(device)
+    def __init__(self, image: str | Path, trajectory: str | Path | None = None,
+                 settings: EditSettings | None = None, **overrides):
+        """``overrides``: :class:`~stages.settings.EditSettings` fields (``depth_file``, ``size``,
+        ``preset``, ...). Every option is checked before the scene is built (the heavy part)."""
+        s = self.settings = replace(settings or EditSettings(), **overrides).check()
         checks.input_file(image, "image")
-        if depth_file is not None:
-            checks.input_file(depth_file, "depth file")
         self.image_path = Path(image)
-        self.depth_file = Path(depth_file) if depth_file is not None else None
-        self.kernel, self.latent_stride = kernel, latent_stride
+        self.depth_file = Path(s.depth_file) if s.depth_file is not None else None
+        self.kernel, self.latent_stride = s.kernel, s.latent_stride
         self._lock = threading.RLock()
         self.revision = 0  # bumped on every change; the viewer re-renders when it moves
         loaded = tr.load_trajectory(trajectory) if trajectory is not None else None
+        size, frames, preset, magnitude = s.size, s.frames, s.preset, s.magnitude
         if loaded is None:
             tr.preset_magnitudes(preset, magnitude)
         elif frames is None and (loaded.frames or 0) > tr.MAX_FRAMES:  # a long RealEstate10K file
             raise RealcamError(f"holds {loaded.frames} frames, more than the {tr.MAX_FRAMES} a preview "
                                "renders; give --frames", trajectory)
         self.image, k_image, self.scene, _ = load_scene(
-            image, loaded, depth_file, model, device, fov,
+            image, loaded, s.depth_file, s.model, s.device, s.fov,
             size=lambda w, h: size if size is not None else default_size(w, h))
         h, w = self.image.shape[:2]
         # The intrinsics travel normalised (as in the JSON), and K is always derived from them
@@ -96,7 +83,7 @@ class EditorSession:
         self.k_image = cam.denormalize_intrinsics(self.intrinsics, w, h)
         self.size = tuple(size) if size is not None else default_size(w, h)
         self.k = fit_intrinsics(self.k_image, (w, h), self.size)
-        self.renderer = PointRenderer(self.scene.points, self.scene.colors, device)
+        self.renderer = PointRenderer(self.scene.points, self.scene.colors, s.device)
         if loaded is not None:
             self.c2w = [m.copy() for m in loaded.c2w]
             self.times = [float(t) for t in loaded.times]

@@ -1,4 +1,4 @@
-"""The ``evaluate`` stage (SPEC.md section 7): SfM pose estimation of videos (``sfm``), camera
+"""The ``evaluate`` stage (docs/method.md#camera-metrics): SfM pose estimation of videos (``sfm``), camera
 metrics (``metrics``), FVD (``fvd``) and the stage entry ``evaluate`` (``run``)."""
 
 from .metrics import METRIC_COLUMNS, ate_aligned, camera_metrics, cammc, rot_err, trans_err, umeyama

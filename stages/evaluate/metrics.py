@@ -1,4 +1,4 @@
-"""Camera-control metrics of SPEC.md section 7, on relative c2w poses (frame 0 = identity).
+"""Camera-control metrics (docs/method.md#camera-metrics), on relative c2w poses (frame 0 = identity).
 
 With ground truth ``{R_i, T_i}`` and estimate ``{R~_i, T~_i}`` (rotations and camera positions of
 the relative c2w poses), **summed over frames**:

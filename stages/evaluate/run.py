@@ -1,5 +1,5 @@
 """The ``evaluate`` stage: SfM trials per video, camera metrics per trial, per video and overall,
-optional FVD, optional trajectory plots (SPEC.md section 7).
+optional FVD, optional trajectory plots (docs/method.md#camera-metrics).
 
 Inputs: SAMPLES, a folder of videos (``<name>.mp4`` or ``<name>/`` frame folders; with
 ``estimated=True`` ``<name>.txt`` trajectories, the videos beside them for FVD) or a table (Parquet
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -26,8 +26,10 @@ from stages.core.artifacts import FAILED, OK, merge_rows, read_arrays, read_tabl
 from stages.core.errors import RealcamError
 from stages.core.video import VIDEO_SUFFIXES, list_images, read_video
 
+from stages.settings import EvaluateSettings
+
 from .metrics import METRIC_COLUMNS, camera_metrics
-from .sfm import MAPPERS, SfmTrial, estimate_poses
+from .sfm import SfmTrial, estimate_poses
 
 PER_TRIAL = "per_trial.parquet"
 PER_VIDEO = "per_video.parquet"
@@ -316,64 +318,80 @@ def plot_trajectories(path: Path, gt: np.ndarray, estimates: list[np.ndarray], t
 # ----------------------------------------------------------------------------------------------
 # The stage
 # ----------------------------------------------------------------------------------------------
-def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, trials: int = 5,
-             mapper: str = "global", workers: int = 1, seed: int = 0, estimated: bool = False,
-             depth_dir: str | Path | None = None, max_depth: float = 20.0, plot: bool = False,
-             fvd: bool = False, i3d: str | Path | None = None, gt_videos: str | Path | None = None,
-             fvd_frames: int = 16, fid: str | Path | None = None,
-             overwrite: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+def evaluate(samples: str | Path, reference: str | Path, out: str | Path,
+             settings: EvaluateSettings | None = None, *, progress: Callable[[str], None] | None = None,
+             **overrides) -> dict:
     """Run the evaluation protocol; writes the three tables (and plots) into ``out``.
 
-    Every option and input is checked first. Returns the tables and, under ``"skipped"``, the
-    names of the videos already scored by an earlier run (kept, not redone)."""
+    ``overrides`` are :class:`~stages.settings.EvaluateSettings` fields. Every option and input is
+    checked first. Returns the tables and, under ``"skipped"``, the names of the videos already
+    scored by an earlier run (kept, not redone)."""
     out = checks.output_dir(out)
-    trials = checks.integer(trials, "--trials", minimum=1)
-    if mapper not in MAPPERS:
-        raise RealcamError(f"SfM mapper must be one of {', '.join(MAPPERS)}, got {mapper!r}", "--sfm")
-    workers = checks.integer(workers, "--workers", minimum=1)
-    seed = checks.integer(seed, "--seed", minimum=0, maximum=2 ** 31 - 1)
-    max_depth = checks.number(max_depth, "--max-depth", above=0)
-    fvd_frames = checks.integer(fvd_frames, "--fvd-frames", minimum=1)
-    if depth_dir is not None:
-        checks.input_dir(depth_dir, "folder of <name>.npz depth (--depth)")
-    if fvd:
-        if i3d is None:
-            raise RealcamError("FVD needs the I3D network (--i3d PATH)", "--fvd")
-        checks.input_file(i3d, "I3D checkpoint")
-    if fid is not None:
-        checks.input_file(fid, "FID feature network")
-    items = find_samples(samples, reference, estimated, gt_videos, exclude=out)
-    if fvd or fid is not None:
-        missing = [s.name for s in items if s.fvd_video is None]
+    s = replace(settings or EvaluateSettings(), **overrides).check()
+    items = find_samples(samples, reference, s.estimated, s.gt_videos, exclude=out)
+    if s.fvd or s.fid is not None:
+        missing = [x.name for x in items if x.fvd_video is None]
         if missing:
             raise RealcamError(f"FVD needs the generated video of every sample; none for {missing[0]} "
                                "(put <name>.mp4 beside <name>.txt, or a generated_video column)", samples)
-    old_trial = read_table(out / PER_TRIAL) if (out / PER_TRIAL).exists() and not overwrite else None
-    old_video = read_table(out / PER_VIDEO) if (out / PER_VIDEO).exists() and not overwrite else None
+    old_trial = read_table(out / PER_TRIAL) if (out / PER_TRIAL).exists() and not s.overwrite else None
+    old_video = read_table(out / PER_VIDEO) if (out / PER_VIDEO).exists() and not s.overwrite else None
     done = set() if old_video is None else set(old_video.loc[old_video["status"] == OK, "video"])
-    todo = [s for s in items if s.name not in done]
-    for s in items:
-        if s.name in done and progress:
-            progress(s.name)
-    # the cores are shared out among the parallel videos (COLMAP threads within one video)
-    threads = max(1, (os.cpu_count() or 1) // min(workers, max(len(todo), 1)))
-    kwargs = dict(trials=trials, mapper=mapper, seed=seed, estimated=estimated, depth_dir=depth_dir,
-                  max_depth=max_depth, num_threads=threads)
+    todo = [x for x in items if x.name not in done]
+    for x in items:
+        if x.name in done and progress:
+            progress(x.name)
+    results = score_videos(todo, s, progress)
+    per_trial, per_video = merge_tables(old_trial, old_video, todo, results, {x.name for x in items})
+    extra = {}
+    if s.fvd or s.fid is not None:
+        from .fvd import fvd_for_samples
+
+        extra = fvd_for_samples([(x.fvd_video, x.gt_video) for x in items], s.i3d if s.fvd else None,
+                                frames=s.fvd_frames, fid=s.fid)
+    summary = summarize(per_video, per_trial, extra)
+    for name, table in ((PER_TRIAL, per_trial), (PER_VIDEO, per_video), (SUMMARY, summary)):
+        with checks.writing(out / name):
+            write_table(out / name, table)
+    if s.plot:
+        for x in todo:
+            traj = results[x.name][2]
+            if traj and traj.get("est"):
+                with checks.writing(out / "plots" / f"{x.name}.png"):
+                    plot_trajectories(out / "plots" / f"{x.name}.png", traj["gt"], traj["est"], x.name)
+    return {"per_trial": per_trial, "per_video": per_video, "summary": summary,
+            "skipped": [x.name for x in items if x.name in done]}
+
+
+def score_videos(todo: list[Sample], settings: EvaluateSettings,
+                 progress: Callable[[str], None] | None = None) -> dict[str, tuple]:
+    """:func:`evaluate_video` of each sample, in ``settings.workers`` processes; the cores are
+    shared out among the parallel videos (COLMAP threads within one video)."""
+    s = settings
+    threads = max(1, (os.cpu_count() or 1) // min(s.workers, max(len(todo), 1)))
+    kwargs = dict(trials=s.trials, mapper=s.mapper, seed=s.seed, estimated=s.estimated, depth_dir=s.depth_dir,
+                  max_depth=s.max_depth, num_threads=threads)
     results: dict[str, tuple] = {}
-    if workers == 1 or len(todo) <= 1:
-        for s in todo:
-            results[s.name] = evaluate_video(s, **kwargs)
+    if s.workers == 1 or len(todo) <= 1:
+        for x in todo:
+            results[x.name] = evaluate_video(x, **kwargs)
             if progress:
-                progress(s.name)
-    else:
-        with cf.ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(evaluate_video, s, **kwargs): s.name for s in todo}
-            for fut in cf.as_completed(futures):
-                results[futures[fut]] = fut.result()
-                if progress:
-                    progress(futures[fut])
-    trial_rows = [r for s in todo for r in results[s.name][0]]
-    video_rows = [results[s.name][1] for s in todo]
+                progress(x.name)
+        return results
+    with cf.ProcessPoolExecutor(max_workers=s.workers) as pool:
+        futures = {pool.submit(evaluate_video, x, **kwargs): x.name for x in todo}
+        for fut in cf.as_completed(futures):
+            results[futures[fut]] = fut.result()
+            if progress:
+                progress(futures[fut])
+    return results
+
+
+def merge_tables(old_trial, old_video, todo: list[Sample], results: dict[str, tuple], names: set[str]):
+    """The per-trial and per-video tables: this run's rows over an earlier run's, restricted to the
+    samples of this run."""
+    trial_rows = [r for x in todo for r in results[x.name][0]]
+    video_rows = [results[x.name][1] for x in todo]
     trial_cols = ["video", "trial", "seed", "status", "reason", "seconds", "n_points", "n_registered",
                   "unregistered", "metric_factor", *METRIC_COLUMNS]
     video_cols = ["video", *METRIC_COLUMNS, "n_success", "n_trials", "n_frames", "status", "reason"]
@@ -385,25 +403,6 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path, *, tri
     else:
         per_trial = new_trial
     per_video = merge_rows(old_video, new_video, key="video")
-    names = {s.name for s in items}
     per_video = per_video[per_video["video"].isin(names)].reset_index(drop=True)
     per_trial = per_trial[per_trial["video"].isin(names)].reset_index(drop=True)
-
-    extra = {}
-    if fvd or fid is not None:
-        from .fvd import fvd_for_samples
-
-        extra = fvd_for_samples([(s.fvd_video, s.gt_video) for s in items], i3d if fvd else None,
-                                frames=fvd_frames, fid=fid)
-    summary = summarize(per_video, per_trial, extra)
-    for name, table in ((PER_TRIAL, per_trial), (PER_VIDEO, per_video), (SUMMARY, summary)):
-        with checks.writing(out / name):
-            write_table(out / name, table)
-    if plot:
-        for s in todo:
-            traj = results[s.name][2]
-            if traj and traj.get("est"):
-                with checks.writing(out / "plots" / f"{s.name}.png"):
-                    plot_trajectories(out / "plots" / f"{s.name}.png", traj["gt"], traj["est"], s.name)
-    return {"per_trial": per_trial, "per_video": per_video, "summary": summary,
-            "skipped": [s.name for s in items if s.name in done]}
+    return per_trial, per_video

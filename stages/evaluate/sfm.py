@@ -1,5 +1,6 @@
-"""Camera poses of a video by SfM (SPEC.md section 7): pycolmap SIFT with the known intrinsics,
-sequential matching, the global (GLOMAP) or incremental mapper with the intrinsics held fixed.
+"""Camera poses of a video by SfM (docs/method.md#sfm-poses-for-evaluation): pycolmap SIFT with
+the known intrinsics, sequential matching, the global (GLOMAP) or incremental mapper with the
+intrinsics held fixed.
 
 Features are extracted once per video (SIFT is deterministic); each trial copies that database,
 matches (RANSAC verification) and maps with its own seed, so trials differ only where SfM is random.

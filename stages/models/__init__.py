@@ -1,4 +1,4 @@
-"""The camera-controlled image-to-video model (SPEC.md section 5): DynamiCrafter backbone and the
+"""The camera-controlled image-to-video model (docs/method.md#conditioning): DynamiCrafter backbone and the
 RealCam-I2V camera modules, official-name checkpoints, trainable-set reports.
 
     from stages.models import build_model, load_pretrained, set_trainable, trainable_report

@@ -1,6 +1,6 @@
 """RealCam-I2V camera modules: the CameraCtrl-style pose encoder and CamI2V epipolar attention.
 
-Facts (public CamI2V code, SPEC.md section 10): Plücker embedding (6 channels) is pixel-unshuffled
+Facts (public CamI2V code; docs/method.md#camera-encoder): Plücker embedding (6 channels) is pixel-unshuffled
 by 8 (``cin = 384``), passed through ``encoder_conv_in`` and per level ``nums_rb`` residual blocks
 (kernel ``ksize``, skip by identity when ``sk``), each followed by a temporal self-attention block
 (sinusoidal position encoding up to 16 frames, 8 heads, GEGLU feed-forward); level ``i`` feeds the
@@ -22,7 +22,7 @@ from torch import nn
 
 from ..core.plucker import plucker_embedding
 from .configs import CameraConfig
-from .unet import FeedForward
+from .layers import FeedForward
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 128x128 clip on a 2-core CPU) and the official ``256``, ``512``, ``1024``.
 
 The numbers of the full configs are those of the public DynamiCrafter and RealCam-I2V YAMLs
-(SPEC.md section 10), so the released weights load onto the modules built from them.
+(docs/fidelity.md), so the released weights load onto the modules built from them.
 """
 
 from __future__ import annotations

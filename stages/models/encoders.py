@@ -10,12 +10,14 @@ unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.constants import TOKENIZER
 from .configs import ImageEncoderConfig, ResamplerConfig, TextEncoderConfig
 
 SOT_TOKEN, EOT_TOKEN = 49406, 49407  # OpenCLIP start/end-of-text tokens
@@ -223,16 +225,26 @@ class Resampler(nn.Module):
         return self.norm_out(self.proj_out(latents))
 
 
-OPENCLIP_TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+def load_tokenizer(name: str = TOKENIZER, option: str = "--prompt"):
+    """The CLIP tokenizer (Hub id or local folder); unavailable: one line at once, no retries."""
+    from ..core.errors import RealcamError
+    from ..core.hub import download_command, hub_model_available
+
+    hint = " (--negative-prompt '' uses the empty prompt, which needs none)" if option == "--negative-prompt" else ""
+    ok, reason = hub_model_available(name, marker="vocab.json")
+    if not ok:
+        raise RealcamError(f"the tokenizer {name} is unavailable ({reason}; when online: "
+                           f"{download_command(name)}); a prompt needs it{hint}", option)
+    try:
+        return _tokenizer(name)
+    except Exception as exc:
+        raise RealcamError(f"cannot load the tokenizer {name} ({type(exc).__name__}); a prompt needs it{hint}",
+                           option) from None
 
 
-def load_tokenizer(source: str = OPENCLIP_TOKENIZER):
-    """The CLIP BPE tokenizer (the vocabulary open_clip uses) from a Hub id or a local folder."""
+@functools.lru_cache(maxsize=4)
+def _tokenizer(name: str):
+    """One CLIPTokenizer per name (the prompt and the negative prompt share it)."""
     from transformers import CLIPTokenizer
 
-    from ..core.errors import RealcamError
-
-    try:
-        return CLIPTokenizer.from_pretrained(source)
-    except Exception as exc:
-        raise RealcamError(f"cannot load the CLIP tokenizer ({type(exc).__name__})", source=source) from None
+    return CLIPTokenizer.from_pretrained(name)

@@ -74,6 +74,26 @@ class CameraI2V(nn.Module):
             return torch.div(fps, stride.double(), rounding_mode="floor").long()
         return stride.long()
 
+    def condition(self, tokens: torch.Tensor, image: torch.Tensor, latent: torch.Tensor, frames: int,
+                  stride: torch.Tensor, source_fps: float | torch.Tensor = DEFAULT_FPS,
+                  keep_image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The conditioning contract, one function for training and sampling
+        (docs/method.md#conditioning): ``(context, concat, fs)``.
+
+        ``context`` = text tokens then Resampler image tokens, ``(B, 77 + 16·T', C)``; ``concat`` =
+        the condition frame's latent ``latent (B, 4, h, w)`` repeated over ``frames`` (never dropped,
+        as the official ``get_batch_input``); ``fs`` from :meth:`fs_condition`. ``tokens (B, L)``:
+        OpenCLIP ids (empty prompts for text dropout or the unconditional branch); ``image (B, 3,
+        H, W)`` in ``[-1, 1]``; ``keep_image (B,)`` bool: ``False`` zeroes the image (image dropout in
+        training, the unconditional branch in sampling)."""
+        dtype = latent.dtype
+        if keep_image is not None:
+            image = image * keep_image.to(image.dtype)[:, None, None, None]
+        context = torch.cat([self.encode_text(tokens).to(dtype), self.encode_image(image).to(dtype)], dim=1)
+        concat = latent[:, :, None].expand(-1, -1, frames, -1, -1)
+        fs = self.fs_condition(stride, source_fps).to(latent.device)
+        return context, concat, fs
+
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         self.unet.set_gradient_checkpointing(enabled)
 

@@ -1,4 +1,4 @@
-"""Trainable set (SPEC.md section 5): base frozen, camera modules trainable; counts by module."""
+"""Trainable set (docs/fidelity.md, "Training"): base frozen, camera modules trainable; counts by module."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training data (SPEC.md section 5): clips kept by ``filter``, with metric cameras, as samples.
+"""Training data (docs/method.md#training-samples): clips kept by ``filter``, with metric cameras, as samples.
 
 A sample is ``frames`` frames of one clip at a frame stride (random in ``1..10`` for training,
 fixed for validation), resized keeping aspect and centre-cropped to the model resolution, with

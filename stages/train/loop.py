@@ -1,4 +1,4 @@
-"""The DeepSpeed training loop of ``realcam train`` (SPEC.md section 5).
+"""The DeepSpeed training loop of ``realcam train`` (docs/method.md#training-loss).
 
 ZeRO stage 1, AdamW (weight decay 1e-2, the official ``configure_optimizers``) at a constant
 learning rate (1e-4), gradient accumulation to the effective
@@ -25,7 +25,7 @@ import os
 import resource
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -41,64 +41,11 @@ from ..diffusion import NUM_TRAIN_TIMESTEPS, Schedule, q_sample, rescale_z0, tra
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.model import CameraI2V, build_model
 from ..models.trainable import set_trainable, trainable_report
+from ..settings import TrainConfig
 from .data import ClipDataset, RankBatches, collate, load_clips
 
 UNCOND_PROB = 0.05
 WEIGHT_DECAY = 1e-2  # official CameraControlLVDM: torch.optim.AdamW(params, lr, weight_decay=1e-2)
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    frames_root: str
-    out: str
-    res: str = "256"
-    steps: int = 50_000
-    batch: int = 64
-    micro_batch: int = 1
-    lr: float = 1e-4
-    grad_clip: float = 0.5
-    precision: str = "fp16"
-    seed: int = 0
-    relative_scale: bool = False
-    base_ckpt: list[str] = field(default_factory=list)
-    resume: bool = False
-    ckpt_every: int = 1000
-    log_every: int = 10
-    workers: int = 2
-    captions: str | None = None
-    tokenizer: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
-    device: str = "auto"
-    train_unet: bool = False  # full fine-tuning of the denoiser (the default trains the camera only)
-    # Epipolar masks of models trained here (docs/fidelity.md): "exact" by default; "official" to
-    # fine-tune the released camera weights with the masks they were trained with.
-    epipolar_form: str = "exact"
-
-    def check(self) -> None:
-        """Every option in range and every input present, before DeepSpeed or the model start."""
-        from ..core import checks
-        from ..models.camera import EPIPOLAR_FORMS
-        from ..models.configs import get_config
-
-        get_config(self.res)
-        checks.integer(self.steps, "--steps", minimum=1)
-        checks.integer(self.batch, "--batch", minimum=1)
-        checks.integer(self.micro_batch, "--micro-batch", minimum=1)
-        checks.number(self.lr, "--lr", above=0, maximum=1)
-        checks.number(self.grad_clip, "grad_clip", above=0)
-        checks.choice(self.precision, "--precision", ("fp16", "bf16", "fp32"))
-        checks.integer(self.seed, "--seed", minimum=0, maximum=2 ** 63 - 1)
-        checks.integer(self.ckpt_every, "--ckpt-every", minimum=1)
-        checks.integer(self.log_every, "--log-every", minimum=1)
-        checks.integer(self.workers, "--workers", minimum=0)
-        checks.choice(self.epipolar_form, "--epipolar-form", EPIPOLAR_FORMS)
-        checks.input_dir(self.data, "folder (expected the output of realcam filter)")
-        checks.input_dir(self.frames_root, "dataset folder")
-        for p in self.base_ckpt:
-            checks.input_file(p, "base checkpoint")
-        if self.captions:
-            checks.input_file(self.captions, "caption table")
-        checks.output_dir(self.out, "--out")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,21 +81,19 @@ class DiffusionTrainer(nn.Module):
         r = torch.rand(b, generator=generator).to(device)
         drop_text = r < 2 * UNCOND_PROB
         drop_image = (r >= UNCOND_PROB) & (r < 3 * UNCOND_PROB)
+        rows = torch.arange(b, device=device)
         with torch.no_grad():
             z0 = m.encode_video(video, sample=True, generator=generator).to(dtype)
-            cond_image = video[torch.arange(b, device=device), :, cond]  # (B, 3, H, W)
-            cond_image = cond_image * (~drop_image).to(dtype)[:, None, None, None]
-            img_tokens = m.encode_image(cond_image)
-            txt_tokens = m.encode_text(self.tokens(batch["caption"], drop_text.cpu()).to(device))
-        context = torch.cat([txt_tokens.to(dtype), img_tokens.to(dtype)], dim=1)
-        # The concat latent is never dropped: only the CLIP image is (official get_batch_input).
-        concat = z0[torch.arange(b, device=device), :, cond][:, :, None].expand(-1, -1, t_frames, -1, -1)
+            # The contract shared with sampling; the concat latent is never dropped, only the CLIP
+            # image is (official get_batch_input).
+            context, concat, fs = m.condition(self.tokens(batch["caption"], drop_text.cpu()).to(device),
+                                              video[rows, :, cond], z0[rows, :, cond], t_frames,
+                                              batch["stride"], batch["fps"], keep_image=~drop_image)
         timesteps = torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=generator).to(device)
         noise = torch.randn(z0.shape, generator=generator).to(device, dtype)
         z0 = rescale_z0(self.schedule, z0, timesteps)  # dynamic rescale (512/1024); concat keeps z0
         z_t = q_sample(self.schedule, z0, timesteps, noise)
         target = training_target(self.schedule, z0, noise, timesteps)
-        fs = m.fs_condition(batch["stride"], batch["fps"]).to(device)
         out = m(z_t, timesteps, context, concat, fs=fs,
                 k=batch["k"].to(device, torch.float32), c2w=batch["c2w"].to(device, torch.float32))
         return nn.functional.mse_loss(out.float(), target.float())
@@ -223,7 +168,7 @@ def _memory_mb(device: str) -> float:
 def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None,
           log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Train the camera modules; returns the metrics table (rank 0 also writes it)."""
-    cfg.check()
+    cfg = cfg.check()
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
     if cfg.precision == "fp16" and not device.startswith("cuda"):
@@ -231,7 +176,42 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
                            "--precision")
     if cfg.resume:
         resume_tag(out / "checkpoints")  # a usable checkpoint, named before anything starts
-    # The data, before DeepSpeed and the model: a wrong --frames is named at once.
+    dataset, skipped = load_dataset(cfg)  # before DeepSpeed and the model: a wrong --frames is named at once
+    base_state = None
+    if cfg.base_ckpt:
+        from ..models.checkpoint import read_state_dict
+
+        base_state = [read_state_dict(p) for p in cfg.base_ckpt]  # readable, before the model is built
+
+    quiet_deepspeed()
+    rank, world = init_distributed(device)
+    if device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    model, engine, ds_cfg = build_engine(cfg, device, world, base_state, captions=any(c.caption for c in dataset.clips))
+    del base_state  # the model holds the weights now
+    accum = ds_cfg["gradient_accumulation_steps"]
+    start, history = resume(engine, out, cfg.resume)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "train_config.json", json.dumps(
+            {**asdict(cfg), "world_size": world, "accumulation": accum, "deepspeed": ds_cfg,
+             "skipped": skipped, "trainable": trainable_report(model).to_dict("records")}, indent=2) + "\n")
+        if log:
+            log(f"{len(dataset)} clips ({len(skipped)} skipped), world size {world}, "
+                f"accumulation {accum}, device {device}, precision {cfg.precision}")
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=RankBatches(start, cfg.steps, accum, world, rank, cfg.micro_batch),
+        num_workers=cfg.workers, pin_memory=device.startswith("cuda"), collate_fn=collate,
+        persistent_workers=False)
+    history = run_steps(cfg, engine, model, iter(loader), start, accum, rank, world, device, history, progress)
+    torch.distributed.barrier()
+    return history
+
+
+def load_dataset(cfg: TrainConfig) -> tuple[ClipDataset, list[dict]]:
+    """The kept clips readable under ``cfg.frames_root`` at the model's size and frame count, and
+    the skipped ones with their reasons; none readable is an error naming the first few."""
     from ..models.configs import get_config
 
     mc = get_config(cfg.res)
@@ -244,25 +224,18 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
                            f"({reasons}{more})", "--frames")
     dataset = ClipDataset(clips, frames=mc.frames, size=(mc.width, mc.height), train=True, seed=cfg.seed)
     skipped += [{"item": c, "reason": f"fewer than {mc.frames} frames at stride 1"} for c in dataset.too_short]
-    if cfg.base_ckpt:
-        from ..models.checkpoint import read_state_dict
+    return dataset, skipped
 
-        base_state = [read_state_dict(p) for p in cfg.base_ckpt]  # readable, before the model is built
 
-    quiet_deepspeed()
+def build_engine(cfg: TrainConfig, device: str, world: int, base_state: list | None, captions: bool):
+    """The model (base weights loaded, camera modules trainable) wrapped in a DeepSpeed engine."""
     import deepspeed
 
-    rank, world = init_distributed(device)
-    if device == "cuda":
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        torch.cuda.set_device(device)
     torch.manual_seed(cfg.seed)  # module initialisation is identical on every rank
-
     model = build_model(cfg.res, camera="realcam")
     model.config.camera.epipolar_form = cfg.epipolar_form  # saved with the weights' config.json
     if cfg.base_ckpt:
         load_checkpoint(model, *cfg.base_ckpt, preloaded=dict(zip(cfg.base_ckpt, base_state)))
-        del base_state
     set_trainable(model, camera=True)
     if cfg.train_unet:
         # Every UNet weight tensor; the 0-dim image cross-attention scales stay frozen, since
@@ -270,45 +243,42 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
         for p in model.unet.parameters():
             p.requires_grad_(p.dim() > 0)
     tokenizer = None
-    if any(c.caption for c in dataset.clips):
-        from transformers import CLIPTokenizer
+    if captions:
+        from ..models.encoders import load_tokenizer
 
-        tokenizer = CLIPTokenizer.from_pretrained(cfg.tokenizer)
+        tokenizer = load_tokenizer(cfg.tokenizer, "--tokenizer")
     trainer = DiffusionTrainer(model, tokenizer).to(device)
     params = [p for p in trainer.parameters() if p.requires_grad]
     ds_cfg = deepspeed_config(cfg, world)
     with scalar_parameters_as_vectors(trainer):
         engine, _, _, _ = deepspeed.initialize(model=trainer, model_parameters=params, config=ds_cfg)
-    accum = ds_cfg["gradient_accumulation_steps"]
+    return model, engine, ds_cfg
 
+
+def resume(engine, out: Path, enabled: bool) -> tuple[int, pd.DataFrame]:
+    """The step to start from and the metrics logged up to it (0 and nothing for a new run)."""
+    if not enabled:
+        return 0, pd.DataFrame()
     ckpt_dir = out / "checkpoints"
-    start = 0
-    metrics_path = out / "metrics.parquet"
+    try:
+        _, client = engine.load_checkpoint(str(ckpt_dir), tag=resume_tag(ckpt_dir), load_module_strict=False)
+        start = int(client["step"])
+    except Exception as exc:  # truncated or foreign files: DeepSpeed's own errors vary
+        raise RealcamError(f"cannot resume from the last checkpoint ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:160] if str(exc) else 'unreadable'})", ckpt_dir) from None
     history = pd.DataFrame()
-    if cfg.resume:
-        try:
-            _, client = engine.load_checkpoint(str(ckpt_dir), tag=resume_tag(ckpt_dir), load_module_strict=False)
-            start = int(client["step"])
-        except Exception as exc:  # truncated or foreign files: DeepSpeed's own errors vary
-            raise RealcamError(f"cannot resume from the last checkpoint ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0][:160] if str(exc) else 'unreadable'})", ckpt_dir) from None
-        if metrics_path.exists():
-            history = read_table(metrics_path)
-            history = history[history["step"] <= start]
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "train_config.json", json.dumps(
-            {**asdict(cfg), "world_size": world, "accumulation": accum, "deepspeed": ds_cfg,
-             "skipped": skipped, "trainable": trainable_report(model).to_dict("records")}, indent=2) + "\n")
-        if log:
-            log(f"{len(dataset)} clips ({len(skipped)} skipped), world size {world}, "
-                f"accumulation {accum}, device {device}, precision {cfg.precision}")
+    if (out / "metrics.parquet").exists():
+        history = read_table(out / "metrics.parquet")
+        history = history[history["step"] <= start]
+    return start, history
 
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=RankBatches(start, cfg.steps, accum, world, rank, cfg.micro_batch),
-        num_workers=cfg.workers, pin_memory=device.startswith("cuda"), collate_fn=collate,
-        persistent_workers=False)
-    batches = iter(loader)
+
+def run_steps(cfg: TrainConfig, engine, model: CameraI2V, batches, start: int, accum: int, rank: int,
+              world: int, device: str, history: pd.DataFrame, progress=None) -> pd.DataFrame:
+    """The optimiser steps from ``start`` to ``cfg.steps``: checkpoints every ``ckpt_every``,
+    metrics every ``log_every`` (and at the end)."""
+    out = Path(cfg.out)
+    ckpt_dir, metrics_path = out / "checkpoints", out / "metrics.parquet"
     rows = []
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
@@ -341,7 +311,6 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
             rows = []
     if rank == 0 and rows:
         history = _write_metrics(metrics_path, history, rows)
-    torch.distributed.barrier()
     return history
 
 

@@ -1,0 +1,354 @@
+"""Every stage's settings and the constants they share, in one place.
+
+The settings objects are frozen dataclasses: the command line, the editor and the Python API build
+one and pass it on; a changed copy is made with :func:`dataclasses.replace`, never by mutation.
+``check()`` validates every field (one line naming the option on a bad value) and returns the
+object, so ``settings = PreviewSettings(...).check()`` reads as one step.
+
+This module imports nothing heavy (no torch, pandas, scipy): ``realcam --help`` reads its defaults
+here for free. The checks import what they need when they run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional, Sequence
+
+from .core import checks
+from .core.constants import (CAMERA_CFG_SCHEDULES, GENERATE_MODES, LATENT_STRIDE, MASK_KERNEL, NUM_TRAIN_TIMESTEPS,
+                             OFFICIAL_NEGATIVE_PROMPT, TOKENIZER, VIDEO_FPS, DTYPE_NAMES)
+from .core.errors import RealcamError
+
+#: The largest preview side in pixels (H.264 levels end at 8192x4320; larger renders take
+#: gigabytes per frame).
+MAX_SIDE = 4096
+_C_INT_MAX = 2 ** 31 - 1
+_SEED_MAX = 2 ** 63 - 1
+
+
+def _kernel(kernel) -> int:
+    kernel = checks.integer(kernel, "--kernel", minimum=1, maximum=99)
+    if kernel % 2 == 0:
+        raise RealcamError(f"kernel must be a positive odd number, got {kernel}", "--kernel")
+    return kernel
+
+
+# ----------------------------------------------------------------------------------------------
+# triangulate
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TriangulateOptions:
+    overlap: int = 10  # sequential matching: each frame with its next ``overlap`` frames
+    max_num_features: int = 8192
+    min_matches: int = 15  # verified matches needed over the whole clip
+    min_points: int = 10  # triangulated points needed for a usable clip
+    num_threads: int = 1  # per clip; 1 is reproducible, more (or -1, all cores) is not
+    seed: int = 0  # every random choice of pycolmap (RANSAC, triangulation)
+
+    def check(self) -> "TriangulateOptions":
+        """Every option as pycolmap needs it (it aborts the process on, e.g., ``overlap <= 0``)."""
+        num_threads = checks.integer(self.num_threads, "num_threads", minimum=-1, maximum=1024)
+        if num_threads == 0:
+            raise RealcamError("must be -1 (all cores) or at least 1, got 0", "num_threads")
+        return TriangulateOptions(
+            overlap=checks.integer(self.overlap, "--overlap", minimum=1, maximum=_C_INT_MAX),
+            max_num_features=checks.integer(self.max_num_features, "max_num_features", minimum=1,
+                                            maximum=_C_INT_MAX),
+            min_matches=checks.integer(self.min_matches, "min_matches", minimum=0),
+            min_points=checks.integer(self.min_points, "--min-points", minimum=0),
+            num_threads=num_threads,
+            seed=checks.integer(self.seed, "--seed", minimum=0, maximum=_C_INT_MAX))
+
+
+# ----------------------------------------------------------------------------------------------
+# preview and edit
+# ----------------------------------------------------------------------------------------------
+def _even_sizes(w: int, h: int) -> str:
+    up = f"{w + w % 2}x{h + h % 2}"
+    down = f"{w - w % 2}x{h - h % 2}"
+    return up if up == down else f"{up} or {down}"
+
+
+def check_size(size, option: str = "--size") -> tuple[int, int]:
+    """A preview size ``(W, H)``: whole numbers from 8 to :data:`MAX_SIDE`, both even (preview.mp4
+    is H.264 in yuv420p, which has no odd sizes; refused rather than padded behind the user's back)."""
+    try:
+        w, h = (checks.integer(v, option) for v in size)
+    except (TypeError, ValueError):
+        raise RealcamError(f"expected WIDTHxHEIGHT, got {size!r}", option) from None
+    if w < 8 or h < 8:
+        raise RealcamError(f"size {w}x{h} is too small (at least 8x8)", option)
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise RealcamError(f"size {w}x{h} is too large (at most {MAX_SIDE} on a side)", option)
+    if w % 2 or h % 2:
+        raise RealcamError(f"size {w}x{h}: preview.mp4 (H.264, yuv420p) needs an even width and "
+                           f"height; use {_even_sizes(w, h)}", option)
+    return w, h
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    """How ``preview`` builds the scene and renders the trajectory (the inputs are arguments)."""
+
+    preset: Optional[str] = None  # instead of a trajectory file: pan-left, dolly-in, ... or A+B
+    magnitude: Optional[Sequence[float] | float] = None  # preset magnitude, degrees or metres
+    frames: Optional[int] = None  # default: the file's, else 16
+    size: Optional[tuple[int, int]] = None  # (W, H); default: the image's, an odd side one less
+    kernel: int = MASK_KERNEL
+    latent_stride: int = LATENT_STRIDE
+    depth_file: Optional[str] = None  # metric depth instead of predicting it
+    model: Optional[str] = None  # depth model when no depth file is given
+    device: str = "auto"
+    fov: Optional[float] = None  # degrees across the long side, when nothing gives intrinsics
+    spline: Optional[bool] = None
+    easing: Optional[str] = None
+    loop: Optional[bool] = None
+    fps: float = VIDEO_FPS
+    overwrite: bool = False
+    batch_size: Optional[int] = None  # frames rendered per batch (default: all at once)
+    compile: bool = False  # fuse the projection with torch.compile
+    gif: bool = False  # also write preview.gif
+
+    def check(self) -> "PreviewSettings":
+        from .core import trajectory as tr
+        from .core.device import resolve_device
+
+        if self.preset is not None:
+            tr.preset_magnitudes(self.preset, self.magnitude)
+        if self.easing is not None:
+            checks.choice(self.easing, "--easing", tr.EASINGS)
+        if self.depth_file is not None:
+            checks.input_file(self.depth_file, "depth file")
+        resolve_device(self.device)
+        return replace(
+            self,
+            fov=None if self.fov is None else checks.number(self.fov, "--fov", above=0, below=180),
+            frames=None if self.frames is None else tr.check_frames(self.frames),
+            size=None if self.size is None else check_size(self.size),
+            kernel=_kernel(self.kernel),
+            latent_stride=checks.integer(self.latent_stride, "--latent-stride", minimum=1),
+            fps=checks.number(self.fps, "--fps", above=0, maximum=1000),
+            batch_size=None if self.batch_size is None else checks.integer(self.batch_size, "--batch-size",
+                                                                            minimum=1))
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """The editor: its scene (as ``preview`` builds it) and the server that shows it."""
+
+    preset: str = "dolly-in"  # the starting path when no trajectory is given
+    magnitude: Optional[Sequence[float] | float] = None
+    frames: Optional[int] = None
+    size: Optional[tuple[int, int]] = None  # preview panel (W, H); default 256 on the long side
+    kernel: int = MASK_KERNEL
+    latent_stride: int = LATENT_STRIDE
+    depth_file: Optional[str] = None
+    model: Optional[str] = None
+    fov: Optional[float] = None
+    device: str = "cpu"
+    host: str = "127.0.0.1"  # localhost only by default
+    port: int = 8080  # the next free one if taken; 0: any free port
+    export: Optional[str] = None  # default export file (.json; .txt and .sh beside it)
+    fps: float = VIDEO_FPS  # playback rate of the preview panel
+
+    def check(self) -> "EditSettings":
+        from .core import trajectory as tr
+        from .core.device import resolve_device
+
+        if self.export is not None:
+            if not str(self.export).lower().endswith(".json"):
+                raise RealcamError(f"the export file must end in .json, got {self.export}", "--export")
+            checks.output_file(self.export, "--export")
+        if self.depth_file is not None:
+            checks.input_file(self.depth_file, "depth file")
+        resolve_device(self.device)
+        return replace(
+            self,
+            size=None if self.size is None else check_size(self.size),
+            frames=None if self.frames is None else tr.check_frames(self.frames),
+            fov=None if self.fov is None else checks.number(self.fov, "--fov", above=0, below=180),
+            kernel=_kernel(self.kernel),
+            latent_stride=checks.integer(self.latent_stride, "--latent-stride", minimum=1),
+            port=checks.integer(self.port, "--port", minimum=0, maximum=65535),
+            fps=checks.number(self.fps, "--fps", above=0, maximum=1000))
+
+
+# ----------------------------------------------------------------------------------------------
+# generate
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SamplerConfig:
+    """DDIM with text-image CFG, camera CFG and guidance rescale (the official demo's defaults)."""
+
+    steps: int = 25
+    eta: float = 1.0
+    cfg: float = 7.5
+    guidance_rescale: float = 0.7
+    camera_cfg: float = 1.0
+    camera_cfg_schedule: str = "constant"
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """Every setting that determines the video (the record stores exactly this)."""
+
+    res: str = "512"
+    prompt: str = ""
+    negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
+    steps: int = SamplerConfig.steps
+    eta: float = SamplerConfig.eta
+    cfg: float = SamplerConfig.cfg
+    guidance_rescale: float = SamplerConfig.guidance_rescale
+    camera_cfg: float = SamplerConfig.camera_cfg
+    camera_cfg_schedule: str = SamplerConfig.camera_cfg_schedule
+    noise_shaping: Optional[int] = 900  # t_NS; 1000 = never active; None = no shaping at all
+    noise_shaping_variant: str = "noise"
+    kernel: int = MASK_KERNEL
+    seed: int = 0
+    frame_stride: int = 8
+    magnitude: Optional[list[float]] = None
+    fov: Optional[float] = None
+    dtype: str = "fp32"
+    tokenizer: str = TOKENIZER
+    fps: float = VIDEO_FPS
+    mode: str = "basic"  # basic | interp (end image) | loop | continue (leading frames of a video)
+    end_image: Optional[str] = None
+    continue_video: Optional[str] = None
+    context_frames: int = 2  # leading frames taken from the video in continuation mode
+
+    @property
+    def sampler(self) -> SamplerConfig:
+        return SamplerConfig(self.steps, self.eta, self.cfg, self.guidance_rescale, self.camera_cfg,
+                             self.camera_cfg_schedule)
+
+    def check(self) -> "GenerateSettings":
+        """Every setting in range (finite numbers, known names); raises naming the option."""
+        checks.choice(self.mode, "mode", GENERATE_MODES)
+        if self.mode == "interp" and not self.end_image:
+            raise RealcamError("interpolation needs --end-image", "--end-image")
+        if self.mode == "continue" and not self.continue_video:
+            raise RealcamError("continuation needs --continue VIDEO", "--continue")
+        checks.integer(self.context_frames, "--context-frames", minimum=1)
+        checks.integer(self.steps, "--steps", minimum=1, maximum=NUM_TRAIN_TIMESTEPS)
+        checks.number(self.eta, "--eta", minimum=0, maximum=1)
+        checks.number(self.cfg, "--cfg", minimum=0)
+        checks.number(self.guidance_rescale, "--guidance-rescale", minimum=0, maximum=1)
+        checks.number(self.camera_cfg, "--camera-cfg", minimum=0)
+        if self.camera_cfg != 1.0 and self.cfg == 1.0:
+            raise RealcamError("camera CFG acts inside text-image CFG (as the official sampler): with --cfg 1 "
+                               "it would be ignored; give --cfg above 1 or --camera-cfg 1", "--camera-cfg")
+        if self.noise_shaping is not None:
+            checks.integer(self.noise_shaping, "--noise-shaping", minimum=0, maximum=NUM_TRAIN_TIMESTEPS)
+        checks.choice(self.noise_shaping_variant, "--shaping-variant", ("noise", "z0"))
+        checks.choice(self.camera_cfg_schedule, "--camera-cfg-schedule", CAMERA_CFG_SCHEDULES)
+        _kernel(self.kernel)
+        checks.integer(self.seed, "--seed", minimum=0, maximum=_SEED_MAX)
+        checks.integer(self.frame_stride, "--frame-stride", minimum=1)
+        for m in self.magnitude or []:
+            checks.number(m, "--magnitude")
+        if self.fov is not None:
+            checks.number(self.fov, "--fov", above=0, below=180)
+        checks.number(self.fps, "--fps", above=0)
+        checks.choice(self.dtype, "--dtype", DTYPE_NAMES)
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# train
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    frames_root: str
+    out: str
+    res: str = "256"
+    steps: int = 50_000
+    batch: int = 64
+    micro_batch: int = 1
+    lr: float = 1e-4
+    grad_clip: float = 0.5
+    precision: str = "fp16"
+    seed: int = 0
+    relative_scale: bool = False
+    base_ckpt: list[str] = field(default_factory=list)
+    resume: bool = False
+    ckpt_every: int = 1000
+    log_every: int = 10
+    workers: int = 2
+    captions: Optional[str] = None
+    tokenizer: str = TOKENIZER
+    device: str = "auto"
+    train_unet: bool = False  # full fine-tuning of the denoiser (the default trains the camera only)
+    # Epipolar masks of models trained here (docs/fidelity.md): "exact" by default; "official" to
+    # fine-tune the released camera weights with the masks they were trained with.
+    epipolar_form: str = "exact"
+
+    def check(self) -> "TrainConfig":
+        """Every option in range and every input present, before DeepSpeed or the model start."""
+        from .models.camera import EPIPOLAR_FORMS
+        from .models.configs import get_config
+
+        get_config(self.res)
+        checks.integer(self.steps, "--steps", minimum=1)
+        checks.integer(self.batch, "--batch", minimum=1)
+        checks.integer(self.micro_batch, "--micro-batch", minimum=1)
+        checks.number(self.lr, "--lr", above=0, maximum=1)
+        checks.number(self.grad_clip, "grad_clip", above=0)
+        checks.choice(self.precision, "--precision", ("fp16", "bf16", "fp32"))
+        checks.integer(self.seed, "--seed", minimum=0, maximum=_SEED_MAX)
+        checks.integer(self.ckpt_every, "--ckpt-every", minimum=1)
+        checks.integer(self.log_every, "--log-every", minimum=1)
+        checks.integer(self.workers, "--workers", minimum=0)
+        checks.choice(self.epipolar_form, "--epipolar-form", EPIPOLAR_FORMS)
+        checks.input_dir(self.data, "folder (expected the output of realcam filter)")
+        checks.input_dir(self.frames_root, "dataset folder")
+        for p in self.base_ckpt:
+            checks.input_file(p, "base checkpoint")
+        if self.captions:
+            checks.input_file(self.captions, "caption table")
+        checks.output_dir(self.out, "--out")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluate
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """How ``evaluate`` scores the samples (the samples, the reference and the output are arguments)."""
+
+    trials: int = 5  # SfM trials per video (seed, seed + 1, ...)
+    mapper: str = "global"  # global (GLOMAP) or incremental
+    workers: int = 1  # videos evaluated in parallel
+    seed: int = 0
+    estimated: bool = False  # the samples are estimated trajectories: skip SfM
+    depth_dir: Optional[str] = None  # <name>.npz metric depth for the metric factor
+    max_depth: float = 20.0  # depth at or above this is saturated
+    plot: bool = False  # plots/<name>.png: estimated against ground truth
+    fvd: bool = False
+    i3d: Optional[str] = None  # I3D network (TorchScript or state dict)
+    gt_videos: Optional[str] = None  # ground-truth videos for FVD
+    fvd_frames: int = 16
+    fid: Optional[str] = None  # TorchScript feature network for per-frame FID
+    overwrite: bool = False
+
+    def check(self) -> "EvaluateSettings":
+        from .evaluate.sfm import MAPPERS
+
+        if self.mapper not in MAPPERS:
+            raise RealcamError(f"SfM mapper must be one of {', '.join(MAPPERS)}, got {self.mapper!r}", "--sfm")
+        if self.depth_dir is not None:
+            checks.input_dir(self.depth_dir, "folder of <name>.npz depth (--depth)")
+        if self.fvd:
+            if self.i3d is None:
+                raise RealcamError("FVD needs the I3D network (--i3d PATH)", "--fvd")
+            checks.input_file(self.i3d, "I3D checkpoint")
+        if self.fid is not None:
+            checks.input_file(self.fid, "FID feature network")
+        return replace(
+            self,
+            trials=checks.integer(self.trials, "--trials", minimum=1),
+            workers=checks.integer(self.workers, "--workers", minimum=1),
+            seed=checks.integer(self.seed, "--seed", minimum=0, maximum=_C_INT_MAX),
+            max_depth=checks.number(self.max_depth, "--max-depth", above=0),
+            fvd_frames=checks.integer(self.fvd_frames, "--fvd-frames", minimum=1))
