@@ -21,7 +21,7 @@ export MESA_SHADER_CACHE_DISABLE := true
 # DeepSpeed builds a small op on first use; keep it between runs.
 export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/realcam/torch_extensions
 
-.PHONY: setup sysdeps test demo docs-media bench clean
+.PHONY: setup sysdeps lint format test demo docs-media bench clean
 
 setup: $(STAMP)
 
@@ -51,7 +51,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
-test: setup
+# ruff: lint and format check (configured in pyproject.toml); `make format` rewrites in place.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

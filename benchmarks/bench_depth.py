@@ -35,17 +35,35 @@ def build_model(arch: str, folder: Path, resolution: int) -> Path:
 
     a = ARCHS[arch]
     torch.manual_seed(0)
-    backbone = Dinov2Config(hidden_size=a["hidden"], num_hidden_layers=a["layers"], num_attention_heads=a["heads"],
-                            intermediate_size=4 * a["hidden"], out_indices=a["out"], patch_size=14,
-                            image_size=518, reshape_hidden_states=False)
-    config = DepthAnythingConfig(backbone_config=backbone, neck_hidden_sizes=a["neck"],
-                                 reassemble_hidden_size=a["hidden"], fusion_hidden_size=a["fusion"],
-                                 head_hidden_size=32, depth_estimation_type="metric", max_depth=20)
+    backbone = Dinov2Config(
+        hidden_size=a["hidden"],
+        num_hidden_layers=a["layers"],
+        num_attention_heads=a["heads"],
+        intermediate_size=4 * a["hidden"],
+        out_indices=a["out"],
+        patch_size=14,
+        image_size=518,
+        reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone,
+        neck_hidden_sizes=a["neck"],
+        reassemble_hidden_size=a["hidden"],
+        fusion_hidden_size=a["fusion"],
+        head_hidden_size=32,
+        depth_estimation_type="metric",
+        max_depth=20,
+    )
     model = DepthAnythingForDepthEstimation(config)
     model.save_pretrained(folder)
-    DPTImageProcessor(size={"height": resolution, "width": resolution}, keep_aspect_ratio=True,
-                      ensure_multiple_of=14, resample=3, image_mean=[0.485, 0.456, 0.406],
-                      image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)
+    DPTImageProcessor(
+        size={"height": resolution, "width": resolution},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        resample=3,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(folder)
     return folder, sum(p.numel() for p in model.parameters())
 
 
@@ -66,7 +84,7 @@ def matmul_rate(device: str, dtype) -> float:
         a @ b
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -101,8 +119,9 @@ def main() -> None:
         sync()
         naive = time.perf_counter() - t0
         del pipe
-        predict_depth(images[:args.batch_size], str(folder), device=device, dtype=args.dtype,
-                      batch_size=args.batch_size)  # warm-up
+        predict_depth(
+            images[: args.batch_size], str(folder), device=device, dtype=args.dtype, batch_size=args.batch_size
+        )  # warm-up
         sync()
         t0 = time.perf_counter()
         predict_depth(images, str(folder), device=device, dtype=args.dtype, batch_size=args.batch_size)
@@ -111,14 +130,23 @@ def main() -> None:
         _, net, _, _ = load_model(str(folder), device, args.dtype)
         dtype = next(net.parameters()).dtype
         side = round(args.resolution / 14) * 14
-        table = Table(title=f"depth: Depth Anything V2 {args.arch} ({n_params / 1e6:.1f} M params, random "
-                            f"weights), 256x256 frames at {side} px, {args.frames} frames, {device}")
+        table = Table(
+            title=f"depth: Depth Anything V2 {args.arch} ({n_params / 1e6:.1f} M params, random "
+            f"weights), 256x256 frames at {side} px, {args.frames} frames, {device}"
+        )
         for col in ("path", "dtype", "batch", "s", "frames / s", "ratio"):
             table.add_column(col, justify="right")
-        table.add_row('pipeline("depth-estimation") loop', "fp32", "1", f"{naive:.2f}",
-                      f"{args.frames / naive:.2f}", "1.00x")
-        table.add_row("realcam predict_depth", str(dtype).replace("torch.", ""), str(args.batch_size),
-                      f"{ours:.2f}", f"{args.frames / ours:.2f}", f"{naive / ours:.2f}x")
+        table.add_row(
+            'pipeline("depth-estimation") loop', "fp32", "1", f"{naive:.2f}", f"{args.frames / naive:.2f}", "1.00x"
+        )
+        table.add_row(
+            "realcam predict_depth",
+            str(dtype).replace("torch.", ""),
+            str(args.batch_size),
+            f"{ours:.2f}",
+            f"{args.frames / ours:.2f}",
+            f"{naive / ours:.2f}x",
+        )
         Console().print(table)
         if args.flops:
             from torch.utils.flop_counter import FlopCounterMode
@@ -129,9 +157,11 @@ def main() -> None:
             flops = counter.get_total_flops()
             rate = matmul_rate(device, dtype)
             achieved = flops * args.frames / ours
-            Console().print(f"FLOPs per {side}x{side} frame: {flops / 1e9:.1f} G; achieved "
-                            f"{achieved / 1e12:.3f} TFLOP/s; measured {str(dtype)} matmul rate "
-                            f"{rate / 1e12:.3f} TFLOP/s; fraction {achieved / rate * 100:.1f} %")
+            Console().print(
+                f"FLOPs per {side}x{side} frame: {flops / 1e9:.1f} G; achieved "
+                f"{achieved / 1e12:.3f} TFLOP/s; measured {str(dtype)} matmul rate "
+                f"{rate / 1e12:.3f} TFLOP/s; fraction {achieved / rate * 100:.1f} %"
+            )
 
 
 if __name__ == "__main__":

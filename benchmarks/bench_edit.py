@@ -49,15 +49,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--photo", default="256x256",
-                    help="size of the image the scene is built from (points = its pixels, less cleaning)")
+    ap.add_argument(
+        "--photo",
+        default="256x256",
+        help="size of the image the scene is built from (points = its pixels, less cleaning)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_edit_"))
     photo = tuple(int(v) for v in args.photo.lower().split("x"))
-    synth.synthesize([ROOT / "examples" / "data" / "poses" / f"{CLIP}.txt"], tmp / "s", scale=1.0,
-                     size=photo, seed=0)
+    synth.synthesize([ROOT / "examples" / "data" / "poses" / f"{CLIP}.txt"], tmp / "s", scale=1.0, size=photo, seed=0)
     image = sorted((tmp / "s" / "frames" / CLIP).iterdir())[0]
     depth = tmp / "s" / "depth_gt" / f"{CLIP}.npz"
     session = EditorSession(image, depth_file=depth, size=(256, 256), frames=16, preset="orbit-right")
@@ -84,25 +86,32 @@ def main() -> None:
     session.export(tmp / "traj.json")
 
     def rerun_preview() -> None:
-        pv.run_preview(image, tmp / "pv", tmp / "traj.json", depth_file=depth, size=(256, 256),
-                       device="cpu", overwrite=True)
+        pv.run_preview(
+            image, tmp / "pv", tmp / "traj.json", depth_file=depth, size=(256, 256), device="cpu", overwrite=True
+        )
 
-    rows = [("session render (16 frames, one call)", *measure(render, args.repeats)),
-            ("viewer refresh (chunks of 4, streamed as JPEG)", *measure(refresh, args.repeats)),
-            ("baseline: `realcam preview` re-run", *measure(rerun_preview, max(3, args.repeats // 3)))]
+    rows = [
+        ("session render (16 frames, one call)", *measure(render, args.repeats)),
+        ("viewer refresh (chunks of 4, streamed as JPEG)", *measure(refresh, args.repeats)),
+        ("baseline: `realcam preview` re-run", *measure(rerun_preview, max(3, args.repeats // 3))),
+    ]
     viewer.stop()
     base = rows[-1][2]
-    table = Table(title=f"edit: preview refresh, 16 frames at 256x256, scene from a {photo[0]}x{photo[1]} "
-                        f"image ({len(session.scene.points)} points)")
+    table = Table(
+        title=f"edit: preview refresh, 16 frames at 256x256, scene from a {photo[0]}x{photo[1]} "
+        f"image ({len(session.scene.points)} points)"
+    )
     for col in ("what", "best ms", "median ms", "x faster than re-run (median)"):
         table.add_column(col, justify="right")
     for name, best, med in rows:
         table.add_row(name, f"{best:.1f}", f"{med:.1f}", f"{base / med:.1f}")
     console = Console(width=110)
     console.print(table)
-    console.print(f"target: refresh < 200 ms on a 2-core CPU. Machine: {platform.processor() or platform.machine()}, "
-                  f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
-                  f"load average {os.getloadavg()[0]:.1f}")
+    console.print(
+        f"target: refresh < 200 ms on a 2-core CPU. Machine: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

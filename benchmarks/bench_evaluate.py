@@ -44,8 +44,19 @@ def main() -> None:
     textures = [synth.load_texture(p) for p in sorted((ROOT / "examples/data/images").glob("*.jpg"))]
     console = Console(width=160)
     table = Table(title=f"SfM per trial, {SIZE}x{SIZE}, 16 frames (target {TARGET_S:.0f} s a trial)")
-    for col in ("clip", "mapper", "SIFT s (once)", "trial s", "trial CPU s", "amortised s/trial",
-                "naive s/trial", "naive / ours", "target / ours", "RotErr", "TransErr rel"):
+    for col in (
+        "clip",
+        "mapper",
+        "SIFT s (once)",
+        "trial s",
+        "trial CPU s",
+        "amortised s/trial",
+        "naive s/trial",
+        "naive / ours",
+        "target / ours",
+        "RotErr",
+        "TransErr rel",
+    ):
         table.add_column(col, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -73,9 +84,19 @@ def main() -> None:
                 ok = [t for t in trials if t.ok]
                 rot = np.mean([metrics.rot_err(t.c2w[t.registered], gt[t.registered]) for t in ok]) if ok else np.nan
                 tr = np.mean([metrics.trans_err(t.c2w[t.registered], gt[t.registered]) for t in ok]) if ok else np.nan
-                table.add_row(p.stem, mapper, f"{sift:.2f}", f"{per_trial:.2f}", f"{cpu:.2f}", f"{amortised:.2f}",
-                              f"{naive:.2f}", f"{naive / amortised:.2f}x", f"{TARGET_S / amortised:.1f}x",
-                              f"{rot:.4f}", f"{tr:.3f}")
+                table.add_row(
+                    p.stem,
+                    mapper,
+                    f"{sift:.2f}",
+                    f"{per_trial:.2f}",
+                    f"{cpu:.2f}",
+                    f"{amortised:.2f}",
+                    f"{naive:.2f}",
+                    f"{naive / amortised:.2f}x",
+                    f"{TARGET_S / amortised:.1f}x",
+                    f"{rot:.4f}",
+                    f"{tr:.3f}",
+                )
         console.print(table)
 
         workers = Table(title=f"evaluate, {len(poses)} videos x {args.trials} trials (global)")

@@ -47,20 +47,34 @@ def main() -> None:
     preview = g.PreviewInputs(
         frames=rng.integers(0, 256, (cfg.frames, cfg.height, cfg.width, 3), dtype=np.uint8),
         latent_masks=rng.random((cfg.frames, h, w)) < 0.6,
-        k=np.repeat(np.array([[0.5 * max(cfg.width, cfg.height), 0, cfg.width / 2],
-                              [0, 0.5 * max(cfg.width, cfg.height), cfg.height / 2], [0, 0, 1.0]])[None],
-                    cfg.frames, 0),
-        c2w=np.stack([np.eye(4) + np.pad(np.array([[0, 0, 0, 0.05 * i]]), ((0, 3), (0, 0)))
-                      for i in range(cfg.frames)]),
-        folder=None)
+        k=np.repeat(
+            np.array(
+                [
+                    [0.5 * max(cfg.width, cfg.height), 0, cfg.width / 2],
+                    [0, 0.5 * max(cfg.width, cfg.height), cfg.height / 2],
+                    [0, 0, 1.0],
+                ]
+            )[None],
+            cfg.frames,
+            0,
+        ),
+        c2w=np.stack(
+            [np.eye(4) + np.pad(np.array([[0, 0, 0, 0.05 * i]]), ((0, 3), (0, 0))) for i in range(cfg.frames)]
+        ),
+        folder=None,
+    )
     image = preview.frames[0]
     rows = []
-    for label, t_ns in (("shaping off (t_NS=1000), baseline", 1000), ("shaping on (t_NS=900)", 900),
-                        ("shaping on (t_NS=800)", 800)):
+    for label, t_ns in (
+        ("shaping off (t_NS=1000), baseline", 1000),
+        ("shaping on (t_NS=900)", 900),
+        ("shaping on (t_NS=800)", 800),
+    ):
         times = []
         for r in range(args.repeats + 1):  # the first run warms up
-            settings = g.GenerateSettings(res=cfg.name, steps=args.steps, noise_shaping=t_ns, seed=r,
-                                          negative_prompt="")  # no tokenizer offline
+            settings = g.GenerateSettings(
+                res=cfg.name, steps=args.steps, noise_shaping=t_ns, seed=r, negative_prompt=""
+            )  # no tokenizer offline
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
@@ -76,13 +90,20 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan")
         rows.append((label, float(np.median(times)), peak))
     base = rows[0][1]
-    table = Table(title=f"generate: {args.config} config, {cfg.frames} frames {cfg.width}x{cfg.height}, "
-                        f"{args.steps} steps, CFG 7.5, {args.dtype}, {device}")
+    table = Table(
+        title=f"generate: {args.config} config, {cfg.frames} frames {cfg.width}x{cfg.height}, "
+        f"{args.steps} steps, CFG 7.5, {args.dtype}, {device}"
+    )
     for col in ("run", "s / video", "vs baseline", "peak GB", "vs reference 12.8 GB"):
         table.add_column(col)
     for label, sec, peak in rows:
-        table.add_row(label, f"{sec:.2f}", f"{sec / base:.3f}x", "-" if np.isnan(peak) else f"{peak:.2f}",
-                      "-" if np.isnan(peak) else f"{peak / REFERENCE_PEAK_GB:.2f}x")
+        table.add_row(
+            label,
+            f"{sec:.2f}",
+            f"{sec / base:.3f}x",
+            "-" if np.isnan(peak) else f"{peak:.2f}",
+            "-" if np.isnan(peak) else f"{peak / REFERENCE_PEAK_GB:.2f}x",
+        )
     Console().print(table)
 
 

@@ -25,8 +25,9 @@ def _inputs(model, device, dtype, batch=1):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 4, t, h, w, generator=g).to(device, dtype)
     concat = torch.randn(batch, 4, 1, h, w, generator=g).expand(batch, 4, t, h, w).to(device, dtype)
-    ctx = torch.randn(batch, 77 + t * cfg.unet.image_tokens_per_frame, cfg.unet.context_dim,
-                      generator=g).to(device, dtype)
+    ctx = torch.randn(batch, 77 + t * cfg.unet.image_tokens_per_frame, cfg.unet.context_dim, generator=g).to(
+        device, dtype
+    )
     f = 0.5 * max(cfg.width, cfg.height)
     k = torch.tensor([[f, 0, cfg.width / 2], [0, f, cfg.height / 2], [0, 0, 1.0]]).expand(batch, t, 3, 3)
     c2w = torch.eye(4).repeat(batch, t, 1, 1)

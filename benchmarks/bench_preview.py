@@ -66,8 +66,10 @@ def main() -> None:
     scene_ms = (time.perf_counter() - t) * 1e3
     traj = tr.trajectory_from_re10k(cams)
     w2c = cam.invert_pose(traj.c2w)
-    print(f"device: {dev} ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}); "
-          f"points: {len(cloud.points)} of {W * H} pixels; scene build (edges + outliers): {scene_ms:.0f} ms")
+    print(
+        f"device: {dev} ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}); "
+        f"points: {len(cloud.points)} of {W * H} pixels; scene build (edges + outliers): {scene_ms:.0f} ms"
+    )
 
     renderer = PointRenderer(cloud.points, cloud.colors, dev)
     fused = PointRenderer(cloud.points, cloud.colors, dev, compile=True)
@@ -77,6 +79,7 @@ def main() -> None:
         def run():
             out = r.render(k, w2c, H, W, batch_size=batch)
             noise_shaping_masks(out.valid, 5, 8)
+
         return run
 
     for batch in (16, 4, 1):
@@ -84,11 +87,15 @@ def main() -> None:
     if not args.no_compile:
         t = time.perf_counter()
         a, b = renderer.render(k, w2c, H, W, batch_size=4), fused.render(k, w2c, H, W, batch_size=4)
-        print(f"torch.compile of the projection (once per shape, cached on disk): "
-              f"{time.perf_counter() - t:.1f} s; identical output: "
-              f"{bool(torch.equal(a.rgb, b.rgb) and torch.equal(a.valid, b.valid))}")
+        print(
+            f"torch.compile of the projection (once per shape, cached on disk): "
+            f"{time.perf_counter() - t:.1f} s; identical output: "
+            f"{bool(torch.equal(a.rgb, b.rgb) and torch.equal(a.valid, b.valid))}"
+        )
         for batch in (16, 4):
-            rows.append((f"ours (--compile), render + masks, batch {batch}", *timed(ours(fused, batch), args.repeats, sync)))
+            rows.append(
+                (f"ours (--compile), render + masks, batch {batch}", *timed(ours(fused, batch), args.repeats, sync))
+            )
 
     try:
         import open3d as o3d
@@ -114,7 +121,7 @@ def main() -> None:
         ratio = f"{base / best:.2f}x" if base else "n/a"
         print(f"| {name} | {best:.1f} | {med:.1f} | {ratio} |")
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
-    print(f"\ntarget: < 100 ms total on a 2-core CPU, < 5 ms on an H100-class GPU")
+    print("\ntarget: < 100 ms total on a 2-core CPU, < 5 ms on an H100-class GPU")
 
 
 if __name__ == "__main__":

@@ -41,13 +41,24 @@ def main() -> None:
             frames, depth, written = synth.synth_clip(cams, textures, 1.7, (w, h), synth.clip_rng(0, p.stem))
             t1 = time.perf_counter()
             # The full stage (render + PNG/NPZ/text writes) through the public entry point.
-            synth.synthesize([p], Path(tmp) / p.stem, scale=1.7, size=(w, h),
-                             textures=sorted((ROOT / "examples/data/images").glob("*.jpg")))
+            synth.synthesize(
+                [p],
+                Path(tmp) / p.stem,
+                scale=1.7,
+                size=(w, h),
+                textures=sorted((ROOT / "examples/data/images").glob("*.jpg")),
+            )
             t2 = time.perf_counter()
             total = t2 - t1
             totals.append(total)
-            table.add_row(p.stem, str(len(frames)), f"{t1 - t0:.2f}", f"{total - (t1 - t0):.2f}",
-                          f"{total:.2f}", f"{TARGET_S / total:.1f}x")
+            table.add_row(
+                p.stem,
+                str(len(frames)),
+                f"{t1 - t0:.2f}",
+                f"{total - (t1 - t0):.2f}",
+                f"{total:.2f}",
+                f"{TARGET_S / total:.1f}x",
+            )
     table.add_row("mean", "", "", "", f"{np.mean(totals):.2f}", f"{TARGET_S / np.mean(totals):.1f}x")
     Console().print(table)
 

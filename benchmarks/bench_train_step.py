@@ -20,25 +20,36 @@ from rich.console import Console
 from rich.table import Table
 
 from stages.core.cameras import default_intrinsics
+from stages.core.device import resolve_device
 from stages.models.model import build_model
 from stages.models.trainable import set_trainable
-from stages.core.device import resolve_device
-from stages.train.loop import (DiffusionTrainer, TrainConfig, deepspeed_config, init_distributed,
-                               scalar_parameters_as_vectors, shutdown)
+from stages.train.loop import (
+    DiffusionTrainer,
+    TrainConfig,
+    deepspeed_config,
+    init_distributed,
+    scalar_parameters_as_vectors,
+    shutdown,
+)
 
 
 def make_batch(cfg, device):
     t = cfg.frames
     c2w = torch.eye(4).repeat(1, t, 1, 1)
     c2w[0, :, 0, 3] = torch.linspace(0, 0.5, t)
-    return {"video": torch.rand(1, 3, t, cfg.height, cfg.width) * 2 - 1,
-            "k": torch.tensor(default_intrinsics(cfg.width, cfg.height), dtype=torch.float32).expand(1, t, 3, 3),
-            "c2w": c2w, "cond_frame": torch.tensor([0]), "stride": torch.tensor([8]), "caption": [""]}
+    return {
+        "video": torch.rand(1, 3, t, cfg.height, cfg.width) * 2 - 1,
+        "k": torch.tensor(default_intrinsics(cfg.width, cfg.height), dtype=torch.float32).expand(1, t, 3, 3),
+        "c2w": c2w,
+        "cond_frame": torch.tensor([0]),
+        "stride": torch.tensor([8]),
+        "caption": [""],
+    }
 
 
 def peak_mb(device):
     if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2 ** 20
+        return torch.cuda.max_memory_allocated() / 2**20
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -93,11 +104,21 @@ def run_deepspeed(res, device, steps, batch):
     model = build_model(res, camera="realcam")
     set_trainable(model)
     trainer = DiffusionTrainer(model).to(device)
-    cfg = TrainConfig(data="", frames_root="", out="", res=res, batch=1, micro_batch=1,
-                      precision="fp16" if device.startswith("cuda") else "fp32")
+    cfg = TrainConfig(
+        data="",
+        frames_root="",
+        out="",
+        res=res,
+        batch=1,
+        micro_batch=1,
+        precision="fp16" if device.startswith("cuda") else "fp32",
+    )
     with scalar_parameters_as_vectors(trainer):
-        engine, _, _, _ = deepspeed.initialize(model=trainer, config=deepspeed_config(cfg, 1),
-                                               model_parameters=[p for p in trainer.parameters() if p.requires_grad])
+        engine, _, _, _ = deepspeed.initialize(
+            model=trainer,
+            config=deepspeed_config(cfg, 1),
+            model_parameters=[p for p in trainer.parameters() if p.requires_grad],
+        )
     gen = torch.Generator().manual_seed(0)
 
     def step():
@@ -126,10 +147,20 @@ def main() -> None:
     table = Table(title=f"train step, {args.res}, micro-batch 1, {cfg.frames} frames, {name}")
     for col in ("runner", "s / step", "samples / s", "peak memory MB", "speed vs plain"):
         table.add_column(col, justify="right")
-    table.add_row("plain PyTorch" + (" AMP fp16" if device.startswith("cuda") else " fp32"),
-                  f"{plain_s:.3f}", f"{1 / plain_s:.2f}", f"{plain_mb:.0f}", "1.00x")
-    table.add_row("DeepSpeed ZeRO-1" + (" fp16" if device.startswith("cuda") else " fp32"),
-                  f"{ds_s:.3f}", f"{1 / ds_s:.2f}", f"{ds_mb:.0f}", f"{plain_s / ds_s:.2f}x")
+    table.add_row(
+        "plain PyTorch" + (" AMP fp16" if device.startswith("cuda") else " fp32"),
+        f"{plain_s:.3f}",
+        f"{1 / plain_s:.2f}",
+        f"{plain_mb:.0f}",
+        "1.00x",
+    )
+    table.add_row(
+        "DeepSpeed ZeRO-1" + (" fp16" if device.startswith("cuda") else " fp32"),
+        f"{ds_s:.3f}",
+        f"{1 / ds_s:.2f}",
+        f"{ds_mb:.0f}",
+        f"{plain_s / ds_s:.2f}x",
+    )
     Console().print(table)
     shutdown()
 

@@ -41,8 +41,15 @@ def bare_pycolmap(camera_path: Path, frames_dir: Path, work: Path, size: tuple[i
     reader.camera_params = f"{k[0, 0]},{k[1, 1]},{k[0, 2]},{k[1, 2]}"
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.num_threads = 1
-    pycolmap.extract_features(db, frames_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
-                              reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
+    pycolmap.extract_features(
+        db,
+        frames_dir,
+        image_names=names,
+        camera_mode=pycolmap.CameraMode.SINGLE,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
     pairing = pycolmap.SequentialPairingOptions()
     pairing.overlap = 10
     pairing.quadratic_overlap = False
@@ -82,8 +89,10 @@ def main() -> None:
         tmp = Path(tmp)
         synth.synthesize(poses, tmp / "ds", random_scale=(0.1, 10.0), size=size, textures=textures, seed=0)
         clips = find_clips(tmp / "ds")
-        table = Table(title=f"triangulate, 16 frames {size[0]}x{size[1]} per clip "
-                            f"(best of {args.repeats}; baseline: bare pycolmap calls)")
+        table = Table(
+            title=f"triangulate, 16 frames {size[0]}x{size[1]} per clip "
+            f"(best of {args.repeats}; baseline: bare pycolmap calls)"
+        )
         for col in ("clip", "points", "bare pycolmap s", "realcam s", "overhead"):
             table.add_column(col, justify="right")
         bare_t, ours_t = [], []
@@ -101,8 +110,13 @@ def main() -> None:
                 shutil.rmtree(work)
             bare_t.append(min(tb))
             ours_t.append(min(to))
-            table.add_row(c.clip_id, f"{row['n_points']} ({n_bare})", f"{bare_t[-1]:.2f}", f"{ours_t[-1]:.2f}",
-                          f"{(ours_t[-1] - bare_t[-1]) / bare_t[-1] * 100:+.1f} %")
+            table.add_row(
+                c.clip_id,
+                f"{row['n_points']} ({n_bare})",
+                f"{bare_t[-1]:.2f}",
+                f"{ours_t[-1]:.2f}",
+                f"{(ours_t[-1] - bare_t[-1]) / bare_t[-1] * 100:+.1f} %",
+            )
         b, o = float(np.sum(bare_t)), float(np.sum(ours_t))
         table.add_row("total", "", f"{b:.2f}", f"{o:.2f}", f"{(o - b) / b * 100:+.1f} % (target < 10 %)")
         console.print(table)

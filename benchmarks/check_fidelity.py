@@ -34,7 +34,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stages import diffusion as dm  # noqa: E402
+from stages import diffusion as dm
 
 SHAPE = (1, 4, 16, 8, 8)  # a 16-frame latent (small spatial size keeps it quick)
 
@@ -86,17 +86,23 @@ def official_model(od_utils, common, res: str, denoiser: Denoiser, g: torch.Gene
             return denoiser(x, int(t[0]), variant)
 
         def predict_eps_from_z_and_v(self, x_t, t, v_):
-            return extract(self.sqrt_alphas_cumprod, t, x_t.shape) * v_ + \
-                extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.shape) * x_t
+            return (
+                extract(self.sqrt_alphas_cumprod, t, x_t.shape) * v_
+                + extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.shape) * x_t
+            )
 
         def predict_start_from_z_and_v(self, x_t, t, v_):
-            return extract(self.sqrt_alphas_cumprod, t, x_t.shape) * x_t - \
-                extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.shape) * v_
+            return (
+                extract(self.sqrt_alphas_cumprod, t, x_t.shape) * x_t
+                - extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.shape) * v_
+            )
 
         def q_sample(self, x_start, t, noise=None):
             noise = torch.randn(x_start.shape, generator=g)
-            return extract(self.sqrt_alphas_cumprod, t, x_start.shape) * x_start + \
-                extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.shape) * noise
+            return (
+                extract(self.sqrt_alphas_cumprod, t, x_start.shape) * x_start
+                + extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.shape) * noise
+            )
 
     return Model()
 
@@ -107,21 +113,31 @@ def run_official(od, od_utils, common, res, case, denoiser, z_preview, mask, see
     model = official_model(od_utils, common, res, denoiser, g)
     sampler = od.DDIMSampler(model)
     x_t = torch.randn(SHAPE, generator=g)
-    kwargs = dict(enable_camera_condition=True, camera_cfg=case["camera_cfg"],
-                  camera_cfg_scheduler=case["schedule"])
+    kwargs = dict(enable_camera_condition=True, camera_cfg=case["camera_cfg"], camera_cfg_scheduler=case["schedule"])
     if case["t_ns"] is not None:
-        kwargs.update(noise_shaping=True, noise_shaping_minimum_timesteps=case["t_ns"], scene_frames=z_preview,
-                      scene_mask=mask)
+        kwargs.update(
+            noise_shaping=True, noise_shaping_minimum_timesteps=case["t_ns"], scene_frames=z_preview, scene_mask=mask
+        )
     cond = {"c_crossattn": [torch.zeros(1, 1)], "camera_condition": {"features": None}}
     uncond = {"c_crossattn": [torch.zeros(1, 1)], "uc": True}
     import contextlib
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):  # the official sampler prints every shaped step
-        out, _ = sampler.sample(case["steps"], 1, SHAPE[1:], conditioning=cond, verbose=False, eta=case["eta"],
-                                x_T=x_t, unconditional_guidance_scale=case["cfg"],
-                                unconditional_conditioning=uncond, timestep_spacing="uniform_trailing",
-                                guidance_rescale=0.7, **kwargs)
+        out, _ = sampler.sample(
+            case["steps"],
+            1,
+            SHAPE[1:],
+            conditioning=cond,
+            verbose=False,
+            eta=case["eta"],
+            x_T=x_t,
+            unconditional_guidance_scale=case["cfg"],
+            unconditional_conditioning=uncond,
+            timestep_spacing="uniform_trailing",
+            guidance_rescale=0.7,
+            **kwargs,
+        )
     return out
 
 
@@ -133,8 +149,9 @@ def run_ours(module, res, case, denoiser, z_preview, mask, seed, before=False):
     config = module.SamplerConfig(case["steps"], case["eta"], case["cfg"], 0.7, case["camera_cfg"], case["schedule"])
     shaping = None if case["t_ns"] is None else module.NoiseShaping(z_preview, mask, case["t_ns"])
     with torch.no_grad():
-        return module.sample(denoiser, SHAPE, schedule, config, generator=torch.Generator().manual_seed(seed),
-                             noise_shaping=shaping)
+        return module.sample(
+            denoiser, SHAPE, schedule, config, generator=torch.Generator().manual_seed(seed), noise_shaping=shaping
+        )
 
 
 CASES = [

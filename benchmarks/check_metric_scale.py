@@ -40,8 +40,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        truth = synthesize(sorted(args.poses.glob("*.txt")), tmp / "ds", random_scale=(0.1, 10.0), size=size,
-                           textures=sorted((ROOT / "examples/data/images").glob("*.jpg")), seed=args.seed)
+        truth = synthesize(
+            sorted(args.poses.glob("*.txt")),
+            tmp / "ds",
+            random_scale=(0.1, 10.0),
+            size=size,
+            textures=sorted((ROOT / "examples/data/images").glob("*.jpg")),
+            seed=args.seed,
+        )
         run_triangulate(tmp / "ds", tmp / "sfm", workers=1)
         rng = np.random.default_rng(args.seed)
         for f in (tmp / "ds" / "depth_gt").glob("*.npz"):
@@ -52,18 +58,19 @@ def main() -> int:
         for name, src in (("exact", tmp / "ds" / "depth_gt"), ("noise 5 %", tmp / "noisy")):
             run_depth([tmp / "ds"], tmp / f"depth_{name}", from_files=src)
             clips, _ = run_align_scale(tmp / f"depth_{name}", tmp / "sfm", tmp / f"scales_{name}")
-            errs[name] = (clips.set_index("clip_id")["scale"] / truth.set_index("clip_id")["alpha"] - 1)
+            errs[name] = clips.set_index("clip_id")["scale"] / truth.set_index("clip_id")["alpha"] - 1
         wall = time.perf_counter() - t0
     table = Table(title=f"metric factor recovery, {len(truth)} synthetic clips {size[0]}x{size[1]}, seed {args.seed}")
     for col in ("clip", "true alpha", "rel. err (exact depth)", "rel. err (5 % noise)"):
         table.add_column(col, justify="right")
     for cid, alpha in zip(truth["clip_id"], truth["alpha"]):
-        table.add_row(cid, f"{alpha:.4f}", f"{errs['exact'][cid] * 100:+.3f} %", f"{errs['noise 5 %'][cid] * 100:+.3f} %")
+        table.add_row(
+            cid, f"{alpha:.4f}", f"{errs['exact'][cid] * 100:+.3f} %", f"{errs['noise 5 %'][cid] * 100:+.3f} %"
+        )
     ok2 = float((errs["exact"].abs() < 0.02).mean())
     ok5 = float((errs["noise 5 %"].abs() < 0.05).mean())
     Console().print(table)
-    print(f"within 2 % (exact): {ok2 * 100:.0f} % of clips; within 5 % (noisy): {ok5 * 100:.0f} %; "
-          f"wall {wall:.1f} s")
+    print(f"within 2 % (exact): {ok2 * 100:.0f} % of clips; within 5 % (noisy): {ok5 * 100:.0f} %; wall {wall:.1f} s")
     return 0 if ok2 >= 0.9 and ok5 == 1.0 else 1
 
 

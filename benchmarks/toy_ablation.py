@@ -51,8 +51,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch; the two cores are shared
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -125,8 +125,22 @@ def build_dataset(work: Path, scenes: int, size: str, seed: int) -> tuple[Path, 
         for d in ("poses", "dataset", "depth", "sfm", "scales", "filtered"):
             shutil.rmtree(work / d, ignore_errors=True)
         write_pose_variants(work / "poses", scenes)
-        realcam("synth", "--poses", work / "poses", "--texture", TEXTURES, "--out", ds,
-                "--random-scale", "0.1", "10", "--size", size, "--seed", seed)
+        realcam(
+            "synth",
+            "--poses",
+            work / "poses",
+            "--texture",
+            TEXTURES,
+            "--out",
+            ds,
+            "--random-scale",
+            "0.1",
+            "10",
+            "--size",
+            size,
+            "--seed",
+            seed,
+        )
         realcam("depth", ds, "--out", work / "depth", "--from-files", ds / "depth_gt")
         realcam("triangulate", ds, "--out", work / "sfm", "--workers", "1")
         realcam("align-scale", "--depth", work / "depth", "--sfm", work / "sfm", "--out", work / "scales")
@@ -134,7 +148,10 @@ def build_dataset(work: Path, scenes: int, size: str, seed: int) -> tuple[Path, 
         marker.write_text(json.dumps(settings))
     keep = pd.read_parquet(filtered / "keep.parquet")
     held = keep["clip_id"].astype(str).map(trajectory_of) == HELD_OUT_TRAJECTORY
-    train_dir, held_dir = subset(filtered, keep[~held], work / "data_train"), subset(filtered, keep[held], work / "data_heldout")
+    train_dir, held_dir = (
+        subset(filtered, keep[~held], work / "data_train"),
+        subset(filtered, keep[held], work / "data_heldout"),
+    )
     return ds, train_dir, held_dir
 
 
@@ -185,8 +202,9 @@ def posterior_noise_ratio(model, images: np.ndarray) -> tuple[float, float, floa
     return signal, noise, noise / signal
 
 
-def fit_base(work: Path, ds: Path, train_dir: Path, ae_steps: int, base_steps: int, batch: int,
-             seed: int, log) -> tuple[Path, dict]:
+def fit_base(
+    work: Path, ds: Path, train_dir: Path, ae_steps: int, base_steps: int, batch: int, seed: int, log
+) -> tuple[Path, dict]:
     """The base model (camera ``none``): fitted autoencoder + UNet trained on the training clips."""
     info = {}
     torch.manual_seed(seed)
@@ -195,17 +213,26 @@ def fit_base(work: Path, ds: Path, train_dir: Path, ae_steps: int, base_steps: i
     images = training_images(clips, model.config.width)
     info["posterior_random"] = posterior_noise_ratio(model, images)
     t0 = time.perf_counter()
-    losses = fit_autoencoder(model.first_stage_model, images, ae_steps, batch=8, crop=model.config.width,
-                             scale_factor=model.config.autoencoder.scale_factor, seed=seed)
+    losses = fit_autoencoder(
+        model.first_stage_model,
+        images,
+        ae_steps,
+        batch=8,
+        crop=model.config.width,
+        scale_factor=model.config.autoencoder.scale_factor,
+        seed=seed,
+    )
     info["ae_loss"] = (float(np.mean(losses[:10])), float(np.mean(losses[-10:])))
     info["posterior_fitted"] = posterior_noise_ratio(model, images)
     info["posterior_used"] = info["posterior_fitted"]  # fit_autoencoder sets the spread (POSTERIOR_STD)
     info["ae_s"] = time.perf_counter() - t0
     ae_base = save_checkpoint(model, work / "ae_base")
-    log(f"autoencoder fitted to {len(images)} training frames in {ae_steps} steps ({info['ae_s']:.0f} s): "
+    log(
+        f"autoencoder fitted to {len(images)} training frames in {ae_steps} steps ({info['ae_s']:.0f} s): "
         f"loss {info['ae_loss'][0]:.3f} -> {info['ae_loss'][1]:.3f}; posterior std / latent std: random "
         f"{info['posterior_random'][2]:.2f}, fitted {info['posterior_fitted'][2]:.2f}, used "
-        f"{info['posterior_used'][2]:.3f}")
+        f"{info['posterior_used'][2]:.3f}"
+    )
 
     # The UNet: `train` builds the camera model; here it builds camera "none" (the base has no camera
     # modules, like DynamiCrafter), so nothing camera-related is fitted into the base.
@@ -213,10 +240,24 @@ def fit_base(work: Path, ds: Path, train_dir: Path, ae_steps: int, base_steps: i
     loop.build_model = lambda res, camera="realcam", **kw: original(res, camera="none", **kw)
     try:
         t0 = time.perf_counter()
-        cfg = TrainConfig(data=str(train_dir), frames_root=str(ds), out=str(work / "base_run"), res=CONFIG,
-                          steps=base_steps, batch=batch, micro_batch=1, lr=LR, precision="fp32", seed=seed,
-                          base_ckpt=[str(ae_base / "model.safetensors")], ckpt_every=base_steps,
-                          log_every=max(1, base_steps // 10), workers=0, device="cpu", train_unet=True)
+        cfg = TrainConfig(
+            data=str(train_dir),
+            frames_root=str(ds),
+            out=str(work / "base_run"),
+            res=CONFIG,
+            steps=base_steps,
+            batch=batch,
+            micro_batch=1,
+            lr=LR,
+            precision="fp32",
+            seed=seed,
+            base_ckpt=[str(ae_base / "model.safetensors")],
+            ckpt_every=base_steps,
+            log_every=max(1, base_steps // 10),
+            workers=0,
+            device="cpu",
+            train_unet=True,
+        )
         shutil.rmtree(cfg.out, ignore_errors=True)
         history = train(cfg)
         info["base_s"] = time.perf_counter() - t0
@@ -225,19 +266,21 @@ def fit_base(work: Path, ds: Path, train_dir: Path, ae_steps: int, base_steps: i
     weights = Path(cfg.out) / "weights" / "model.safetensors"
     names = list(read_state_dict(weights))
     if any(is_camera_parameter(n) for n in names) or not any(parameter_group(n) == "unet" for n in names):
-        sys.exit(f"toy_ablation: the base run's weights hold camera parameters or no UNet ({weights}); "
-                 "stages.train.loop no longer builds its model through `build_model`?")
+        sys.exit(
+            f"toy_ablation: the base run's weights hold camera parameters or no UNet ({weights}); "
+            "stages.train.loop no longer builds its model through `build_model`?"
+        )
     load_checkpoint(model, weights)
     base = save_checkpoint(model, work / "base")
     info["base_history"] = history
-    log(f"base: UNet trained {base_steps} steps x batch {batch} ({info['base_s']:.0f} s): "
-        f"{loss_summary(history)}")
+    log(f"base: UNet trained {base_steps} steps x batch {batch} ({info['base_s']:.0f} s): {loss_summary(history)}")
     return base / "model.safetensors", info
 
 
 def loss_summary(history: pd.DataFrame) -> str:
     k = first_last_k(len(history))
-    return f"train loss first {k} mean {history['loss'].head(k).mean():.4f}, last {k} mean {history['loss'].tail(k).mean():.4f}"
+    first, last = history["loss"].head(k).mean(), history["loss"].tail(k).mean()
+    return f"train loss first {k} mean {first:.4f}, last {k} mean {last:.4f}"
 
 
 def first_last_k(n: int) -> int:
@@ -247,10 +290,17 @@ def first_last_k(n: int) -> int:
 # ----------------------------------------------------------------------------------------------
 # 4. the held-out loss: DiffusionTrainer.forward with the random draws given
 # ----------------------------------------------------------------------------------------------
-def forward_loss(trainer: DiffusionTrainer, batch: dict, z0_generator: torch.Generator | None, timesteps: torch.Tensor,
-                 noise: torch.Tensor | None = None, noise_generator: torch.Generator | None = None,
-                 drop_text: torch.Tensor | None = None, drop_image: torch.Tensor | None = None,
-                 z0: torch.Tensor | None = None) -> dict:
+def forward_loss(
+    trainer: DiffusionTrainer,
+    batch: dict,
+    z0_generator: torch.Generator | None,
+    timesteps: torch.Tensor,
+    noise: torch.Tensor | None = None,
+    noise_generator: torch.Generator | None = None,
+    drop_text: torch.Tensor | None = None,
+    drop_image: torch.Tensor | None = None,
+    z0: torch.Tensor | None = None,
+) -> dict:
     """Per-sample MSE of the model output against its training target, as DiffusionTrainer.forward
     computes it, with the draws given instead of taken from one generator. Returns the per-sample
     ``loss``, ``z0`` (to reuse), the model ``out`` and the ``target``."""
@@ -265,15 +315,24 @@ def forward_loss(trainer: DiffusionTrainer, batch: dict, z0_generator: torch.Gen
         if z0 is None:
             z0 = m.encode_video(video, sample=True, generator=z0_generator)
         cond_image = video[ar, :, cond] * (~drop_image).float()[:, None, None, None]
-        context = torch.cat([m.encode_text(trainer.tokens(batch["caption"], drop_text)), m.encode_image(cond_image)], dim=1)
+        context = torch.cat(
+            [m.encode_text(trainer.tokens(batch["caption"], drop_text)), m.encode_image(cond_image)], dim=1
+        )
     concat = z0[ar, :, cond][:, :, None].expand(-1, -1, t_frames, -1, -1)
     if noise is None:
         noise = torch.randn(z0.shape, generator=noise_generator)
     z0_t = diff.rescale_z0(trainer.schedule, z0, timesteps) if hasattr(diff, "rescale_z0") else z0
     z_t = diff.q_sample(trainer.schedule, z0_t, timesteps, noise)
     target = diff.training_target(trainer.schedule, z0_t, noise, timesteps)
-    out = m(z_t, timesteps, context, concat, fs=m.fs_condition(batch["stride"], batch["fps"]),
-            k=batch["k"].float(), c2w=batch["c2w"].float())
+    out = m(
+        z_t,
+        timesteps,
+        context,
+        concat,
+        fs=m.fs_condition(batch["stride"], batch["fps"]),
+        k=batch["k"].float(),
+        c2w=batch["c2w"].float(),
+    )
     loss = ((out.float() - target.float()) ** 2).flatten(1).mean(1)
     return {"loss": loss, "z0": z0, "out": out.float(), "target": target.float()}
 
@@ -294,12 +353,15 @@ def check_forward_matches_library(trainer: DiffusionTrainer, batch: dict, seed: 
         timesteps = torch.randint(0, diff.NUM_TRAIN_TIMESTEPS, (b,), generator=g)
         noise = torch.randn(z0.shape, generator=g)
         torch.manual_seed(seed)
-        ours = forward_loss(trainer, batch, g, timesteps, noise=noise, drop_text=drop_text,
-                            drop_image=drop_image, z0=z0)["loss"]
+        ours = forward_loss(
+            trainer, batch, g, timesteps, noise=noise, drop_text=drop_text, drop_image=drop_image, z0=z0
+        )["loss"]
     rel = abs(float(ours.mean()) - ref) / max(abs(ref), 1e-12)
     if rel > 1e-4:
-        sys.exit(f"toy_ablation: the held-out loss no longer reproduces DiffusionTrainer.forward "
-                 f"(library {ref:.6f}, benchmark {float(ours.mean()):.6f}): update forward_loss")
+        sys.exit(
+            f"toy_ablation: the held-out loss no longer reproduces DiffusionTrainer.forward "
+            f"(library {ref:.6f}, benchmark {float(ours.mean()):.6f}): update forward_loss"
+        )
     return rel
 
 
@@ -330,8 +392,14 @@ class HeldOut:
         z0, losses, outs, targets = None, [], [], []
         for j, t in enumerate(self.timesteps):
             torch.manual_seed(self.seed + j)  # epipolar zero-translation jitter: the same for every model
-            r = forward_loss(trainer, batch, torch.Generator().manual_seed(self.seed), torch.full((b,), t),
-                             noise_generator=torch.Generator().manual_seed(self.seed * 1000 + j), z0=z0)
+            r = forward_loss(
+                trainer,
+                batch,
+                torch.Generator().manual_seed(self.seed),
+                torch.full((b,), t),
+                noise_generator=torch.Generator().manual_seed(self.seed * 1000 + j),
+                z0=z0,
+            )
             z0 = r["z0"]
             losses.append(r["loss"].numpy())
             outs.append(r["out"])
@@ -343,7 +411,7 @@ def camera_effect(ev: dict, ref: dict) -> float:
     """RMS difference of a model's outputs from the reference's on the same draws, relative to the
     RMS of the target: how much the camera modules change the prediction (0 for fresh modules)."""
     num = sum(float(((a - b) ** 2).sum()) for a, b in zip(ev["out"], ref["out"]))
-    den = sum(float((t ** 2).sum()) for t in ref["target"])
+    den = sum(float((t**2).sum()) for t in ref["target"])
     return float(np.sqrt(num / den))
 
 
@@ -392,7 +460,7 @@ def gradient_norms(model, train_dir: Path, ds: Path, samples: int = 4, seed: int
     for name, p in model.named_parameters():
         if p.grad is not None:
             g = parameter_group(name)
-            norms[g] = norms.get(g, 0.0) + float((p.grad ** 2).sum())
+            norms[g] = norms.get(g, 0.0) + float((p.grad**2).sum())
     for p in model.parameters():
         p.requires_grad_(False)
         p.grad = None
@@ -400,14 +468,30 @@ def gradient_norms(model, train_dir: Path, ds: Path, samples: int = 4, seed: int
     return {k: float(np.sqrt(v)) for k, v in norms.items()}
 
 
-def camera_run(work: Path, name: str, data_dir: Path, ds: Path, base: Path, steps: int, batch: int,
-               seed: int, relative: bool) -> tuple[Path, pd.DataFrame, float]:
+def camera_run(
+    work: Path, name: str, data_dir: Path, ds: Path, base: Path, steps: int, batch: int, seed: int, relative: bool
+) -> tuple[Path, pd.DataFrame, float]:
     out = work / "runs" / f"{name}_seed{seed}"
     shutil.rmtree(out, ignore_errors=True)
-    cfg = TrainConfig(data=str(data_dir), frames_root=str(ds), out=str(out), res=CONFIG, steps=steps, batch=batch,
-                      micro_batch=1, lr=LR, precision="fp32", seed=seed, relative_scale=relative,
-                      base_ckpt=[str(base)], ckpt_every=steps, log_every=max(1, steps // 10), workers=0,
-                      device="cpu", train_unet=False)
+    cfg = TrainConfig(
+        data=str(data_dir),
+        frames_root=str(ds),
+        out=str(out),
+        res=CONFIG,
+        steps=steps,
+        batch=batch,
+        micro_batch=1,
+        lr=LR,
+        precision="fp32",
+        seed=seed,
+        relative_scale=relative,
+        base_ckpt=[str(base)],
+        ckpt_every=steps,
+        log_every=max(1, steps // 10),
+        workers=0,
+        device="cpu",
+        train_unet=False,
+    )
     t0 = time.perf_counter()
     history = train(cfg)
     return out / "weights" / "model.safetensors", history, time.perf_counter() - t0
@@ -424,7 +508,9 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=None, help="rooms per trajectory and direction (default 2)")
     parser.add_argument("--windows", type=int, default=None, help="held-out frame windows (default 16)")
     parser.add_argument("--timesteps", type=int, default=8, help="held-out timesteps per window")
-    parser.add_argument("--size", default="128x128", help="synth frame size (SfM runs on it; training resizes to 64x64)")
+    parser.add_argument(
+        "--size", default="128x128", help="synth frame size (SfM runs on it; training resizes to 64x64)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", default=None, help="work folder (default /tmp/realcam_toy_ablation[_quick])")
     parser.add_argument("--quick", action="store_true", help="a much smaller run for smoke checks")
@@ -442,7 +528,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/realcam/torch_extensions"))
     t_start = time.perf_counter()
-    log = lambda s: console.print(f"[dim]{time.perf_counter() - t_start:6.0f} s[/] {s}")  # noqa: E731
+    log = lambda s: console.print(f"[dim]{time.perf_counter() - t_start:6.0f} s[/] {s}")
     loop.init_distributed("cpu")
 
     # 1. data
@@ -452,8 +538,10 @@ def main() -> None:
     n_held = len(pd.read_parquet(held_dir / "keep.parquet"))
     dropped = len(pd.read_parquet(work / "filtered" / "dropped.parquet"))
     truth = pd.read_parquet(ds / "truth.parquet")
-    log(f"data: {n_train} training clips, {n_held} held-out clips (trajectory {HELD_OUT_TRAJECTORY}), "
-        f"{dropped} dropped by filter; alpha {truth['alpha'].min():.2f}..{truth['alpha'].max():.2f}")
+    log(
+        f"data: {n_train} training clips, {n_held} held-out clips (trajectory {HELD_OUT_TRAJECTORY}), "
+        f"{dropped} dropped by filter; alpha {truth['alpha'].min():.2f}..{truth['alpha'].max():.2f}"
+    )
 
     # 2. base (camera none), then the reference (0): the base with fresh camera modules
     base, info = fit_base(work, ds, train_dir, ae_steps, base_steps, args.batch, seed=0, log=log)
@@ -469,18 +557,32 @@ def main() -> None:
     base_none = build_model(CONFIG, camera="none")
     load_checkpoint(base_none, base)
     none_losses = held.evaluate(base_none.eval())["loss"]
-    log(f"held-out loss: random model {random_loss:.4f}, base {none_losses.mean():.4f}; base with fresh camera "
+    log(
+        f"held-out loss: random model {random_loss:.4f}, base {none_losses.mean():.4f}; base with fresh camera "
         f"modules {ref_losses.mean():.4f} (max |difference| to the base {np.abs(ref_losses - none_losses).max():.2e}); "
-        f"benchmark forward vs DiffusionTrainer.forward: relative difference {rel_check:.1e}")
+        f"benchmark forward vs DiffusionTrainer.forward: relative difference {rel_check:.1e}"
+    )
     grads_fresh = gradient_norms(camera_model(base, seed=0), train_dir, ds)
 
     # 3. camera-only runs
-    conditions = [("a", "metric cameras", train_dir, False), ("b", "relative-scale cameras", train_dir, True),
-                  ("c", "shuffled cameras", shuffled_dir, False)]
+    conditions = [
+        ("a", "metric cameras", train_dir, False),
+        ("b", "relative-scale cameras", train_dir, True),
+        ("c", "shuffled cameras", shuffled_dir, False),
+    ]
     results: dict[str, dict] = {}
     for key, label, data_dir, relative in conditions:
-        r = results[key] = {"label": label, "loss": {}, "loss_rel": {}, "first": [], "last": [], "proj": [],
-                            "effect": [], "per_t": [], "s": []}
+        r = results[key] = {
+            "label": label,
+            "loss": {},
+            "loss_rel": {},
+            "first": [],
+            "last": [],
+            "proj": [],
+            "effect": [],
+            "per_t": [],
+            "s": [],
+        }
         for seed in range(n_seeds):
             weights, history, secs = camera_run(work, key, data_dir, ds, base, steps, args.batch, seed, relative)
             model = camera_model(base, seed, weights)
@@ -499,38 +601,73 @@ def main() -> None:
             if key == "a" and seed == 0:  # the benchmark's forward against the library's, with a camera effect
                 check_forward_matches_library(DiffusionTrainer(model), held.batches["metric"])
                 r["grads_trained"] = gradient_norms(model, train_dir, ds)
-            log(f"({key}) {label}, seed {seed}: {secs:.0f} s, {loss_summary(history)}; held-out {losses.mean():.5f} "
+            log(
+                f"({key}) {label}, seed {seed}: {secs:.0f} s, {loss_summary(history)}; held-out {losses.mean():.5f} "
                 f"(fresh camera {ref_losses.mean():.5f}); output projections |W| {r['proj'][-1]:.3f}, "
-                f"camera effect {r['effect'][-1]:.4f}")
+                f"camera effect {r['effect'][-1]:.4f}"
+            )
 
     # 5. report
     base_mean = float(ref_losses.mean())
     k = first_last_k(steps)
-    title = (f"held-out denoising loss ({CONFIG}; camera-only training {steps} steps x batch {args.batch} from one "
-             f"fitted base; {n_seeds} seeds; {windows} held-out windows x {n_t} timesteps, same draws for every model)")
-    header = ["condition", "eval cameras", "held-out loss", "std (seeds)", "ratio vs (0)", "per seed",
-              f"train loss first/last {k}", "camera effect", "W_out norm"]
-    rows = [["(0) base + fresh camera modules", "metric", f"{base_mean:.5f}", "-", "1.0000", "-", "-", "0",
-             f"{output_projection_norm(ref):.3f}"]]
+    title = (
+        f"held-out denoising loss ({CONFIG}; camera-only training {steps} steps x batch {args.batch} from one "
+        f"fitted base; {n_seeds} seeds; {windows} held-out windows x {n_t} timesteps, same draws for every model)"
+    )
+    header = [
+        "condition",
+        "eval cameras",
+        "held-out loss",
+        "std (seeds)",
+        "ratio vs (0)",
+        "per seed",
+        f"train loss first/last {k}",
+        "camera effect",
+        "W_out norm",
+    ]
+    rows = [
+        [
+            "(0) base + fresh camera modules",
+            "metric",
+            f"{base_mean:.5f}",
+            "-",
+            "1.0000",
+            "-",
+            "-",
+            "0",
+            f"{output_projection_norm(ref):.3f}",
+        ]
+    ]
     for key, r in results.items():
         variants = [("metric", r["loss"])] + ([("relative (as trained)", r["loss_rel"])] if r["loss_rel"] else [])
         for cams, per_seed in variants:
             vals = np.array([per_seed[s] for s in sorted(per_seed)])
-            rows.append([f"({key}) {r['label']}", cams, f"{vals.mean():.5f}",
-                         f"{vals.std(ddof=1) if len(vals) > 1 else 0:.5f}", f"{vals.mean() / base_mean:.4f}",
-                         " ".join(f"{v:.5f}" for v in vals), f"{np.mean(r['first']):.4f} / {np.mean(r['last']):.4f}",
-                         f"{np.mean(r['effect']):.4f}", f"{np.mean(r['proj']):.3f}"])
+            rows.append(
+                [
+                    f"({key}) {r['label']}",
+                    cams,
+                    f"{vals.mean():.5f}",
+                    f"{vals.std(ddof=1) if len(vals) > 1 else 0:.5f}",
+                    f"{vals.mean() / base_mean:.4f}",
+                    " ".join(f"{v:.5f}" for v in vals),
+                    f"{np.mean(r['first']):.4f} / {np.mean(r['last']):.4f}",
+                    f"{np.mean(r['effect']):.4f}",
+                    f"{np.mean(r['proj']):.3f}",
+                ]
+            )
     table = Table(title=title)
     for i, col in enumerate(header):
         table.add_column(col, justify="left" if i < 2 else "right")
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print("(0): the base with fresh camera modules (zero output projections: the camera is ignored); "
-                  "(a)-(c): camera modules trained from it. camera effect: RMS of (model output - (0)'s output) "
-                  "/ RMS of the target on the held-out draws; W_out norm: Frobenius norm of the zero-initialised output "
-                  "projections (Plücker projections + epipolar to_out); train loss: mean of the first / last "
-                  f"{k} steps' losses, mean over seeds.")
+    console.print(
+        "(0): the base with fresh camera modules (zero output projections: the camera is ignored); "
+        "(a)-(c): camera modules trained from it. camera effect: RMS of (model output - (0)'s output) "
+        "/ RMS of the target on the held-out draws; W_out norm: Frobenius norm of the zero-initialised output "
+        "projections (Plücker projections + epipolar to_out); train loss: mean of the first / last "
+        f"{k} steps' losses, mean over seeds."
+    )
 
     per_t = Table(title="held-out loss by timestep (mean over seeds), ratio vs (0)")
     per_t.add_column("t", justify="right")
@@ -540,7 +677,9 @@ def main() -> None:
     per_t_rows = []
     for j, t in enumerate(held.timesteps):
         b0 = float(ref_losses[j].mean())
-        per_t_rows.append([str(t), f"{b0:.5f}", *[f"{np.mean([p[j] for p in r['per_t']]) / b0:.4f}" for r in results.values()]])
+        per_t_rows.append(
+            [str(t), f"{b0:.5f}", *[f"{np.mean([p[j] for p in r['per_t']]) / b0:.4f}" for r in results.values()]]
+        )
         per_t.add_row(*per_t_rows[-1])
     console.print(per_t)
 
@@ -556,7 +695,9 @@ def main() -> None:
     for col in ("model", *groups):
         grads.add_column(col, justify="right")
     grads.add_row("base + fresh camera", *[f"{grads_fresh.get(g, 0):.2e}" for g in groups])
-    grads.add_row(f"(a) seed 0 after {steps} steps", *[f"{results['a']['grads_trained'].get(g, 0):.2e}" for g in groups])
+    grads.add_row(
+        f"(a) seed 0 after {steps} steps", *[f"{results['a']['grads_trained'].get(g, 0):.2e}" for g in groups]
+    )
     console.print(grads)
     console.print("\nmarkdown:\n")
     print("| " + " | ".join(header) + " |")
@@ -570,23 +711,53 @@ def main() -> None:
         print("| " + " | ".join(row) + " |")
     print()
     total = time.perf_counter() - t_start
-    console.print(f"random-init held-out loss {random_loss:.5f}; base {base_mean:.5f} "
-                  f"({base_mean / random_loss:.3f}x the random model's); total {total:.0f} s")
+    console.print(
+        f"random-init held-out loss {random_loss:.5f}; base {base_mean:.5f} "
+        f"({base_mean / random_loss:.3f}x the random model's); total {total:.0f} s"
+    )
 
     summary = {
-        "settings": {"steps": steps, "base_steps": base_steps, "ae_steps": ae_steps, "seeds": n_seeds,
-                     "batch": args.batch, "scenes": scenes, "windows": windows, "timesteps": held.timesteps,
-                     "size": args.size, "threads": args.threads, "lr": LR, "posterior_std": POSTERIOR_STD},
-        "data": {"train": n_train, "heldout": n_held, "dropped": dropped, "shuffle": mapping,
-                 "heldout_windows": list(held.clip_ids)},
+        "settings": {
+            "steps": steps,
+            "base_steps": base_steps,
+            "ae_steps": ae_steps,
+            "seeds": n_seeds,
+            "batch": args.batch,
+            "scenes": scenes,
+            "windows": windows,
+            "timesteps": held.timesteps,
+            "size": args.size,
+            "threads": args.threads,
+            "lr": LR,
+            "posterior_std": POSTERIOR_STD,
+        },
+        "data": {
+            "train": n_train,
+            "heldout": n_held,
+            "dropped": dropped,
+            "shuffle": mapping,
+            "heldout_windows": list(held.clip_ids),
+        },
         "posterior_noise_ratio": {k: info[k] for k in ("posterior_random", "posterior_fitted", "posterior_used")},
-        "random_loss": random_loss, "base_loss": base_mean,
+        "random_loss": random_loss,
+        "base_loss": base_mean,
         "base_train": loss_summary(info["base_history"]),
-        "results": {k: {kk: (vv if not isinstance(vv, list) or not vv or not isinstance(vv[0], np.ndarray)
-                             else [list(map(float, x)) for x in vv]) for kk, vv in r.items()}
-                    for k, r in results.items()},
+        "results": {
+            k: {
+                kk: (
+                    vv
+                    if not isinstance(vv, list) or not vv or not isinstance(vv[0], np.ndarray)
+                    else [list(map(float, x)) for x in vv]
+                )
+                for kk, vv in r.items()
+            }
+            for k, r in results.items()
+        },
         "paired": {k: list(map(float, v)) for k, v in paired.items()},
-        "grads_fresh": grads_fresh, "table": rows, "per_t": per_t_rows, "seconds": total,
+        "grads_fresh": grads_fresh,
+        "table": rows,
+        "per_t": per_t_rows,
+        "seconds": total,
     }
     (work / "results.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     console.print(f"results: {work / 'results.json'}")

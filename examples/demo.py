@@ -43,18 +43,24 @@ MODEL = "small"  # 16 frames of 128x128, f = 4 autoencoder (stages/models/config
 console = Console(width=max(100, Console().width))
 
 
-def realcam(*args: str) -> None:
-    cmd = [sys.executable, "-m", "realcam_cli", *map(str, args)]
-    console.print(f"[bold cyan]$ realcam {' '.join(map(str, args))}[/]")
+def realcam(stage: str, *arguments, **options) -> None:
+    """Run ``realcam STAGE ARGUMENTS --option value ...`` (``big_option`` -> ``--big-option``; a
+    ``True`` option is a flag; a tuple gives several values); exit on failure."""
+    args = [stage, *map(str, arguments)]
+    for key, value in options.items():
+        args.append("--" + key.replace("_", "-"))
+        if value is not True:
+            args += [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+    console.print(f"[bold cyan]$ realcam {' '.join(args)}[/]")
     t0 = time.perf_counter()
-    result = subprocess.run(cmd)
+    result = subprocess.run([sys.executable, "-m", "realcam_cli", *args])
     if result.returncode != 0:
-        console.print(f"[bold red]demo: `realcam {args[0]}` failed with status {result.returncode}[/]")
+        console.print(f"[bold red]demo: `realcam {stage}` failed with status {result.returncode}[/]")
         sys.exit(result.returncode)
     console.print(f"[dim]  ({time.perf_counter() - t0:.1f} s)[/]")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_out")
     parser.add_argument("--size", default="256x256")
@@ -67,77 +73,165 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=2, help="generated videos (seeds seed, seed+1, ...)")
     parser.add_argument("--media", default=None, help="also copy preview.gif and a trajectory plot here")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     out = Path(args.out).resolve()
     poses = sorted((DATA / "poses").glob("*.txt"))
     held_out, train_poses = poses[-1], poses[:-1]
     t_start = time.perf_counter()
-
     ds = out / "dataset"
-    realcam("synth", "--poses", *train_poses, "--texture", DATA / "images", "--out", ds,
-            "--random-scale", "0.1", "10", "--size", args.size, "--seed", args.seed)
-    realcam("depth", ds, "--out", out / "depth", "--from-files", ds / "depth_gt")
-    realcam("triangulate", ds, "--out", out / "sfm", "--workers", "2")
-    realcam("align-scale", "--depth", out / "depth", "--sfm", out / "sfm", "--out", out / "scales")
-    realcam("filter", out / "scales", "--cameras", ds, "--out", out / "filtered", "--quantile", "0.0")
-    # A held-out clip: its first frame and true depth make the preview; its video is evaluated.
-    held = out / "heldout"
-    realcam("synth", "--poses", held_out, "--texture", DATA / "images", "--out", held,
-            "--scale", "1.0", "--size", args.size, "--seed", args.seed + 1)
-    clip = held_out.stem
-    frames = sorted((held / "frames" / clip).glob("*.png"), key=lambda p: int(p.stem))
-    depth0 = out / "heldout_depth0.npy"
-    np.save(depth0, np.load(held / "depth_gt" / f"{clip}.npz")["depth"][0])
+    annotate(args, out, ds, train_poses)
+    held = HeldOut(args, out, held_out)
+    ae = train_models(args, out, ds, held)
+    generate_and_evaluate(args, out, held)
+    problems = report(args, out, ds, ae)
+    if args.media:
+        problems += copy_media(out, Path(args.media), held)
+    console.print(f"demo finished in {time.perf_counter() - t_start:.0f} s")
+    if problems:
+        console.print(f"[bold red]demo: {'; '.join(problems)}[/]")
+        sys.exit(1)
 
-    # The training stage at demo scale: the `tiny` config for a few hundred steps from a saved
-    # random base (its loss curve is reported). Generation needs frames SfM can register, so the
-    # model that `generate` uses is the `small` one below, trained more briefly.
+
+def annotate(args, out: Path, ds: Path, train_poses: list[Path]) -> None:
+    """A synthetic dataset with known factors, then depth, triangulate, align-scale, filter."""
+    size, seed = args.size, args.seed
+    realcam(
+        "synth", poses=tuple(train_poses), texture=DATA / "images", out=ds, random_scale=(0.1, 10), size=size, seed=seed
+    )
+    realcam("depth", ds, out=out / "depth", from_files=ds / "depth_gt")
+    realcam("triangulate", ds, out=out / "sfm", workers=2)
+    realcam("align-scale", depth=out / "depth", sfm=out / "sfm", out=out / "scales")
+    realcam("filter", out / "scales", cameras=ds, out=out / "filtered", quantile=0.0)
+
+
+class HeldOut:
+    """A held-out clip: its first frame and true depth make the preview; its video is evaluated."""
+
+    def __init__(self, args, out: Path, poses: Path):
+        self.folder = out / "heldout"
+        realcam(
+            "synth",
+            poses=(poses,),
+            texture=DATA / "images",
+            out=self.folder,
+            scale=1.0,
+            size=args.size,
+            seed=args.seed + 1,
+        )
+        self.clip = poses.stem
+        self.frames = sorted((self.folder / "frames" / self.clip).glob("*.png"), key=lambda p: int(p.stem))
+        self.cameras = self.folder / "cameras" / f"{self.clip}.txt"
+        self.depth0 = out / "heldout_depth0.npy"
+        np.save(self.depth0, np.load(self.folder / "depth_gt" / f"{self.clip}.npz")["depth"][0])
+
+
+def train_models(args, out: Path, ds: Path, held: HeldOut) -> tuple[float, tuple[float, float]]:
+    """The training stage at demo scale, twice; returns the autoencoder's held-out PSNR and loss.
+
+    The `tiny` config for a few hundred steps from a saved random base (its loss curve is
+    reported). Generation needs frames SfM can register, so the model that `generate` uses is the
+    `small` one: the `small` config (16 frames of 128x128) with its autoencoder fitted to the
+    training clips' frames. It stands in for the released pretrained weights (DynamiCrafter's
+    KL-f8), which a demo cannot download; the UNet and camera modules start random."""
+    common = dict(
+        data=out / "filtered",
+        frames=ds,
+        batch=1,
+        lr="1e-3",
+        workers=0,
+        device="cpu",
+        precision="fp32",
+        seed=args.seed,
+        train_unet=True,
+    )
     tiny_base = save_random_base("tiny", out / "tiny_base", args.seed)
-    realcam("train", "--data", out / "filtered", "--frames", ds, "--res", "tiny", "--out", out / "run_tiny",
-            "--base-ckpt", tiny_base / "model.safetensors",
-            "--steps", args.tiny_steps, "--batch", "1", "--lr", "1e-3", "--workers", "0",
-            "--device", "cpu", "--precision", "fp32", "--ckpt-every", args.tiny_steps,
-            "--seed", args.seed, "--train-unet")
+    realcam(
+        "train",
+        res="tiny",
+        out=out / "run_tiny",
+        base_ckpt=tiny_base / "model.safetensors",
+        steps=args.tiny_steps,
+        ckpt_every=args.tiny_steps,
+        **common,
+    )
+    base, ae_psnr, ae_loss = fit_base(ds, held.folder / "frames" / held.clip, out / "base", args.ae_steps, args.seed)
+    realcam(
+        "train",
+        res=MODEL,
+        out=out / "run",
+        base_ckpt=base / "model.safetensors",
+        steps=args.train_steps,
+        ckpt_every=args.train_steps,
+        **common,
+    )
+    return ae_psnr, ae_loss
 
-    # The base model: the `small` config (16 frames of 128x128) with its autoencoder fitted to the
-    # training clips' frames. It stands in for the released pretrained weights (DynamiCrafter's
-    # KL-f8), which a demo cannot download; the UNet and camera modules start random.
-    base, ae_psnr, ae_loss = fit_base(ds, held / "frames" / clip, out / "base", args.ae_steps, args.seed)
-    realcam("train", "--data", out / "filtered", "--frames", ds, "--res", MODEL, "--out", out / "run",
-            "--base-ckpt", base / "model.safetensors",
-            "--steps", args.train_steps, "--batch", "1", "--lr", "1e-3", "--workers", "0",
-            "--device", "cpu", "--precision", "fp32", "--ckpt-every", args.train_steps,
-            "--seed", args.seed, "--train-unet")
-    realcam("preview", frames[0], held / "cameras" / f"{clip}.txt", "--out", out / "preview",
-            "--depth", depth0, "--size", args.size, "--gif", "--overwrite")
-    # Generate along the held-out trajectory with the strongest noise shaping (t_NS = 0): inside
-    # the preview's mask the latents are the noised preview latents at every step above t_NS. With
-    # t_NS = 50 (the last of 25 steps unshaped) SfM registered only 7 and 13 of the 16 frames.
+
+def generate_and_evaluate(args, out: Path, held: HeldOut) -> None:
+    """The preview, the generated videos, and the evaluation of both the held-out rendered video
+    and the generated ones.
+
+    Generation follows the held-out trajectory with the strongest noise shaping (t_NS = 0): inside
+    the preview's mask the latents are the noised preview latents at every step above t_NS. With
+    t_NS = 50 (the last of 25 steps unshaped) SfM registered only 7 and 13 of the 16 frames."""
+    realcam(
+        "preview",
+        held.frames[0],
+        held.cameras,
+        out=out / "preview",
+        depth=held.depth0,
+        size=args.size,
+        gif=True,
+        overwrite=True,
+    )
     generated, gen_refs, gen_depth = out / "generated", out / "generated_reference", out / "generated_depth"
     gen_refs.mkdir(parents=True, exist_ok=True)
     gen_depth.mkdir(parents=True, exist_ok=True)
     for k in range(args.videos):
-        name = f"{clip}_seed{args.seed + k}"
-        realcam("generate", frames[0], held / "cameras" / f"{clip}.txt", "--ckpt", base,
-                "--camera-ckpt", out / "run" / "weights" / "model.safetensors", "--res", MODEL,
-                "--depth", depth0, "--out", generated / f"{name}.mp4", "--steps", args.gen_steps,
-                "--noise-shaping", args.t_ns, "--cfg", args.cfg, "--seed", args.seed + k,
-                # the empty prompt of the official configs: the demo model was trained without
-                # text, and the official demo's negative prompt needs the CLIP tokenizer (Hub)
-                "--negative-prompt", "")
-        shutil.copy(held / "cameras" / f"{clip}.txt", gen_refs / f"{name}.txt")
+        name = f"{held.clip}_seed{args.seed + k}"
+        # The empty negative prompt of the official configs: the demo model was trained without
+        # text, and the official demo's negative prompt needs the CLIP tokenizer (Hub).
+        realcam(
+            "generate",
+            held.frames[0],
+            held.cameras,
+            ckpt=out / "base",
+            camera_ckpt=out / "run" / "weights" / "model.safetensors",
+            res=MODEL,
+            depth=held.depth0,
+            out=generated / f"{name}.mp4",
+            steps=args.gen_steps,
+            noise_shaping=args.t_ns,
+            cfg=args.cfg,
+            seed=args.seed + k,
+            negative_prompt="",
+        )
+        shutil.copy(held.cameras, gen_refs / f"{name}.txt")
         # The metric depth generate was given (the condition image's) gives evaluate the metric
         # factor of each generated video's SfM reconstruction (from its first frame).
-        np.savez(gen_depth / f"{name}.npz", depth=np.load(depth0)[None])
+        np.savez(gen_depth / f"{name}.npz", depth=np.load(held.depth0)[None])
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(held / "frames" / clip, videos / clip, dirs_exist_ok=True)
-    realcam("evaluate", videos, "--reference", held / "cameras", "--out", out / "eval", "--trials", "3",
-            "--depth", held / "depth_gt", "--plot", "--seed", args.seed, "--overwrite")
-    realcam("evaluate", generated, "--reference", gen_refs, "--out", out / "eval_generated",
-            "--trials", "3", "--depth", gen_depth, "--plot", "--seed", args.seed, "--overwrite")
+    shutil.copytree(held.folder / "frames" / held.clip, videos / held.clip, dirs_exist_ok=True)
+    evaluation = dict(trials=3, plot=True, seed=args.seed, overwrite=True)
+    realcam(
+        "evaluate",
+        videos,
+        reference=held.folder / "cameras",
+        out=out / "eval",
+        depth=held.folder / "depth_gt",
+        **evaluation,
+    )
+    realcam("evaluate", generated, reference=gen_refs, out=out / "eval_generated", depth=gen_depth, **evaluation)
 
-    # ------------------------------------------------------------------------------------------
+
+def report(args, out: Path, ds: Path, ae: tuple[float, tuple[float, float]]) -> list[str]:
+    """Recovered factors against the truth, camera metrics, losses, where every output is; returns
+    the problems found."""
     problems = []
     truth = pd.read_parquet(ds / "truth.parquet")[["clip_id", "alpha"]]
     clips = pd.read_parquet(out / "scales" / "clips.parquet")[["clip_id", "scale", "status"]]
@@ -156,60 +250,75 @@ def main() -> None:
 
     console.print(metrics_table(out / "eval", "camera metrics of the held-out rendered video (SfM, 3 trials)"))
     console.print(f"SfM trial failure rate (held-out rendered video): {failure_rate(out / 'eval'):.0%}")
-    console.print(metrics_table(out / "eval_generated", f"camera metrics of the generated videos "
-                                f"({MODEL} model, t_NS {args.t_ns}, cfg {args.cfg}; SfM, 3 trials)"))
-    gen_failure = failure_rate(out / "eval_generated")
-    console.print(f"SfM trial failure rate (generated videos): {gen_failure:.0%}")
+    title = f"camera metrics of the generated videos ({MODEL} model, t_NS {args.t_ns}, cfg {args.cfg}; SfM, 3 trials)"
+    console.print(metrics_table(out / "eval_generated", title))
+    console.print(f"SfM trial failure rate (generated videos): {failure_rate(out / 'eval_generated'):.0%}")
     gen = pd.read_parquet(out / "eval_generated" / "per_video.parquet")
-    unscored = gen[gen[["rot_err", "trans_err_rel", "cammc_rel", "trans_err_metric",
-                        "cammc_metric"]].isna().any(axis=1)]
+    scores = ["rot_err", "trans_err_rel", "cammc_rel", "trans_err_metric", "cammc_metric"]
+    unscored = gen[gen[scores].isna().any(axis=1)]
     if len(gen) != args.videos or len(unscored):
-        problems.append(f"camera metrics missing (NaN) for {args.videos - len(gen) + len(unscored)} of "
-                        f"{args.videos} generated videos")
+        problems.append(
+            f"camera metrics missing (NaN) for {args.videos - len(gen) + len(unscored)} of "
+            f"{args.videos} generated videos"
+        )
     tiny = pd.read_parquet(out / "run_tiny" / "metrics.parquet")
-    console.print(f"train (tiny, {len(tiny)} steps): loss first 20 mean {tiny['loss'].head(20).mean():.4f}, "
-                  f"last 20 mean {tiny['loss'].tail(20).mean():.4f}")
-    if not tiny["loss"].tail(20).mean() < tiny["loss"].head(20).mean():
+    first, last = tiny["loss"].head(20).mean(), tiny["loss"].tail(20).mean()
+    console.print(f"train (tiny, {len(tiny)} steps): loss first 20 mean {first:.4f}, last 20 mean {last:.4f}")
+    if not last < first:
         problems.append("the tiny training run did not lower the loss")
     metrics = pd.read_parquet(out / "run" / "metrics.parquet")
-    console.print(f"autoencoder ({MODEL}, f = 4, fitted {args.ae_steps} steps): loss {ae_loss[0]:.4f} -> "
-                  f"{ae_loss[1]:.4f}, reconstruction PSNR on the held-out clip {ae_psnr:.1f} dB")
-    console.print(f"train ({MODEL}, {len(metrics)} steps): loss first 5 mean {metrics['loss'].head(5).mean():.4f}, "
-                  f"last 5 mean {metrics['loss'].tail(5).mean():.4f}")
-    console.print(f"generate: {args.videos} videos, {args.gen_steps} DDIM steps, noise shaping t_NS = "
-                  f"{args.t_ns} (inside the preview's mask the latents are the noised preview latents at "
-                  f"every step with t >= t_NS; the model denoises them), cfg {args.cfg}")
+    ae_psnr, ae_loss = ae
+    console.print(
+        f"autoencoder ({MODEL}, f = 4, fitted {args.ae_steps} steps): loss {ae_loss[0]:.4f} -> "
+        f"{ae_loss[1]:.4f}, reconstruction PSNR on the held-out clip {ae_psnr:.1f} dB"
+    )
+    console.print(
+        f"train ({MODEL}, {len(metrics)} steps): loss first 5 mean {metrics['loss'].head(5).mean():.4f}, "
+        f"last 5 mean {metrics['loss'].tail(5).mean():.4f}"
+    )
+    console.print(
+        f"generate: {args.videos} videos, {args.gen_steps} DDIM steps, noise shaping t_NS = "
+        f"{args.t_ns} (inside the preview's mask the latents are the noised preview latents at "
+        f"every step with t >= t_NS; the model denoises them), cfg {args.cfg}"
+    )
     console.print(f"\n[bold]demo outputs[/] in {out}:")
-    for name, what in (("dataset", "synthetic dataset + truth.parquet"), ("depth", "metric depth per clip"),
-                       ("sfm", "COLMAP models, points, observations"), ("scales", "frames.parquet, clips.parquet"),
-                       ("filtered", "keep/dropped, metric cameras"),
-                       ("base", f"the {MODEL} base model (fitted autoencoder, random UNet)"),
-                       ("run_tiny", f"tiny training run ({args.tiny_steps} steps): weights/, metrics"),
-                       ("run", f"{MODEL} training run: weights/, metrics"),
-                       ("preview", "preview.mp4/.gif, preview.npz, scene.ply, trajectory"),
-                       ("generated", "generated videos, their previews and JSON records"),
-                       ("eval", "held-out rendered video: per_trial/per_video/summary.parquet, plots/"),
-                       ("eval_generated", "generated videos: per_trial/per_video/summary.parquet, plots/")):
+    for name, what in (
+        ("dataset", "synthetic dataset + truth.parquet"),
+        ("depth", "metric depth per clip"),
+        ("sfm", "COLMAP models, points, observations"),
+        ("scales", "frames.parquet, clips.parquet"),
+        ("filtered", "keep/dropped, metric cameras"),
+        ("base", f"the {MODEL} base model (fitted autoencoder, random UNet)"),
+        ("run_tiny", f"tiny training run ({args.tiny_steps} steps): weights/, metrics"),
+        ("run", f"{MODEL} training run: weights/, metrics"),
+        ("preview", "preview.mp4/.gif, preview.npz, scene.ply, trajectory"),
+        ("generated", "generated videos, their previews and JSON records"),
+        ("eval", "held-out rendered video: per_trial/per_video/summary.parquet, plots/"),
+        ("eval_generated", "generated videos: per_trial/per_video/summary.parquet, plots/"),
+    ):
         console.print(f"  {out / name}: {what}")
-    if args.media:
-        media = Path(args.media)
-        media.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "preview" / "preview.gif", media / "preview.gif")
-        plots = sorted((out / "eval_generated" / "plots").glob("*.png"))
-        if plots:
-            shutil.copy(plots[0], media / "trajectory.png")
-        else:
-            problems.append("no trajectory plot of a generated video for the docs media")
-        console.print(f"  {media}: preview.gif, trajectory.png (from {plots[0].name if plots else 'nothing'})")
-        # The editor on the held-out image and its trajectory, in headless Chromium.
-        shot = subprocess.run([sys.executable, str(ROOT / "examples" / "edit_screenshot.py"), str(frames[0]),
-                               str(depth0), str(held / "cameras" / f"{clip}.txt"), str(media / "edit.png")])
-        if shot.returncode != 0:
-            problems.append("the editor screenshot failed")
-    console.print(f"demo finished in {time.perf_counter() - t_start:.0f} s")
-    if problems:
-        console.print(f"[bold red]demo: {'; '.join(problems)}[/]")
-        sys.exit(1)
+    return problems
+
+
+def copy_media(out: Path, media: Path, held: HeldOut) -> list[str]:
+    """The README's preview GIF, a trajectory plot and the editor's screenshot; returns problems."""
+    problems = []
+    media.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out / "preview" / "preview.gif", media / "preview.gif")
+    plots = sorted((out / "eval_generated" / "plots").glob("*.png"))
+    if plots:
+        shutil.copy(plots[0], media / "trajectory.png")
+    else:
+        problems.append("no trajectory plot of a generated video for the docs media")
+    console.print(f"  {media}: preview.gif, trajectory.png (from {plots[0].name if plots else 'nothing'})")
+    # The editor on the held-out image and its trajectory, in headless Chromium.
+    script = ROOT / "examples" / "edit_screenshot.py"
+    shot = subprocess.run(
+        [sys.executable, str(script), str(held.frames[0]), str(held.depth0), str(held.cameras), str(media / "edit.png")]
+    )
+    if shot.returncode != 0:
+        problems.append("the editor screenshot failed")
+    return problems
 
 
 def failure_rate(eval_dir: Path) -> float:
@@ -226,9 +335,16 @@ def metrics_table(eval_dir: Path, title: str) -> Table:
     trials = pd.read_parquet(eval_dir / "per_trial.parquet")
     for r in pd.read_parquet(eval_dir / "per_video.parquet").itertuples():
         reg = trials.loc[trials["video"] == r.video, "n_registered"].fillna(0)  # per trial
-        table.add_row(r.video, f"{r.rot_err:.4f}", f"{r.trans_err_rel:.4f}", f"{r.cammc_rel:.4f}",
-                      f"{r.trans_err_metric:.4f}", f"{r.cammc_metric:.4f}", f"{r.n_success}/{r.n_trials}",
-                      f"{int(reg.min())}/{r.n_frames}" if len(reg) else "-")
+        table.add_row(
+            r.video,
+            f"{r.rot_err:.4f}",
+            f"{r.trans_err_rel:.4f}",
+            f"{r.cammc_rel:.4f}",
+            f"{r.trans_err_metric:.4f}",
+            f"{r.cammc_metric:.4f}",
+            f"{r.n_success}/{r.n_trials}",
+            f"{int(reg.min())}/{r.n_frames}" if len(reg) else "-",
+        )
     return table
 
 
@@ -270,15 +386,18 @@ def fit_base(ds: Path, held_frames: Path, out: Path, steps: int, seed: int):
     images = np.concatenate([clip_frames(d, size) for d in sorted((ds / "frames").iterdir())])
     t0 = time.perf_counter()
     console.print(f"[bold cyan]fitting the {MODEL} autoencoder to {len(images)} training frames ({steps} steps)[/]")
-    losses = fit_autoencoder(model.first_stage_model, images, steps, scale_factor=model.config.autoencoder.scale_factor,
-                             seed=seed)
+    losses = fit_autoencoder(
+        model.first_stage_model, images, steps, scale_factor=model.config.autoencoder.scale_factor, seed=seed
+    )
     held = to_tensor_video(clip_frames(held_frames, size), "cpu", torch.float32)
     with torch.no_grad():
         rec = model.decode_latents(model.encode_video(held)).clamp(-1, 1)
     psnr = float(10 * torch.log10(4.0 / ((rec - held) ** 2).mean()))
     folder = save_checkpoint(model, out)
-    console.print(f"saved the {MODEL} base model in {folder}: autoencoder loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
-                  f"held-out PSNR {psnr:.1f} dB  ({time.perf_counter() - t0:.1f} s)")
+    console.print(
+        f"saved the {MODEL} base model in {folder}: autoencoder loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
+        f"held-out PSNR {psnr:.1f} dB  ({time.perf_counter() - t0:.1f} s)"
+    )
     return folder, psnr, (float(np.mean(losses[:5])), float(np.mean(losses[-5:])))
 
 

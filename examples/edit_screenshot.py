@@ -31,8 +31,10 @@ def main() -> None:
     try:
         viewer.wait_until_current(60)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=[
-                "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+            browser = p.chromium.launch(
+                executable_path=chromium,
+                args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.goto(viewer.url)
             page.get_by_text("Connected").wait_for(timeout=60_000)

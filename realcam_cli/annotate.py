@@ -30,11 +30,19 @@ def summary(stage: str, table, key: str, skipped: int, where: str) -> None:
 
 
 def depth(
-    inputs: List[Path] = typer.Argument(..., help="Image files, folders of images, or dataset roots (every clip's frames)."),
+    inputs: List[Path] = typer.Argument(
+        ..., help="Image files, folders of images, or dataset roots (every clip's frames)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for <item>.npz and index.parquet."),
     model: str = typer.Option(DEPTH_MODEL, "--model", help="Hugging Face id or local folder of a metric depth model."),
-    from_files: Optional[Path] = typer.Option(None, "--from-files", help="Read precomputed depth (<item>.npz, or <item>/<frame>.png 16-bit mm) instead of running a model."),
-    max_depth: Optional[float] = typer.Option(None, "--max-depth", help="Maximum (saturation) depth in metres; default the model's (20 indoor, 80 outdoor)."),
+    from_files: Optional[Path] = typer.Option(
+        None,
+        "--from-files",
+        help="Read precomputed depth (<item>.npz, or <item>/<frame>.png 16-bit mm) instead of running a model.",
+    ),
+    max_depth: Optional[float] = typer.Option(
+        None, "--max-depth", help="Maximum (saturation) depth in metres; default the model's (20 indoor, 80 outdoor)."
+    ),
     batch_size: int = typer.Option(4, "--batch-size", help="Frames per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16."),
@@ -47,12 +55,24 @@ def depth(
     checks.output_dir(out, "--out")
     items = depth_stage.collect_items(inputs)
     with progress_bar("depth", total=len(items)) as advance:
-        index, skipped = depth_stage.run_depth(inputs, out, model=model, from_files=from_files, max_depth=max_depth,
-                                      batch_size=batch_size, device=device, dtype=dtype, overwrite=overwrite,
-                                      progress=advance)
+        index, skipped = depth_stage.run_depth(
+            inputs,
+            out,
+            model=model,
+            from_files=from_files,
+            max_depth=max_depth,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            overwrite=overwrite,
+            progress=advance,
+        )
     names = {it.item for it in items}
-    per_item = (index.loc[index["item"].isin(names)].sort_values("status")  # "failed" before "ok"
-                .drop_duplicates("item")[["item", "status", "reason"]])
+    per_item = (
+        index.loc[index["item"].isin(names)]
+        .sort_values("status")  # "failed" before "ok"
+        .drop_duplicates("item")[["item", "status", "reason"]]
+    )
     summary("depth", per_item, "item", skipped, f"{out} (<item>.npz, {depth_stage.INDEX_TABLE})")
 
 
@@ -61,8 +81,12 @@ def triangulate(
     out: Path = typer.Option(..., "--out", help="Folder for <clip_id>/ models and status.parquet."),
     workers: int = typer.Option(1, "--workers", help="Clips processed in parallel (processes)."),
     shard_spec: Optional[str] = typer.Option(None, "--shard", help="I/N: process only slice I (from 0) of N."),
-    overlap: int = typer.Option(TriangulateOptions.overlap, "--overlap", help="Sequential matching: neighbours matched per frame."),
-    min_points: int = typer.Option(TriangulateOptions.min_points, "--min-points", help="Fewest triangulated points for a usable clip."),
+    overlap: int = typer.Option(
+        TriangulateOptions.overlap, "--overlap", help="Sequential matching: neighbours matched per frame."
+    ),
+    min_points: int = typer.Option(
+        TriangulateOptions.min_points, "--min-points", help="Fewest triangulated points for a usable clip."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of pycolmap's random choices (RANSAC, triangulation)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips already done."),
 ) -> None:
@@ -75,8 +99,9 @@ def triangulate(
     checks.integer(workers, "--workers", minimum=1, maximum=1024)
     n = len(shard(find_clips(dataset), shard_spec))
     with progress_bar("triangulate", total=n) as advance:
-        table, skipped = tri_stage.run_triangulate(dataset, out, workers=workers, shard_spec=shard_spec,
-                                                   overwrite=overwrite, opts=opts, progress=advance)
+        table, skipped = tri_stage.run_triangulate(
+            dataset, out, workers=workers, shard_spec=shard_spec, overwrite=overwrite, opts=opts, progress=advance
+        )
     summary("triangulate", table, "item", skipped, f"{out} (<clip_id>/, {tri_stage.status_name(shard_spec)})")
 
 
@@ -86,34 +111,47 @@ def align_scale(
     out: Path = typer.Option(..., "--out", help="Folder for frames.parquet and clips.parquet."),
     min_points: int = typer.Option(ALIGN_MIN_POINTS, "--min-points", help="Valid ratios needed for a frame factor."),
     min_track: int = typer.Option(ALIGN_MIN_TRACK, "--min-track", help="Frames a point must be seen in."),
-    max_depth: Optional[float] = typer.Option(None, "--max-depth", help="Saturation depth (default: the one the depth stage recorded)."),
+    max_depth: Optional[float] = typer.Option(
+        None, "--max-depth", help="Saturation depth (default: the one the depth stage recorded)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips already done."),
 ) -> None:
     """Per-frame and per-clip metric factors: median of D(u, v) / z over SfM observations."""
     from stages import align_scale as align_stage
 
     with progress_bar("align-scale", total=None) as advance:
-        clips, skipped = align_stage.run_align_scale(depth_dir, sfm, out, min_points=min_points,
-                                                     min_track=min_track, max_depth=max_depth,
-                                                     overwrite=overwrite, progress=advance)
-    summary("align-scale", clips, "clip_id", skipped,
-            f"{out} ({align_stage.FRAMES_TABLE}, {align_stage.CLIPS_TABLE})")
+        clips, skipped = align_stage.run_align_scale(
+            depth_dir,
+            sfm,
+            out,
+            min_points=min_points,
+            min_track=min_track,
+            max_depth=max_depth,
+            overwrite=overwrite,
+            progress=advance,
+        )
+    summary("align-scale", clips, "clip_id", skipped, f"{out} ({align_stage.FRAMES_TABLE}, {align_stage.CLIPS_TABLE})")
 
 
 def filter_(
     scales_dir: Path = typer.Argument(..., help="Output folder of `realcam align-scale`."),
     cameras: Path = typer.Option(..., "--cameras", help="Dataset root whose cameras/ are made metric."),
     out: Path = typer.Option(..., "--out", help="Folder for keep/dropped tables and metric cameras."),
-    quantile: float = typer.Option(FILTER_QUANTILE, "--quantile", help="Drop clips whose max or min factor is below this quantile or above 1 - it."),
+    quantile: float = typer.Option(
+        FILTER_QUANTILE, "--quantile", help="Drop clips whose max or min factor is below this quantile or above 1 - it."
+    ),
     cond_frame: int = typer.Option(0, "--cond-frame", help="Frame whose factor scales the clip."),
 ) -> None:
     """Quantile filter on clip factors; metric cameras (RealEstate10K text and Parquet)."""
     from stages import filter as filter_stage
 
     with progress_bar("filter", total=None) as advance:
-        keep, dropped = filter_stage.run_filter(scales_dir, cameras, out, quantile=quantile,
-                                                cond_frame=cond_frame, progress=advance)
-    report(f"filter: kept {len(keep)}, dropped {len(dropped)} -> {out} (keep.parquet, dropped.parquet, "
-           f"cameras/, cameras.parquet)")
+        keep, dropped = filter_stage.run_filter(
+            scales_dir, cameras, out, quantile=quantile, cond_frame=cond_frame, progress=advance
+        )
+    report(
+        f"filter: kept {len(keep)}, dropped {len(dropped)} -> {out} (keep.parquet, dropped.parquet, "
+        f"cameras/, cameras.parquet)"
+    )
     if len(keep) == 0:
         raise typer.Exit(1)

@@ -6,28 +6,57 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
 from stages.settings import EvaluateSettings
 
 from .ui import console, progress_bar, report
 
 
 def evaluate(
-    samples: Path = typer.Argument(..., help="Folder of videos (<name>.mp4 or <name>/ frames), of <name>.txt trajectories with --estimated, or a table (video, trajectory, gt_video, metric_factor)."),
-    reference: Path = typer.Option(..., "--reference", help="Folder of ground-truth RealEstate10K trajectories <name>.txt (they also give the intrinsics)."),
+    samples: Path = typer.Argument(
+        ...,
+        help=(
+            "Folder of videos (<name>.mp4 or <name>/ frames), of <name>.txt trajectories with --estimated, "
+            "or a table (video, trajectory, gt_video, metric_factor)."
+        ),
+    ),
+    reference: Path = typer.Option(
+        ...,
+        "--reference",
+        help="Folder of ground-truth RealEstate10K trajectories <name>.txt (they also give the intrinsics).",
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for per_trial/per_video/summary.parquet and plots."),
     trials: int = typer.Option(EvaluateSettings.trials, "--trials", help="SfM trials per video (different seeds)."),
     sfm: str = typer.Option(EvaluateSettings.mapper, "--sfm", help="SfM mapper: global (GLOMAP) or incremental."),
     workers: int = typer.Option(EvaluateSettings.workers, "--workers", help="Videos evaluated in parallel."),
     estimated: bool = typer.Option(False, "--estimated", help="SAMPLES holds estimated trajectories; skip SfM."),
-    depth: Optional[Path] = typer.Option(None, "--depth", help="Folder of <name>.npz metric depth (key 'depth', frame 0 used) for the metric factor."),
-    max_depth: float = typer.Option(EvaluateSettings.max_depth, "--max-depth", help="Depth at or above this is saturated (metric factor)."),
+    depth: Optional[Path] = typer.Option(
+        None, "--depth", help="Folder of <name>.npz metric depth (key 'depth', frame 0 used) for the metric factor."
+    ),
+    max_depth: float = typer.Option(
+        EvaluateSettings.max_depth, "--max-depth", help="Depth at or above this is saturated (metric factor)."
+    ),
     fvd: bool = typer.Option(False, "--fvd", help="Also compute FVD (VideoGPT and StyleGAN-V variants)."),
-    i3d: Optional[Path] = typer.Option(None, "--i3d", help="I3D network: TorchScript (i3d_torchscript.pt) or state dict."),
-    fvd_frames: int = typer.Option(EvaluateSettings.fvd_frames, "--fvd-frames", help="Frames per video fed to the I3D (the first N)."),
-    fid: Optional[Path] = typer.Option(None, "--fid", help="Also compute per-frame FID with this TorchScript feature network (e.g. inception-2015-12-05.pt)."),
-    gt_videos: Optional[Path] = typer.Option(None, "--gt-videos", help="Folder of ground-truth videos <name>.mp4 or <name>/ (for FVD)."),
-    plot: bool = typer.Option(False, "--plot", help="Write plots/<name>.png: estimated against ground-truth trajectory."),
-    seed: int = typer.Option(EvaluateSettings.seed, "--seed", help="Seed of the first SfM trial (trial t uses seed + t)."),
+    i3d: Optional[Path] = typer.Option(
+        None, "--i3d", help="I3D network: TorchScript (i3d_torchscript.pt) or state dict."
+    ),
+    fvd_frames: int = typer.Option(
+        EvaluateSettings.fvd_frames, "--fvd-frames", help="Frames per video fed to the I3D (the first N)."
+    ),
+    fid: Optional[Path] = typer.Option(
+        None,
+        "--fid",
+        help="Also compute per-frame FID with this TorchScript feature network (e.g. inception-2015-12-05.pt).",
+    ),
+    gt_videos: Optional[Path] = typer.Option(
+        None, "--gt-videos", help="Folder of ground-truth videos <name>.mp4 or <name>/ (for FVD)."
+    ),
+    plot: bool = typer.Option(
+        False, "--plot", help="Write plots/<name>.png: estimated against ground-truth trajectory."
+    ),
+    seed: int = typer.Option(
+        EvaluateSettings.seed, "--seed", help="Seed of the first SfM trial (trial t uses seed + t)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Re-evaluate videos already scored."),
 ) -> None:
     """Estimate camera poses of videos by SfM and score them against ground truth (docs/method.md#camera-metrics)."""
@@ -35,9 +64,22 @@ def evaluate(
 
     from stages.evaluate import run as eval_stage
 
-    settings = EvaluateSettings(trials=trials, mapper=sfm, workers=workers, seed=seed, estimated=estimated,
-                        depth_dir=_str(depth), max_depth=max_depth, plot=plot, fvd=fvd, i3d=_str(i3d),
-                        gt_videos=_str(gt_videos), fvd_frames=fvd_frames, fid=_str(fid), overwrite=overwrite)
+    settings = EvaluateSettings(
+        trials=trials,
+        mapper=sfm,
+        workers=workers,
+        seed=seed,
+        estimated=estimated,
+        depth_dir=_str(depth),
+        max_depth=max_depth,
+        plot=plot,
+        fvd=fvd,
+        i3d=_str(i3d),
+        gt_videos=_str(gt_videos),
+        fvd_frames=fvd_frames,
+        fid=_str(fid),
+        overwrite=overwrite,
+    )
     items = eval_stage.find_samples(samples, reference, estimated, gt_videos, exclude=out)
     with progress_bar("evaluate", total=len(items)) as advance:
         tables = eval_stage.evaluate(samples, reference, out, settings, progress=advance)
@@ -46,7 +88,7 @@ def evaluate(
     for col in ("metric", "mean", "median", "videos"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for row in summary.itertuples():
-        fmt = (lambda v: "-" if v != v else f"{v:.4f}")
+        fmt = lambda v: "-" if v != v else f"{v:.4f}"
         table.add_row(row.metric, fmt(row.mean), fmt(row.median), str(row.n_videos))
     console.print(table)
     per_video = tables["per_video"]
@@ -54,9 +96,11 @@ def evaluate(
     for row in failed.itertuples():
         console.print(f"[yellow]failed:[/] {row.video}: {row.reason}")
     n_ok = int((per_video["status"] == "ok").sum())
-    report(f"evaluate: {n_ok} ok ({len(tables['skipped'])} skipped as already done), {len(failed)} failed "
-           f"-> {out} ({eval_stage.PER_TRIAL}, {eval_stage.PER_VIDEO}, {eval_stage.SUMMARY}"
-           f"{', plots/' if plot else ''})")
+    report(
+        f"evaluate: {n_ok} ok ({len(tables['skipped'])} skipped as already done), {len(failed)} failed "
+        f"-> {out} ({eval_stage.PER_TRIAL}, {eval_stage.PER_VIDEO}, {eval_stage.SUMMARY}"
+        f"{', plots/' if plot else ''})"
+    )
     if n_ok == 0:  # the batch rule: exit 1 when no video could be scored
         raise typer.Exit(1)
 

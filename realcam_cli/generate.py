@@ -15,36 +15,112 @@ from .ui import progress_bar, report
 
 def generate(
     image: Optional[Path] = typer.Argument(None, help="The condition image (first frame)."),
-    trajectory: Optional[str] = typer.Argument(None, help="Trajectory JSON, RealEstate10K .txt, or a preset name (pan-left, dolly-in, orbit-right+pedestal-up, ...)."),
-    out: Path = typer.Option(..., "--out", help="Output video (.mp4); the record goes to OUT.json, the preview to OUT_preview/."),
-    ckpt: Optional[str] = typer.Option(None, "--ckpt", help="Our saved model folder, or an official DynamiCrafter model.ckpt (file, folder or Hub id). Default: the released weights for --res."),
-    camera_ckpt: Optional[str] = typer.Option(None, "--camera-ckpt", help="RealCam-I2V camera weights on top of an official --ckpt."),
+    trajectory: Optional[str] = typer.Argument(
+        None,
+        help=(
+            "Trajectory JSON, RealEstate10K .txt, or a preset name (pan-left, dolly-in, orbit-right+pedestal-up, ...)."
+        ),
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output video (.mp4); the record goes to OUT.json, the preview to OUT_preview/."
+    ),
+    ckpt: Optional[str] = typer.Option(
+        None,
+        "--ckpt",
+        help=(
+            "Our saved model folder, or an official DynamiCrafter model.ckpt (file, folder or Hub id). "
+            "Default: the released weights for --res."
+        ),
+    ),
+    camera_ckpt: Optional[str] = typer.Option(
+        None, "--camera-ckpt", help="RealCam-I2V camera weights on top of an official --ckpt."
+    ),
     prompt: str = typer.Option("", "--prompt", help="Text prompt (empty by default)."),
-    negative_prompt: str = typer.Option(GenerateSettings.negative_prompt, "--negative-prompt", help="Prompt of the unconditional CFG branch (default: the official demo's; '' = the empty prompt, which needs no tokenizer).", show_default=False),
-    tokenizer: str = typer.Option(GenerateSettings.tokenizer, "--tokenizer", help="CLIP tokenizer for the prompts: a Hugging Face id or a local folder."),
-    res: str = typer.Option(GenerateSettings.res, "--res", help="256, 512 or 1024 (released weights); a saved --ckpt brings its own."),
+    negative_prompt: str = typer.Option(
+        GenerateSettings.negative_prompt,
+        "--negative-prompt",
+        help=(
+            "Prompt of the unconditional CFG branch (default: the official demo's; '' = the empty prompt, "
+            "which needs no tokenizer)."
+        ),
+        show_default=False,
+    ),
+    tokenizer: str = typer.Option(
+        GenerateSettings.tokenizer,
+        "--tokenizer",
+        help="CLIP tokenizer for the prompts: a Hugging Face id or a local folder.",
+    ),
+    res: str = typer.Option(
+        GenerateSettings.res, "--res", help="256, 512 or 1024 (released weights); a saved --ckpt brings its own."
+    ),
     steps: int = typer.Option(GenerateSettings.steps, "--steps", help="DDIM steps."),
     eta: float = typer.Option(GenerateSettings.eta, "--eta", help="DDIM eta."),
     cfg: float = typer.Option(GenerateSettings.cfg, "--cfg", help="Text-image classifier-free guidance."),
-    guidance_rescale: float = typer.Option(GenerateSettings.guidance_rescale, "--guidance-rescale", help="Guidance rescale factor."),
-    camera_cfg: float = typer.Option(GenerateSettings.camera_cfg, "--camera-cfg", help="Camera CFG weight (1 = off); acts inside text-image CFG (--cfg above 1)."),
-    camera_cfg_schedule: str = typer.Option(GenerateSettings.camera_cfg_schedule, "--camera-cfg-schedule", help="constant or cosine (1 + (w-1) cos((1 - t/999) pi/2))."),
-    noise_shaping: int = typer.Option(GenerateSettings.noise_shaping, "--noise-shaping", help="t_NS: shape the noise at steps with t >= t_NS (1000 = off)."),
-    shaping_variant: str = typer.Option(GenerateSettings.noise_shaping_variant, "--shaping-variant", help="noise (final form) or z0 (paste onto the predicted z_0)."),
+    guidance_rescale: float = typer.Option(
+        GenerateSettings.guidance_rescale, "--guidance-rescale", help="Guidance rescale factor."
+    ),
+    camera_cfg: float = typer.Option(
+        GenerateSettings.camera_cfg,
+        "--camera-cfg",
+        help="Camera CFG weight (1 = off); acts inside text-image CFG (--cfg above 1).",
+    ),
+    camera_cfg_schedule: str = typer.Option(
+        GenerateSettings.camera_cfg_schedule,
+        "--camera-cfg-schedule",
+        help="constant or cosine (1 + (w-1) cos((1 - t/999) pi/2)).",
+    ),
+    noise_shaping: int = typer.Option(
+        GenerateSettings.noise_shaping,
+        "--noise-shaping",
+        help="t_NS: shape the noise at steps with t >= t_NS (1000 = off).",
+    ),
+    shaping_variant: str = typer.Option(
+        GenerateSettings.noise_shaping_variant,
+        "--shaping-variant",
+        help="noise (final form) or z0 (paste onto the predicted z_0).",
+    ),
     kernel: int = typer.Option(GenerateSettings.kernel, "--kernel", help="Mask edge filter size."),
     seed: int = typer.Option(GenerateSettings.seed, "--seed", help="Random seed."),
     frame_stride: int = typer.Option(GenerateSettings.frame_stride, "--frame-stride", help="Frame stride condition."),
-    magnitude: Optional[str] = typer.Option(None, "--magnitude", help="Preset magnitude (degrees or metres; one per part: 20,0.5)."),
-    fov: Optional[float] = typer.Option(None, "--fov", help="Field of view across the long side when the trajectory has no intrinsics."),
-    depth: Optional[Path] = typer.Option(None, "--depth", help="Metric depth file for the preview instead of predicting it."),
-    preview: Optional[Path] = typer.Option(None, "--preview", help="Reuse the preview folder of an earlier `realcam preview`."),
-    batch: Optional[Path] = typer.Option(None, "--batch", help="Batch form: a CSV/Parquet table with columns image, trajectory[, prompt, seed, id, depth]; --out is then a folder; resumes where it stopped."),
+    magnitude: Optional[str] = typer.Option(
+        None, "--magnitude", help="Preset magnitude (degrees or metres; one per part: 20,0.5)."
+    ),
+    fov: Optional[float] = typer.Option(
+        None, "--fov", help="Field of view across the long side when the trajectory has no intrinsics."
+    ),
+    depth: Optional[Path] = typer.Option(
+        None, "--depth", help="Metric depth file for the preview instead of predicting it."
+    ),
+    preview: Optional[Path] = typer.Option(
+        None, "--preview", help="Reuse the preview folder of an earlier `realcam preview`."
+    ),
+    batch: Optional[Path] = typer.Option(
+        None,
+        "--batch",
+        help=(
+            "Batch form: a CSV/Parquet table with columns image, trajectory[, prompt, seed, id, depth]; "
+            "--out is then a folder; resumes where it stopped."
+        ),
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Batch: redo rows already done."),
-    record: Optional[Path] = typer.Option(None, "--record", help="Regenerate from a JSON record written by an earlier run."),
+    record: Optional[Path] = typer.Option(
+        None, "--record", help="Regenerate from a JSON record written by an earlier run."
+    ),
     end_image: Optional[Path] = typer.Option(None, "--end-image", help="Interpolation: the last frame is this image."),
-    loop: bool = typer.Option(False, "--loop", help="Loop: the path goes out and back and the last frame is the first."),
-    continue_video: Optional[Path] = typer.Option(None, "--continue", help="Continuation: start from the last --context-frames of this video (IMAGE may be left out); writes the long video."),
-    context_frames: int = typer.Option(GenerateSettings.context_frames, "--context-frames", help="Frames taken from the --continue video."),
+    loop: bool = typer.Option(
+        False, "--loop", help="Loop: the path goes out and back and the last frame is the first."
+    ),
+    continue_video: Optional[Path] = typer.Option(
+        None,
+        "--continue",
+        help=(
+            "Continuation: start from the last --context-frames of this video (IMAGE may be left out); "
+            "writes the long video."
+        ),
+    ),
+    context_frames: int = typer.Option(
+        GenerateSettings.context_frames, "--context-frames", help="Frames taken from the --continue video."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: str = typer.Option(GenerateSettings.dtype, "--dtype", help="fp32, fp16 or bf16."),
 ) -> None:
@@ -53,21 +129,46 @@ def generate(
     from stages.core.errors import RealcamError
 
     # The settings both forms share (the record form reads its own).
-    common = dict(res=res, prompt=prompt, negative_prompt=negative_prompt, tokenizer=tokenizer, steps=steps,
-                  eta=eta, cfg=cfg, guidance_rescale=guidance_rescale, camera_cfg=camera_cfg,
-                  camera_cfg_schedule=camera_cfg_schedule, noise_shaping=noise_shaping,
-                  noise_shaping_variant=shaping_variant, kernel=kernel, seed=seed, frame_stride=frame_stride,
-                  fov=fov, dtype=dtype)
+    common = dict(
+        res=res,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        tokenizer=tokenizer,
+        steps=steps,
+        eta=eta,
+        cfg=cfg,
+        guidance_rescale=guidance_rescale,
+        camera_cfg=camera_cfg,
+        camera_cfg_schedule=camera_cfg_schedule,
+        noise_shaping=noise_shaping,
+        noise_shaping_variant=shaping_variant,
+        kernel=kernel,
+        seed=seed,
+        frame_stride=frame_stride,
+        fov=fov,
+        dtype=dtype,
+    )
     if batch is not None:
         settings = GenerateSettings(**common, magnitude=parse_magnitude(magnitude))
         rows = gen_stage.read_batch_table(batch)
         with progress_bar("generate", len(rows)) as advance:
-            table = gen_stage.generate_batch(batch, out, settings=settings, ckpt=ckpt, camera_ckpt=camera_ckpt,
-                                             depth=depth, device=device, overwrite=overwrite, progress=advance)
+            table = gen_stage.generate_batch(
+                batch,
+                out,
+                settings=settings,
+                ckpt=ckpt,
+                camera_ckpt=camera_ckpt,
+                depth=depth,
+                device=device,
+                overwrite=overwrite,
+                progress=advance,
+            )
         failed = table[table["status"] != "ok"]
         skipped = table.attrs.get("skipped", 0)
-        report(f"generate: {len(table) - len(failed)} of {len(rows)} rows done ({skipped} skipped as done "
-               f"earlier), {len(failed)} failed; videos and {gen_stage.BATCH_TABLE} in {out}")
+        report(
+            f"generate: {len(table) - len(failed)} of {len(rows)} rows done ({skipped} skipped as done "
+            f"earlier), {len(failed)} failed; videos and {gen_stage.BATCH_TABLE} in {out}"
+        )
         if len(rows) and len(failed) == len(rows):
             raise typer.Exit(1)  # the batch rule: every item failed
         return
@@ -78,18 +179,34 @@ def generate(
             image, trajectory = None, str(image)  # `generate TRAJECTORY --continue VIDEO`
         if (image is None and continue_video is None) or (trajectory is None and preview is None):
             raise RealcamError("give IMAGE and TRAJECTORY (or --preview DIR), or --record FILE", "generate")
-        modes = [m for m, on in (("interp", end_image is not None), ("loop", loop),
-                                 ("continue", continue_video is not None)) if on]
+        modes = [
+            m
+            for m, on in (("interp", end_image is not None), ("loop", loop), ("continue", continue_video is not None))
+            if on
+        ]
         if len(modes) > 1:
             raise RealcamError(f"choose one mode, not {' and '.join(modes)}", "generate")
         settings = GenerateSettings(
-            **common, magnitude=parse_magnitude(magnitude),
-            mode=modes[0] if modes else "basic", end_image=str(end_image) if end_image else None,
-            continue_video=str(continue_video) if continue_video else None, context_frames=context_frames)
+            **common,
+            magnitude=parse_magnitude(magnitude),
+            mode=modes[0] if modes else "basic",
+            end_image=str(end_image) if end_image else None,
+            continue_video=str(continue_video) if continue_video else None,
+            context_frames=context_frames,
+        )
         with progress_bar("generate", steps) as advance:
-            result = gen_stage.generate(image, trajectory, out, settings=settings, ckpt=ckpt,
-                                        camera_ckpt=camera_ckpt, preview_dir=preview, depth=depth,
-                                        device=device, on_step=lambda i, t, z: advance(f"t={t}"))
+            result = gen_stage.generate(
+                image,
+                trajectory,
+                out,
+                settings=settings,
+                ckpt=ckpt,
+                camera_ckpt=camera_ckpt,
+                preview_dir=preview,
+                depth=depth,
+                device=device,
+                on_step=lambda i, t, z: advance(f"t={t}"),
+            )
     n, h, w = result.frames.shape[:3]
     report(f"generate: {n} frames of {w}x{h} written to {result.video}")
     report(f"generate: preview in {result.preview}; record in {result.record}")

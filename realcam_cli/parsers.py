@@ -24,8 +24,7 @@ def parse_magnitude(text: Optional[str]) -> Optional[list[float]]:
     try:
         return [float(v) for v in text.split(",")]
     except ValueError:
-        raise RealcamError(f"expected a number or two separated by a comma, got {text!r}",
-                           "--magnitude") from None
+        raise RealcamError(f"expected a number or two separated by a comma, got {text!r}", "--magnitude") from None
 
 
 def expand_paths(paths: list[Path], suffixes: set[str], option: str) -> list[Path]:

@@ -12,13 +12,21 @@ from .ui import progress_bar, report
 
 
 def synth(
-    poses: List[Path] = typer.Option(..., "--poses", help="RealEstate10K camera files or folders of them (repeat, or list several)."),
+    poses: List[Path] = typer.Option(
+        ..., "--poses", help="RealEstate10K camera files or folders of them (repeat, or list several)."
+    ),
     more_poses: Optional[List[Path]] = typer.Argument(None, hidden=True),
     out: Path = typer.Option(..., "--out", help="Dataset folder to write."),
-    scale: Optional[float] = typer.Option(None, "--scale", help="True factor alpha for every clip (metric = alpha * written)."),
-    random_scale: Tuple[float, float] = typer.Option((0.5, 2.0), "--random-scale", help="Draw alpha log-uniformly in [LO, HI] per clip."),
+    scale: Optional[float] = typer.Option(
+        None, "--scale", help="True factor alpha for every clip (metric = alpha * written)."
+    ),
+    random_scale: Tuple[float, float] = typer.Option(
+        (0.5, 2.0), "--random-scale", help="Draw alpha log-uniformly in [LO, HI] per clip."
+    ),
     size: str = typer.Option("256x256", "--size", help="Frame size WIDTHxHEIGHT."),
-    texture: Optional[List[Path]] = typer.Option(None, "--texture", help="Photos (or folders of photos) to texture the scene; procedural textures otherwise."),
+    texture: Optional[List[Path]] = typer.Option(
+        None, "--texture", help="Photos (or folders of photos) to texture the scene; procedural textures otherwise."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed (scene layout, alpha)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips that are already written."),
 ) -> None:
@@ -29,9 +37,19 @@ def synth(
     files = expand_paths(list(poses) + list(more_poses or []), {".txt"}, "--poses")
     textures = expand_paths(list(texture or []), IMAGE_SUFFIXES, "--texture")
     with progress_bar("synth", total=len(files)) as advance:
-        truth = synth_stage.synthesize(files, out, scale=scale, random_scale=random_scale,
-                                       size=parse_size(size), textures=textures, seed=seed,
-                                       overwrite=overwrite, progress=advance)
+        truth = synth_stage.synthesize(
+            files,
+            out,
+            scale=scale,
+            random_scale=random_scale,
+            size=parse_size(size),
+            textures=textures,
+            seed=seed,
+            overwrite=overwrite,
+            progress=advance,
+        )
     skipped = len(truth.attrs.get("skipped", []))
-    report(f"synth: {len(files) - skipped} written ({skipped} skipped as already done), {len(truth)} clips "
-           f"in {out} (cameras/, frames/, depth_gt/, {synth_stage.TRUTH_TABLE})")
+    report(
+        f"synth: {len(files) - skipped} written ({skipped} skipped as already done), {len(truth)} clips "
+        f"in {out} (cameras/, frames/, depth_gt/, {synth_stage.TRUTH_TABLE})"
+    )

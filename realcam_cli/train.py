@@ -36,46 +36,90 @@ def train(
     data: Path = typer.Option(..., "--data", help="Output folder of `realcam filter` (keep.parquet, cameras/)."),
     frames: Path = typer.Option(..., "--frames", help="Dataset root with frames/<clip_id>/ (or videos/<clip_id>.mp4)."),
     res: str = typer.Option(TrainConfig.res, "--res", help="Model resolution: tiny, small, 256, 512 or 1024."),
-    out: Path = typer.Option(..., "--out", help="Run folder: checkpoints/ (DeepSpeed, for --resume), weights/ (trained weights as safetensors), metrics.parquet."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help=(
+            "Run folder: checkpoints/ (DeepSpeed, for --resume), weights/ (trained weights as safetensors), "
+            "metrics.parquet."
+        ),
+    ),
     gpus: int = typer.Option(1, "--gpus", help="Processes (GPUs) per node; > 1 starts the DeepSpeed launcher."),
     nodes: int = typer.Option(1, "--nodes", help="Nodes (with --hostfile)."),
     hostfile: Optional[Path] = typer.Option(None, "--hostfile", help="DeepSpeed hostfile for several nodes."),
     steps: int = typer.Option(TrainConfig.steps, "--steps", help="Optimiser steps."),
-    batch: int = typer.Option(TrainConfig.batch, "--batch", help="Effective batch (micro-batch x processes x accumulation)."),
-    micro_batch: int = typer.Option(TrainConfig.micro_batch, "--micro-batch", help="Samples per process per forward pass."),
+    batch: int = typer.Option(
+        TrainConfig.batch, "--batch", help="Effective batch (micro-batch x processes x accumulation)."
+    ),
+    micro_batch: int = typer.Option(
+        TrainConfig.micro_batch, "--micro-batch", help="Samples per process per forward pass."
+    ),
     lr: float = typer.Option(TrainConfig.lr, "--lr", help="Constant learning rate (Adam)."),
-    base_ckpt: Optional[List[Path]] = typer.Option(None, "--base-ckpt", help="DynamiCrafter model.ckpt (and optionally camera weights) to start from."),
+    base_ckpt: Optional[List[Path]] = typer.Option(
+        None, "--base-ckpt", help="DynamiCrafter model.ckpt (and optionally camera weights) to start from."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
     precision: str = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp16, bf16 or fp32."),
-    relative_scale: bool = typer.Option(False, "--relative-scale", help="Ablation: the dataset's own SfM scale instead of metric cameras."),
+    relative_scale: bool = typer.Option(
+        False, "--relative-scale", help="Ablation: the dataset's own SfM scale instead of metric cameras."
+    ),
     seed: int = typer.Option(TrainConfig.seed, "--seed", help="Seed of data order, noise and initialisation."),
     ckpt_every: int = typer.Option(TrainConfig.ckpt_every, "--ckpt-every", help="Checkpoint every K steps."),
     log_every: int = typer.Option(TrainConfig.log_every, "--log-every", help="Write metrics.parquet every K steps."),
     workers: int = typer.Option(TrainConfig.workers, "--workers", help="Data-loading worker processes."),
     captions: Optional[Path] = typer.Option(None, "--captions", help="Table with clip_id, caption (Parquet or CSV)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    train_unet: bool = typer.Option(False, "--train-unet", help="Also train the UNet weights (full fine-tuning); by default only the camera modules train."),
-    epipolar_form: str = typer.Option(TrainConfig.epipolar_form, "--epipolar-form", help="Epipolar masks: exact (per-frame intrinsics, pixel-centre cells) or official (as the released weights were trained; use it to fine-tune them). Saved with the weights."),
+    train_unet: bool = typer.Option(
+        False,
+        "--train-unet",
+        help="Also train the UNet weights (full fine-tuning); by default only the camera modules train.",
+    ),
+    epipolar_form: str = typer.Option(
+        TrainConfig.epipolar_form,
+        "--epipolar-form",
+        help=(
+            "Epipolar masks: exact (per-frame intrinsics, pixel-centre cells) or official (as the released "
+            "weights were trained; use it to fine-tune them). Saved with the weights."
+        ),
+    ),
     local_rank: Optional[int] = typer.Option(None, "--local_rank", hidden=True),
 ) -> None:
     """Train the RealCam-I2V camera modules (base model frozen) with DeepSpeed."""
     from stages.core.device import resolve_device
-    from stages.train.loop import shutdown, train as run_train
+    from stages.train.loop import shutdown
+    from stages.train.loop import train as run_train
 
     if (gpus > 1 or nodes > 1) and "LOCAL_RANK" not in os.environ and not os.environ.get("REALCAM_LAUNCHED"):
         raise typer.Exit(_launch(gpus, nodes, hostfile))
     dev = resolve_device(device)
     if precision == "auto":
         precision = "fp16" if dev.startswith("cuda") else "fp32"
-    cfg = TrainConfig(data=str(data), frames_root=str(frames), out=str(out), res=res, steps=steps,
-                      batch=batch, micro_batch=micro_batch, lr=lr, precision=precision, seed=seed,
-                      relative_scale=relative_scale, base_ckpt=[str(p) for p in base_ckpt or []],
-                      resume=resume, ckpt_every=ckpt_every, log_every=log_every, workers=workers,
-                      captions=str(captions) if captions else None, device=dev,
-                      train_unet=train_unet, epipolar_form=epipolar_form)
+    cfg = TrainConfig(
+        data=str(data),
+        frames_root=str(frames),
+        out=str(out),
+        res=res,
+        steps=steps,
+        batch=batch,
+        micro_batch=micro_batch,
+        lr=lr,
+        precision=precision,
+        seed=seed,
+        relative_scale=relative_scale,
+        base_ckpt=[str(p) for p in base_ckpt or []],
+        resume=resume,
+        ckpt_every=ckpt_every,
+        log_every=log_every,
+        workers=workers,
+        captions=str(captions) if captions else None,
+        device=dev,
+        train_unet=train_unet,
+        epipolar_form=epipolar_form,
+    )
     rank0 = int(os.environ.get("RANK", "0")) == 0
     try:
         with progress_bar("train", total=steps) as advance:
+
             def on_step(step: int, loss: float) -> None:
                 advance(f"step {step} loss {loss:.4f}")
 
@@ -84,5 +128,7 @@ def train(
         shutdown()
     if rank0:
         last = metrics["loss"].tail(20).mean() if len(metrics) else float("nan")
-        report(f"train: {len(metrics)} steps logged (last-20 mean loss {last:.4f}) -> {out} "
-               "(checkpoints/, weights/, metrics.parquet, train_config.json)")
+        report(
+            f"train: {len(metrics)} steps logged (last-20 mean loss {last:.4f}) -> {out} "
+            "(checkpoints/, weights/, metrics.parquet, train_config.json)"
+        )

@@ -6,8 +6,15 @@ import contextlib
 from typing import Iterator
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
 _state = {"verbose": False}
@@ -24,11 +31,18 @@ def verbose() -> bool:
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator:
     """A rich progress bar; yields ``advance(label)`` for the library's progress callbacks."""
-    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TextColumn("{task.fields[item]}"), TimeElapsedColumn(),
-               TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False,
-                  disable=not console.is_terminal and not verbose()) as progress:
+    columns = [
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[item]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(
+        *columns, console=console, transient=False, disable=not console.is_terminal and not verbose()
+    ) as progress:
         task = progress.add_task(description, total=total, item="")
 
         def advance(label: str = "", n: int = 1) -> None:

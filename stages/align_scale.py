@@ -21,16 +21,25 @@ import pandas as pd
 from .core import cameras as cam
 from .core import checks
 from .core.artifacts import FAILED, OK, merge_rows, read_table, write_table
+from .core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK
 from .core.errors import RealcamError
 from .depth import read_depth_file
-from .core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK
 from .triangulate import read_clip_json, read_status_tables
 
 FRAMES_TABLE = "frames.parquet"
 CLIPS_TABLE = "clips.parquet"
 FRAME_COLUMNS = ["clip_id", "frame", "timestamp", "scale", "n_points"]
-CLIP_COLUMNS = ["clip_id", "scale", "scale_max", "scale_min", "scale_spread", "n_frames", "n_points",
-                "status", "reason"]
+CLIP_COLUMNS = [
+    "clip_id",
+    "scale",
+    "scale_max",
+    "scale_min",
+    "scale_spread",
+    "n_frames",
+    "n_points",
+    "status",
+    "reason",
+]
 
 
 def sample_bilinear(depth: np.ndarray, x: np.ndarray, y: np.ndarray, max_depth: float) -> np.ndarray:
@@ -47,12 +56,13 @@ def sample_bilinear(depth: np.ndarray, x: np.ndarray, y: np.ndarray, max_depth: 
     fx, fy = xs - x0, ys - y0
     q = np.stack([d[y0, x0], d[y0, x1], d[y1, x0], d[y1, x1]])
     bad = ~np.isfinite(q).all(0) | (q <= 0).any(0) | (q >= max_depth).any(0)
-    val = (q[0] * (1 - fx) * (1 - fy) + q[1] * fx * (1 - fy) + q[2] * (1 - fx) * fy + q[3] * fx * fy)
+    val = q[0] * (1 - fx) * (1 - fy) + q[1] * fx * (1 - fy) + q[2] * (1 - fx) * fy + q[3] * fx * fy
     return np.where(bad, np.nan, val)
 
 
-def frame_scale(depth: np.ndarray, image_size: tuple[int, int], uv: np.ndarray, z: np.ndarray,
-                max_depth: float, min_points: int) -> tuple[float, int]:
+def frame_scale(
+    depth: np.ndarray, image_size: tuple[int, int], uv: np.ndarray, z: np.ndarray, max_depth: float, min_points: int
+) -> tuple[float, int]:
     """(median of the valid ratios ``D(u, v) / z``, number of valid ratios); NaN below ``min_points``.
 
     ``uv`` are keypoints in an image of size ``image_size = (W, H)``, pixel centres at +0.5; they are
@@ -82,9 +92,18 @@ def observation_depths(xyz: np.ndarray, w2c: np.ndarray) -> np.ndarray:
     return np.asarray(xyz, dtype=np.float64) @ w2c[2, :3] + w2c[2, 3]
 
 
-def clip_scales(points: pd.DataFrame, observations: pd.DataFrame, w2c: np.ndarray, timestamps: np.ndarray,
-                image_size: tuple[int, int], depth: list[np.ndarray], depth_timestamps: np.ndarray | None,
-                max_depth: float, min_points: int = ALIGN_MIN_POINTS, min_track: int = ALIGN_MIN_TRACK) -> pd.DataFrame:
+def clip_scales(
+    points: pd.DataFrame,
+    observations: pd.DataFrame,
+    w2c: np.ndarray,
+    timestamps: np.ndarray,
+    image_size: tuple[int, int],
+    depth: list[np.ndarray],
+    depth_timestamps: np.ndarray | None,
+    max_depth: float,
+    min_points: int = ALIGN_MIN_POINTS,
+    min_track: int = ALIGN_MIN_TRACK,
+) -> pd.DataFrame:
     """Per-frame factors of one clip: ``frame``, ``timestamp``, ``scale`` (NaN if too few), ``n_points``."""
     keep = points.loc[points["track_length"] >= min_track]
     xyz = keep.set_index("point")[["x", "y", "z"]]
@@ -110,16 +129,33 @@ def summarize(frames: pd.DataFrame) -> dict:
     s = frames["scale"].to_numpy(dtype=np.float64)
     s = s[np.isfinite(s)]
     if s.size == 0:
-        return {"scale": math.nan, "scale_max": math.nan, "scale_min": math.nan, "scale_spread": math.nan,
-                "n_frames": 0, "n_points": int(frames["n_points"].sum())}
+        return {
+            "scale": math.nan,
+            "scale_max": math.nan,
+            "scale_min": math.nan,
+            "scale_spread": math.nan,
+            "n_frames": 0,
+            "n_points": int(frames["n_points"].sum()),
+        }
     med = float(np.median(s))
-    return {"scale": med, "scale_max": float(s.max()), "scale_min": float(s.min()),
-            "scale_spread": float((s.max() - s.min()) / med), "n_frames": int(s.size),
-            "n_points": int(frames["n_points"].sum())}
+    return {
+        "scale": med,
+        "scale_max": float(s.max()),
+        "scale_min": float(s.min()),
+        "scale_spread": float((s.max() - s.min()) / med),
+        "n_frames": int(s.size),
+        "n_points": int(frames["n_points"].sum()),
+    }
 
 
-def align_clip(clip_id: str, depth_dir: Path, sfm_dir: Path, min_points: int = ALIGN_MIN_POINTS,
-               min_track: int = ALIGN_MIN_TRACK, max_depth: float | None = None) -> tuple[pd.DataFrame, dict]:
+def align_clip(
+    clip_id: str,
+    depth_dir: Path,
+    sfm_dir: Path,
+    min_points: int = ALIGN_MIN_POINTS,
+    min_track: int = ALIGN_MIN_TRACK,
+    max_depth: float | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Frame rows and the clip row of one clip; raises ``RealcamError`` for a missing input."""
     clip_dir = sfm_dir / clip_id
     meta = read_clip_json(clip_dir / "clip.json")
@@ -134,8 +170,18 @@ def align_clip(clip_id: str, depth_dir: Path, sfm_dir: Path, min_points: int = A
     cams = cam.read_re10k(clip_dir / "cameras.txt")
     points = read_table(clip_dir / "points.parquet", ["point", "x", "y", "z", "track_length"])
     obs = read_table(clip_dir / "observations.parquet", ["point", "frame", "u", "v"])
-    frames = clip_scales(points, obs, cams.w2c, cams.timestamps, (meta["width"], meta["height"]), depth,
-                         data.get("timestamps"), sat, min_points, min_track)
+    frames = clip_scales(
+        points,
+        obs,
+        cams.w2c,
+        cams.timestamps,
+        (meta["width"], meta["height"]),
+        depth,
+        data.get("timestamps"),
+        sat,
+        min_points,
+        min_track,
+    )
     frames.insert(0, "clip_id", clip_id)
     row = {"clip_id": clip_id, **summarize(frames), "status": OK, "reason": ""}
     if row["n_frames"] == 0:
@@ -144,13 +190,30 @@ def align_clip(clip_id: str, depth_dir: Path, sfm_dir: Path, min_points: int = A
 
 
 def _failed(clip_id: str, reason: str) -> dict:
-    return {"clip_id": clip_id, "scale": math.nan, "scale_max": math.nan, "scale_min": math.nan,
-            "scale_spread": math.nan, "n_frames": 0, "n_points": 0, "status": FAILED, "reason": reason}
+    return {
+        "clip_id": clip_id,
+        "scale": math.nan,
+        "scale_max": math.nan,
+        "scale_min": math.nan,
+        "scale_spread": math.nan,
+        "n_frames": 0,
+        "n_points": 0,
+        "status": FAILED,
+        "reason": reason,
+    }
 
 
-def run_align_scale(depth_dir: str | Path, sfm_dir: str | Path, out: str | Path, *, min_points: int = ALIGN_MIN_POINTS,
-                    min_track: int = ALIGN_MIN_TRACK, max_depth: float | None = None, overwrite: bool = False,
-                    progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
+def run_align_scale(
+    depth_dir: str | Path,
+    sfm_dir: str | Path,
+    out: str | Path,
+    *,
+    min_points: int = ALIGN_MIN_POINTS,
+    min_track: int = ALIGN_MIN_TRACK,
+    max_depth: float | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[pd.DataFrame, int]:
     """Every clip triangulated (or failed) under ``sfm_dir``: writes ``frames.parquet`` and
     ``clips.parquet``; returns the clip table and the number of clips skipped as done."""
     min_points = checks.integer(min_points, "--min-points", minimum=1)
@@ -192,14 +255,19 @@ def run_align_scale(depth_dir: str | Path, sfm_dir: str | Path, out: str | Path,
                 where = f"{err.filename}: " if err.filename else ""
                 new_clips.append(_failed(clip_id, f"{where}cannot read: {err.strerror or err}"))
             except (ValueError, KeyError, IndexError, TypeError) as err:  # inputs that disagree
-                new_clips.append(_failed(clip_id, f"{sfm_dir / clip_id} and {depth_dir / f'{clip_id}.npz'} do not "
-                                                  f"fit together ({err.__class__.__name__}: {err})"))
+                new_clips.append(
+                    _failed(
+                        clip_id,
+                        f"{sfm_dir / clip_id} and {depth_dir / f'{clip_id}.npz'} do not "
+                        f"fit together ({err.__class__.__name__}: {err})",
+                    )
+                )
         if progress:
             progress(clip_id)
     clips = pd.DataFrame(new_clips, columns=CLIP_COLUMNS)
-    frames = (pd.concat(new_frames, ignore_index=True) if new_frames
-              else pd.DataFrame(columns=FRAME_COLUMNS)).astype({"frame": np.int64, "timestamp": np.int64,
-                                                               "n_points": np.int64, "scale": np.float64})
+    frames = (pd.concat(new_frames, ignore_index=True) if new_frames else pd.DataFrame(columns=FRAME_COLUMNS)).astype(
+        {"frame": np.int64, "timestamp": np.int64, "n_points": np.int64, "scale": np.float64}
+    )
     redone = set(clips["clip_id"])
     if old_frames is not None:
         old_frames = old_frames[~old_frames["clip_id"].isin(redone)]

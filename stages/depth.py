@@ -28,19 +28,17 @@ import numpy as np
 import pandas as pd
 
 from .core import checks
-from .core.artifacts import (FAILED, OK, merge_rows, read_arrays, read_table, should_skip, write_arrays,
-                             write_table)
+from .core.artifacts import FAILED, OK, merge_rows, read_arrays, read_table, should_skip, write_arrays, write_table
+from .core.constants import DEPTH_MODEL
 from .core.dataset import find_clips
 from .core.device import resolve_device, resolve_dtype
 from .core.errors import RealcamError
 from .core.video import IMAGE_SUFFIXES, list_images, read_image
-from .core.constants import DEPTH_MODEL
 
 INDOOR_MAX_DEPTH = 20.0
 OUTDOOR_MAX_DEPTH = 80.0
 INDEX_TABLE = "index.parquet"
-INDEX_COLUMNS = ["item", "frame", "path", "height", "width", "min", "median", "max", "model", "status",
-                 "reason"]
+INDEX_COLUMNS = ["item", "frame", "path", "height", "width", "min", "median", "max", "model", "status", "reason"]
 FILES_MODEL = "files"
 #: A depth map with fewer finite, positive values than this fraction of its pixels (all NaN,
 #: infinite, zero or negative) fails its item here rather than in ``align-scale``. Holes (0 or
@@ -74,8 +72,12 @@ def _quiet_hub():
 
 
 def _is_hub_id(model: str) -> bool:
-    return not Path(model).expanduser().exists() and not model.startswith((".", "/", "~")) \
-        and model.count("/") <= 1 and "\\" not in model
+    return (
+        not Path(model).expanduser().exists()
+        and not model.startswith((".", "/", "~"))
+        and model.count("/") <= 1
+        and "\\" not in model
+    )
 
 
 def model_source(model: str) -> dict:
@@ -102,13 +104,11 @@ def model_source(model: str) -> dict:
         return {"local_files_only": True}
     available, reason = hub.hub_model_available(model)
     if not available:
-        raise RealcamError(f"the depth model is {reason}; fetch it with `{hub.download_command(model)}`",
-                           model)
+        raise RealcamError(f"the depth model is {reason}; fetch it with `{hub.download_command(model)}`", model)
     return {}
 
 
-def load_model(model: str = DEPTH_MODEL, device: str = "auto", dtype: str = "auto",
-               max_depth: float | None = None):
+def load_model(model: str = DEPTH_MODEL, device: str = "auto", dtype: str = "auto", max_depth: float | None = None):
     """``(processor, model, device, max_depth)``, cached per (model, device, dtype, max_depth)."""
     if max_depth is not None:
         max_depth = checks.number(max_depth, "--max-depth", above=0)
@@ -134,16 +134,21 @@ def load_model(model: str = DEPTH_MODEL, device: str = "auto", dtype: str = "aut
             net.head.max_depth = float(max_depth)
     cfg_max = getattr(net.config, "max_depth", None)
     if getattr(net.config, "depth_estimation_type", "relative") != "metric":
-        raise RealcamError("model is not a metric depth model (depth_estimation_type != 'metric')",
-                           str(model))
+        raise RealcamError("model is not a metric depth model (depth_estimation_type != 'metric')", str(model))
     eff_max = float(max_depth if max_depth is not None else (cfg_max or default_max_depth(model)))
     _MODELS[key] = (processor, net, device, eff_max)
     return _MODELS[key]
 
 
-def predict_depth(images: list[np.ndarray], model: str = DEPTH_MODEL, device: str = "auto",
-                  dtype: str = "auto", max_depth: float | None = None, batch_size: int = 4,
-                  progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
+def predict_depth(
+    images: list[np.ndarray],
+    model: str = DEPTH_MODEL,
+    device: str = "auto",
+    dtype: str = "auto",
+    max_depth: float | None = None,
+    batch_size: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> list[np.ndarray]:
     """Metric depth (float32 metres) at each image's own resolution, in ``[0, max_depth]``.
 
     Images of the same size are batched together (``batch_size`` per forward pass).
@@ -162,13 +167,14 @@ def predict_depth(images: list[np.ndarray], model: str = DEPTH_MODEL, device: st
     dtype_in = next(net.parameters()).dtype
     for size, idx in by_size.items():
         for start in range(0, len(idx), batch_size):
-            chunk = idx[start:start + batch_size]
+            chunk = idx[start : start + batch_size]
             inputs = processor(images=[np.asarray(images[i]) for i in chunk], return_tensors="pt")
             pixels = inputs["pixel_values"].to(device=device, dtype=dtype_in)
             with torch.inference_mode():
                 pred = net(pixel_values=pixels).predicted_depth  # (B, h, w)
-                pred = torch.nn.functional.interpolate(pred.float()[:, None], size=size, mode="bicubic",
-                                                       align_corners=False)[:, 0]
+                pred = torch.nn.functional.interpolate(
+                    pred.float()[:, None], size=size, mode="bicubic", align_corners=False
+                )[:, 0]
                 pred = pred.clamp_(0.0, sat)  # bicubic resizing overshoots the head's range
             pred = pred.cpu().numpy().astype(np.float32)
             for j, i in enumerate(chunk):
@@ -222,11 +228,16 @@ def depth_from_files(source: str | Path, item: str, frame_names: list[str]) -> l
         if "timestamps" in data and all(_timestamp(n) >= 0 for n in frame_names):
             stamps = np.asarray(data["timestamps"]).ravel()
             whole = np.issubdtype(stamps.dtype, np.integer) or (
-                np.issubdtype(stamps.dtype, np.floating) and np.isfinite(stamps).all()
-                and (stamps == np.round(stamps)).all())
+                np.issubdtype(stamps.dtype, np.floating)
+                and np.isfinite(stamps).all()
+                and (stamps == np.round(stamps)).all()
+            )
             if not whole or len(stamps) != len(depth):
-                raise RealcamError(f"'timestamps' must be {len(depth)} integers (one per depth map), "
-                                   f"got {len(stamps)} {stamps.dtype} values", npz)
+                raise RealcamError(
+                    f"'timestamps' must be {len(depth)} integers (one per depth map), "
+                    f"got {len(stamps)} {stamps.dtype} values",
+                    npz,
+                )
             where = {int(t): k for k, t in enumerate(stamps)}
             missing = [n for n in frame_names if int(n) not in where]
             if missing:
@@ -254,11 +265,17 @@ def depth_problem(depth: np.ndarray) -> str:
     valid = np.isfinite(d) & (d > 0)
     if valid.sum() >= MIN_VALID_FRACTION * n and valid.any():
         return ""
-    parts = [(np.isnan(d).sum(), "NaN"), (np.isinf(d).sum(), "infinite"), ((d == 0).sum(), "zero"),
-             ((np.isfinite(d) & (d < 0)).sum(), "negative")]
+    parts = [
+        (np.isnan(d).sum(), "NaN"),
+        (np.isinf(d).sum(), "infinite"),
+        ((d == 0).sum(), "zero"),
+        ((np.isfinite(d) & (d < 0)).sum(), "negative"),
+    ]
     what = ", ".join(f"{100 * c / n:.0f}% {name}" for c, name in parts if c)
-    return (f"no usable depth: {100 * valid.sum() / n:.1f}% of the values are finite and positive, "
-            f"at least {100 * MIN_VALID_FRACTION:g}% needed ({what})")
+    return (
+        f"no usable depth: {100 * valid.sum() / n:.1f}% of the values are finite and positive, "
+        f"at least {100 * MIN_VALID_FRACTION:g}% needed ({what})"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,8 +323,11 @@ def collect_items(inputs: Sequence[str | Path]) -> list[DepthItem]:
 def write_depth_file(path: str | Path, depth: list[np.ndarray], names: list[str], max_depth: float) -> Path:
     """One NPZ per item: ``depth`` ``(F, H, W)`` when the frames share a size, else ``depth_<k>``
     per frame; ``frames``, ``timestamps`` and ``max_depth`` alongside."""
-    arrays = {"frames": np.array(names), "max_depth": np.float64(max_depth),
-              "timestamps": np.array([_timestamp(n) for n in names], np.int64)}
+    arrays = {
+        "frames": np.array(names),
+        "max_depth": np.float64(max_depth),
+        "timestamps": np.array([_timestamp(n) for n in names], np.int64),
+    }
     if len({d.shape for d in depth}) == 1:
         arrays["depth"] = np.stack(depth)
     else:
@@ -331,14 +351,34 @@ def read_depth_file(path: str | Path) -> tuple[list[np.ndarray], dict]:
 
 
 def _failed_row(item: str, reason: str, model: str) -> dict:
-    return {"item": item, "frame": -1, "path": "", "height": 0, "width": 0, "min": math.nan,
-            "median": math.nan, "max": math.nan, "model": model, "status": FAILED, "reason": reason}
+    return {
+        "item": item,
+        "frame": -1,
+        "path": "",
+        "height": 0,
+        "width": 0,
+        "min": math.nan,
+        "median": math.nan,
+        "max": math.nan,
+        "model": model,
+        "status": FAILED,
+        "reason": reason,
+    }
 
 
-def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEPTH_MODEL,
-              from_files: str | Path | None = None, max_depth: float | None = None, batch_size: int = 4,
-              device: str = "auto", dtype: str = "auto", overwrite: bool = False,
-              progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
+def run_depth(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    model: str = DEPTH_MODEL,
+    from_files: str | Path | None = None,
+    max_depth: float | None = None,
+    batch_size: int = 4,
+    device: str = "auto",
+    dtype: str = "auto",
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[pd.DataFrame, int]:
     """Depth for every item; returns (and writes) the frame index, and the number of items skipped
     as already done. Failed items get a status row (a frame without usable depth, a file that
     cannot be read or written); the options, the inputs and the output folder are checked first."""
@@ -354,8 +394,9 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEP
     done = set() if old is None else set(old.loc[old["status"] == OK, "item"].astype(str))
     model_name = f"{FILES_MODEL}:{from_files}" if from_files else str(model)
     sat = float(max_depth) if max_depth is not None else math.inf
-    if from_files is None and not (len(items) and all(
-            should_skip(it.item, done, [out / f"{it.item}.npz"], overwrite) for it in items)):
+    if from_files is None and not (
+        len(items) and all(should_skip(it.item, done, [out / f"{it.item}.npz"], overwrite) for it in items)
+    ):
         _, _, _, sat = load_model(model, device, dtype, max_depth)  # fails early on a bad model
     with checks.writing(out):
         out.mkdir(parents=True, exist_ok=True)
@@ -387,9 +428,21 @@ def run_depth(inputs: Sequence[str | Path], out: str | Path, *, model: str = DEP
             for k, (f, d) in enumerate(zip(it.frames, depth)):
                 d32 = d.astype(np.float32)
                 v = d32[np.isfinite(d32) & (d32 > 0)]  # statistics of the measured depth (holes left out)
-                rows.append({"item": it.item, "frame": k, "path": str(f), "height": d.shape[0],
-                             "width": d.shape[1], "min": float(v.min()), "median": float(np.median(v)),
-                             "max": float(v.max()), "model": model_name, "status": OK, "reason": ""})
+                rows.append(
+                    {
+                        "item": it.item,
+                        "frame": k,
+                        "path": str(f),
+                        "height": d.shape[0],
+                        "width": d.shape[1],
+                        "min": float(v.min()),
+                        "median": float(np.median(v)),
+                        "max": float(v.max()),
+                        "model": model_name,
+                        "status": OK,
+                        "reason": "",
+                    }
+                )
         except RealcamError as err:
             rows.append(_failed_row(it.item, str(err), model_name))
         if progress:

@@ -55,12 +55,12 @@ Predictor = Callable[[torch.Tensor, int, str], torch.Tensor]
 def _alphas_cumprod(zero_snr: bool) -> np.ndarray:
     """``alphas_cumprod`` (float64) of the LDM linear schedule, optionally with zero terminal SNR
     (Lin et al. 2024, Algorithm 1), as ``make_beta_schedule`` + ``rescale_zero_terminal_snr``."""
-    betas = np.linspace(BETA_START ** 0.5, BETA_END ** 0.5, NUM_TRAIN_TIMESTEPS, dtype=np.float64) ** 2
+    betas = np.linspace(BETA_START**0.5, BETA_END**0.5, NUM_TRAIN_TIMESTEPS, dtype=np.float64) ** 2
     if zero_snr:
         sqrt_ab = np.sqrt(np.cumprod(1.0 - betas))
         first, last = sqrt_ab[0], sqrt_ab[-1]
         sqrt_ab = (sqrt_ab - last) * first / (first - last)
-        ab = sqrt_ab ** 2
+        ab = sqrt_ab**2
         betas = 1.0 - np.concatenate([ab[:1], ab[1:] / ab[:-1]])
     return np.cumprod(1.0 - betas)
 
@@ -79,9 +79,11 @@ class Schedule:
     def for_config(cls, config) -> "Schedule":
         """The schedule a model config names (``parameterization``, ``zero_terminal_snr``,
         ``use_dynamic_rescale`` / ``base_scale``)."""
-        return cls("epsilon" if config.parameterization == "eps" else "v_prediction",
-                   bool(config.zero_terminal_snr),
-                   float(config.base_scale) if config.use_dynamic_rescale else 1.0)
+        return cls(
+            "epsilon" if config.parameterization == "eps" else "v_prediction",
+            bool(config.zero_terminal_snr),
+            float(config.base_scale) if config.use_dynamic_rescale else 1.0,
+        )
 
     @classmethod
     def for_resolution(cls, res: str | int) -> "Schedule":
@@ -177,7 +179,7 @@ def ddim_coefficients(schedule: Schedule, t: int, t_prev: int | None, eta: float
     one_minus_a_t = float(1 - a_t)  # float32 subtraction, as in the official code
     sigma64 = eta * math.sqrt((1 - a_prev64) / one_minus_a_t * (1 - a_t64 / a_prev64)) if one_minus_a_t > 0 else 0.0
     sigma = torch.tensor(sigma64, dtype=torch.float32)
-    direction = (1.0 - a_prev - sigma ** 2).clamp(min=0).sqrt()
+    direction = (1.0 - a_prev - sigma**2).clamp(min=0).sqrt()
     return float(a_prev.sqrt()), float(direction), float(sigma)
 
 
@@ -188,12 +190,11 @@ def rescale_guidance(guided: torch.Tensor, cond: torch.Tensor, phi: float) -> to
     dims = tuple(range(1, guided.ndim))
     guided_std = guided.std(dim=dims, keepdim=True)
     # A sample whose guided output is constant has nothing to rescale (and 0/0 would be NaN).
-    ratio = torch.where(guided_std > 0, cond.std(dim=dims, keepdim=True) / guided_std.clamp_min(1e-30),
-                        torch.ones_like(guided_std))
+    ratio = torch.where(
+        guided_std > 0, cond.std(dim=dims, keepdim=True) / guided_std.clamp_min(1e-30), torch.ones_like(guided_std)
+    )
     rescaled = guided * ratio
     return phi * rescaled + (1 - phi) * guided
-
-
 
 
 def camera_cfg_weight(w: float, t: int, schedule: str = "constant") -> float:
@@ -224,8 +225,9 @@ class NoiseShaping:
     def active(self, t: int) -> bool:
         return t >= self.t_ns
 
-    def shape_noise(self, schedule: Schedule, z_t: torch.Tensor, t: int,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+    def shape_noise(
+        self, schedule: Schedule, z_t: torch.Tensor, t: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``m * (alpha_t z_preview + sigma_t eps) + (1 - m) * z_t`` with fresh ``eps``."""
         eps = randn(z_t.shape, generator, z_t.device, z_t.dtype)
         m = self.mask.to(z_t)
@@ -259,11 +261,19 @@ def randn(shape, generator: torch.Generator | None, device, dtype) -> torch.Tens
     return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
 
 
-def sample(predict: Predictor, shape: tuple[int, ...], schedule: Schedule, config: SamplerConfig,
-           *, generator: torch.Generator | None = None, device: str | torch.device = "cpu",
-           dtype: torch.dtype = torch.float32, noise_shaping: NoiseShaping | None = None,
-           z_init: torch.Tensor | None = None,
-           on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+def sample(
+    predict: Predictor,
+    shape: tuple[int, ...],
+    schedule: Schedule,
+    config: SamplerConfig,
+    *,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    noise_shaping: NoiseShaping | None = None,
+    z_init: torch.Tensor | None = None,
+    on_step: Callable[[int, int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
     """DDIM sampling from pure noise (or ``z_init``); returns the final latents ``z_0``.
 
     Random draws from ``generator``, in the official order: the initial noise, then per step the

@@ -22,9 +22,9 @@ from .align_scale import CLIPS_TABLE, FRAMES_TABLE
 from .core import cameras as cam
 from .core import checks
 from .core.artifacts import OK, read_table, write_table
+from .core.constants import FILTER_QUANTILE
 from .core.dataset import find_clips
 from .core.errors import RealcamError
-from .core.constants import FILTER_QUANTILE
 
 W2C_COLUMNS = [f"r{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3)] + ["t1", "t2", "t3"]
 CAMERA_COLUMNS = ["clip_id", "frame", "timestamp", "fx", "fy", "cx", "cy"] + W2C_COLUMNS + ["scale"]
@@ -69,9 +69,15 @@ def metric_camera_file(cams: cam.CameraFile, factor: float) -> cam.CameraFile:
 
 def camera_rows(clip_id: str, cams: cam.CameraFile, factor: float) -> pd.DataFrame:
     w = cams.w2c
-    data = {"clip_id": clip_id, "frame": np.arange(len(cams), dtype=np.int64), "timestamp": cams.timestamps,
-            "fx": cams.intrinsics[:, 0], "fy": cams.intrinsics[:, 1], "cx": cams.intrinsics[:, 2],
-            "cy": cams.intrinsics[:, 3]}
+    data = {
+        "clip_id": clip_id,
+        "frame": np.arange(len(cams), dtype=np.int64),
+        "timestamp": cams.timestamps,
+        "fx": cams.intrinsics[:, 0],
+        "fy": cams.intrinsics[:, 1],
+        "cx": cams.intrinsics[:, 2],
+        "cy": cams.intrinsics[:, 3],
+    }
     for i in range(3):
         for j in range(3):
             data[f"r{i + 1}{j + 1}"] = w[:, i, j]
@@ -80,8 +86,15 @@ def camera_rows(clip_id: str, cams: cam.CameraFile, factor: float) -> pd.DataFra
     return pd.DataFrame(data, columns=CAMERA_COLUMNS)
 
 
-def run_filter(scales_dir: str | Path, dataset: str | Path, out: str | Path, *, quantile: float = FILTER_QUANTILE,
-               cond_frame: int = 0, progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_filter(
+    scales_dir: str | Path,
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    quantile: float = FILTER_QUANTILE,
+    cond_frame: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Writes ``keep.parquet``, ``dropped.parquet``, ``cameras/<clip_id>.txt``, ``cameras.parquet``.
 
     The rule runs over all clips at once, so the whole output is rewritten on every run. Every
@@ -120,8 +133,11 @@ def run_filter(scales_dir: str | Path, dataset: str | Path, out: str | Path, *, 
             continue
         plan.append((i, clip_id, cams))
     if plan and cond_frame >= max(len(c) for _, _, c in plan):
-        raise RealcamError(f"frame {cond_frame} is beyond every clip (the longest kept clip has "
-                           f"{max(len(c) for _, _, c in plan)} frames, counted from 0)", "--cond-frame")
+        raise RealcamError(
+            f"frame {cond_frame} is beyond every clip (the longest kept clip has "
+            f"{max(len(c) for _, _, c in plan)} frames, counted from 0)",
+            "--cond-frame",
+        )
     kept = []
     for i, clip_id, cams in plan:
         if cond_frame >= len(cams):
@@ -139,9 +155,16 @@ def run_filter(scales_dir: str | Path, dataset: str | Path, out: str | Path, *, 
         with checks.writing(target):
             cam.write_re10k(target, metric)
         cam_frames.append(camera_rows(clip_id, metric, factor))
-        kept_rows.append({"clip_id": clip_id, "scale": factor, "clip_scale": float(clips.at[i, "scale"]),
-                          "scale_max": float(clips.at[i, "scale_max"]),
-                          "scale_min": float(clips.at[i, "scale_min"]), "n_frames": len(metric)})
+        kept_rows.append(
+            {
+                "clip_id": clip_id,
+                "scale": factor,
+                "clip_scale": float(clips.at[i, "scale"]),
+                "scale_max": float(clips.at[i, "scale_max"]),
+                "scale_min": float(clips.at[i, "scale_min"]),
+                "n_frames": len(metric),
+            }
+        )
         if progress:
             progress(clip_id)
     keep = pd.DataFrame(kept_rows, columns=["clip_id", "scale", "clip_scale", "scale_max", "scale_min", "n_frames"])

@@ -35,21 +35,19 @@ import torch
 from . import diffusion as dm
 from .core import cameras as cam
 from .core.artifacts import atomic_write_text, read_arrays
+from .core.constants import OFFICIAL_NEGATIVE_PROMPT, TOKENIZER
 from .core.device import resolve_device, torch_dtype
 from .core.errors import RealcamError
 from .core.image import fit_image
 from .core.video import read_image, read_video, write_image, write_video
-from .core.constants import OFFICIAL_NEGATIVE_PROMPT, TOKENIZER
 from .models.encoders import load_tokenizer
 from .settings import GenerateSettings
 
-__all__ = ["GenerateSettings", "OFFICIAL_NEGATIVE_PROMPT", "generate", "generate_batch", "load_model",
-           "regenerate"]
+__all__ = ["GenerateSettings", "OFFICIAL_NEGATIVE_PROMPT", "generate", "generate_batch", "load_model", "regenerate"]
 
 RECORD_FORMAT = "realcam-generate/1"
 #: Released weights per resolution: DynamiCrafter base repository and RealCam-I2V camera file.
-BASE_REPOS = {"256": "Doubiiu/DynamiCrafter", "512": "Doubiiu/DynamiCrafter_512",
-              "1024": "Doubiiu/DynamiCrafter_1024"}
+BASE_REPOS = {"256": "Doubiiu/DynamiCrafter", "512": "Doubiiu/DynamiCrafter_512", "1024": "Doubiiu/DynamiCrafter_1024"}
 CAMERA_REPO = "MuteApo/CamI2V"
 RELEASED_CAMERA = ("256", "512")  # the RealCam-I2V camera checkpoints are released for these
 
@@ -68,8 +66,11 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
 def released_files(res: str) -> list[tuple[str, str]]:
     """(Hugging Face repository, file name) of the released weights of a resolution."""
     if res not in RELEASED_CAMERA:
-        raise RealcamError(f"no released RealCam-I2V weights for resolution {res!r} (released: "
-                           f"{', '.join(RELEASED_CAMERA)}); give --ckpt (and --camera-ckpt)", "--res")
+        raise RealcamError(
+            f"no released RealCam-I2V weights for resolution {res!r} (released: "
+            f"{', '.join(RELEASED_CAMERA)}); give --ckpt (and --camera-ckpt)",
+            "--res",
+        )
     return [(BASE_REPOS[res], "model.ckpt"), (CAMERA_REPO, f"{res}_realcam-i2v_50k.safetensors")]
 
 
@@ -90,12 +91,19 @@ def resolve_released(res: str) -> list[Path]:
         raise RealcamError(
             f"released weights unavailable: {'; '.join(m for m, _ in missing)}; put them in the Hugging Face "
             f"cache {cache_dir()} (when online: {' && '.join(c for _, c in missing)}) or give "
-            f"--ckpt model.ckpt --camera-ckpt FILE", "--ckpt")
+            f"--ckpt model.ckpt --camera-ckpt FILE",
+            "--ckpt",
+        )
     return paths
 
 
-def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: str | Path | None = None,
-               device: str = "cpu", dtype: str = "fp32"):
+def load_model(
+    res: str = "512",
+    ckpt: str | Path | None = None,
+    camera_ckpt: str | Path | None = None,
+    device: str = "cpu",
+    dtype: str = "fp32",
+):
     """The model and the files it came from: our saved folder, official files, or the release."""
     from .models.checkpoint import camera_form, load_checkpoint, load_saved, read_state_dict, resolve_checkpoint
     from .models.model import build_model
@@ -103,9 +111,12 @@ def load_model(res: str = "512", ckpt: str | Path | None = None, camera_ckpt: st
     if ckpt is not None and Path(ckpt).is_dir() and (Path(ckpt) / "config.json").is_file():
         folder = Path(ckpt)
         if json.loads((folder / "config.json").read_text()).get("only_trainable"):
-            raise RealcamError("holds only trained weights (camera modules), not a whole model: give the "
-                               "base with --ckpt (model.ckpt or a full saved model) and this folder's "
-                               "model.safetensors with --camera-ckpt", folder)
+            raise RealcamError(
+                "holds only trained weights (camera modules), not a whole model: give the "
+                "base with --ckpt (model.ckpt or a full saved model) and this folder's "
+                "model.safetensors with --camera-ckpt",
+                folder,
+            )
         model = load_saved(folder)
         files = [folder / "config.json", folder / "model.safetensors"]
         if camera_ckpt is not None:
@@ -152,15 +163,24 @@ def load_preview(folder: str | Path, width: int, height: int, frames: int) -> Pr
             raise RealcamError(f"preview.npz lacks {key!r}", path)
     n, h, w = data["frames"].shape[:3]
     if (n, w, h) != (frames, width, height):
-        raise RealcamError(f"preview has {n} frames of {w}x{h}; the model needs {frames} frames of "
-                           f"{width}x{height} (re-run preview with --frames {frames} --size "
-                           f"{width}x{height})", path)
-    return PreviewInputs(data["frames"], data["latent_masks"].astype(bool), data["K"].astype(np.float64),
-                         data["c2w"].astype(np.float64), folder)
+        raise RealcamError(
+            f"preview has {n} frames of {w}x{h}; the model needs {frames} frames of "
+            f"{width}x{height} (re-run preview with --frames {frames} --size "
+            f"{width}x{height})",
+            path,
+        )
+    return PreviewInputs(
+        data["frames"],
+        data["latent_masks"].astype(bool),
+        data["K"].astype(np.float64),
+        data["c2w"].astype(np.float64),
+        folder,
+    )
 
 
-def make_preview(image: Path, trajectory: str, out: Path, config, settings: GenerateSettings,
-                 depth: str | Path | None, device: str) -> PreviewInputs:
+def make_preview(
+    image: Path, trajectory: str, out: Path, config, settings: GenerateSettings, depth: str | Path | None, device: str
+) -> PreviewInputs:
     """Run the preview stage into ``out`` at the model's size, frame count and latent grid
     (``config``: the model's); ``trajectory`` is a file, else a preset name."""
     from .preview import run_preview
@@ -168,10 +188,19 @@ def make_preview(image: Path, trajectory: str, out: Path, config, settings: Gene
 
     is_file = Path(trajectory).exists() or Path(trajectory).suffix.lower() in (".json", ".txt")
     preview = PreviewSettings(
-        preset=None if is_file else trajectory, magnitude=settings.magnitude, frames=config.frames,
-        size=(config.width, config.height), kernel=settings.kernel, latent_stride=config.latent_stride,
-        depth_file=None if depth is None else str(depth), device=device, fov=settings.fov, fps=settings.fps,
-        overwrite=True, loop=True if settings.mode == "loop" else None)
+        preset=None if is_file else trajectory,
+        magnitude=settings.magnitude,
+        frames=config.frames,
+        size=(config.width, config.height),
+        kernel=settings.kernel,
+        latent_stride=config.latent_stride,
+        depth_file=None if depth is None else str(depth),
+        device=device,
+        fov=settings.fov,
+        fps=settings.fps,
+        overwrite=True,
+        loop=True if settings.mode == "loop" else None,
+    )
     run_preview(image, out, trajectory if is_file else None, preview)
     return load_preview(out, config.width, config.height, config.frames)
 
@@ -183,8 +212,7 @@ def condition_image(image_path, width: int, height: int) -> np.ndarray:
     return fitted
 
 
-def prompt_tokens(model, prompt: str, tokenizer_name: str = TOKENIZER,
-                  option: str = "--prompt") -> torch.Tensor:
+def prompt_tokens(model, prompt: str, tokenizer_name: str = TOKENIZER, option: str = "--prompt") -> torch.Tensor:
     """``(1, L)`` OpenCLIP tokens; the empty prompt needs no tokenizer."""
     from .models.encoders import empty_tokens, tokenize
 
@@ -220,15 +248,23 @@ def to_tensor_video(frames: np.ndarray, device, dtype) -> torch.Tensor:
 
 
 @torch.no_grad()
-def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, settings: GenerateSettings,
-                       device: str, dtype: torch.dtype, given: dict[int, np.ndarray] | None = None
-                       ) -> Conditioning:
+def build_conditioning(
+    model,
+    image: np.ndarray,
+    preview: PreviewInputs,
+    settings: GenerateSettings,
+    device: str,
+    dtype: torch.dtype,
+    given: dict[int, np.ndarray] | None = None,
+) -> Conditioning:
     """``given``: frame index -> ``(H, W, 3)`` uint8 frames that are known (interpolation, loop,
     continuation; RealCam-I2V Fig. 8): their clean latents go into the concat condition, the
     preview latent and the mask, replace the noisy latents at every model call, and are the
     output at those frames."""
     # Conditioning randomness (posterior samples, the epipolar jitter): its own stream of the seed.
-    gen = torch.Generator(device="cpu").manual_seed(int(np.random.SeedSequence([settings.seed, 1]).generate_state(1)[0]))
+    gen = torch.Generator(device="cpu").manual_seed(
+        int(np.random.SeedSequence([settings.seed, 1]).generate_state(1)[0])
+    )
     img = to_tensor_video(image[None], device, dtype)  # (1, 3, 1, H, W)
     cond_latent = model.encode_video(img, sample=True, generator=gen)  # (1, 4, 1, h, w)
     z_preview = model.encode_video(to_tensor_video(preview.frames, device, dtype), sample=True, generator=gen).clone()
@@ -236,18 +272,28 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
     t_frames = z_preview.shape[2]
     mask = torch.from_numpy(preview.latent_masks).to(device, dtype)[None, None]
     if mask.shape[-2:] != z_preview.shape[-2:]:
-        raise RealcamError(f"preview latent mask {tuple(mask.shape[-2:])} does not match the latent "
-                           f"size {tuple(z_preview.shape[-2:])}", preview.folder / "preview.npz")
+        raise RealcamError(
+            f"preview latent mask {tuple(mask.shape[-2:])} does not match the latent "
+            f"size {tuple(z_preview.shape[-2:])}",
+            preview.folder / "preview.npz",
+        )
     # The contract shared with training (CameraI2V.condition); the unconditional pass has the
     # negative prompt and a zero image, and keeps the concat latent.
     stride = torch.tensor([settings.frame_stride])
     tokens = prompt_tokens(model, settings.prompt, settings.tokenizer).to(device)
     # the unconditional branch runs only with text-image CFG
-    negative = prompt_tokens(model, settings.negative_prompt if settings.cfg != 1.0 else "", settings.tokenizer,
-                             "--negative-prompt").to(device)
+    negative = prompt_tokens(
+        model, settings.negative_prompt if settings.cfg != 1.0 else "", settings.tokenizer, "--negative-prompt"
+    ).to(device)
     ctx_cond, concat, fs = model.condition(tokens, img[:, :, 0], cond_latent[:, :, 0], t_frames, stride)
-    ctx_uncond, _, _ = model.condition(negative, img[:, :, 0], cond_latent[:, :, 0], t_frames, stride,
-                                       keep_image=torch.zeros(1, dtype=torch.bool, device=device))
+    ctx_uncond, _, _ = model.condition(
+        negative,
+        img[:, :, 0],
+        cond_latent[:, :, 0],
+        t_frames,
+        stride,
+        keep_image=torch.zeros(1, dtype=torch.bool, device=device),
+    )
     known = known_mask = None
     if given:
         idx = sorted(given)
@@ -256,8 +302,13 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
         # The condition image keeps its one latent sample wherever it is given again (a loop ends
         # on exactly its first frame); other given frames are sampled from their own posteriors.
         others = [i for i in idx if not np.array_equal(given[i], image)]
-        lat = model.encode_video(to_tensor_video(np.stack([given[i] for i in others]), device, dtype),
-                                 sample=True, generator=gen) if others else None
+        lat = (
+            model.encode_video(
+                to_tensor_video(np.stack([given[i] for i in others]), device, dtype), sample=True, generator=gen
+            )
+            if others
+            else None
+        )
         known = torch.zeros_like(z_preview)
         known_mask = torch.zeros(1, 1, t_frames, 1, 1, device=device, dtype=dtype)
         for i in idx:
@@ -282,19 +333,29 @@ def build_conditioning(model, image: np.ndarray, preview: PreviewInputs, setting
         raise ValueError(variant)
 
     inputs = {"context": ctx_cond, "context_uncond": ctx_uncond, "concat": concat, "fs": fs, "camera": camera}
-    return Conditioning(predict, dm.Schedule.for_config(model.config), tuple(z_preview.shape), z_preview, mask,
-                        device, dtype, known, known_mask, inputs)
+    return Conditioning(
+        predict,
+        dm.Schedule.for_config(model.config),
+        tuple(z_preview.shape),
+        z_preview,
+        mask,
+        device,
+        dtype,
+        known,
+        known_mask,
+        inputs,
+    )
 
 
-def run_sampling(cond: Conditioning, settings: GenerateSettings,
-                 on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+def run_sampling(
+    cond: Conditioning, settings: GenerateSettings, on_step: Callable[[int, int, torch.Tensor], None] | None = None
+) -> torch.Tensor:
     """DDIM with guidance and noise shaping; returns the final latents. Seeded by ``settings.seed``."""
     schedule = cond.schedule
     config = settings.sampler
     shaping = None
     if settings.noise_shaping is not None:
-        shaping = dm.NoiseShaping(cond.z_preview, cond.mask, settings.noise_shaping,
-                                  settings.noise_shaping_variant)
+        shaping = dm.NoiseShaping(cond.z_preview, cond.mask, settings.noise_shaping, settings.noise_shaping_variant)
     generator = torch.Generator(device=cond.device).manual_seed(settings.seed)
     predict = cond.predict
     if cond.known is not None:
@@ -302,9 +363,19 @@ def run_sampling(cond: Conditioning, settings: GenerateSettings,
 
         def predict(z_t, t, variant):  # the given frames enter clean (Fig. 8 of the paper)
             return cond.predict(m * known + (1 - m) * z_t, t, variant)
+
     with torch.no_grad():
-        z = dm.sample(predict, cond.shape, schedule, config, generator=generator,
-                      device=cond.device, dtype=cond.dtype, noise_shaping=shaping, on_step=on_step)
+        z = dm.sample(
+            predict,
+            cond.shape,
+            schedule,
+            config,
+            generator=generator,
+            device=cond.device,
+            dtype=cond.dtype,
+            noise_shaping=shaping,
+            on_step=on_step,
+        )
     if cond.known is not None:
         z = cond.known_mask * cond.known + (1 - cond.known_mask) * z
     return z
@@ -330,11 +401,22 @@ class GenerateResult:
     files: list[Path] = field(default_factory=list)
 
 
-def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, *,
-             settings: GenerateSettings | None = None, model=None, model_files: list[Path] | None = None,
-             ckpt: str | Path | None = None, camera_ckpt: str | Path | None = None,
-             preview_dir: str | Path | None = None, depth: str | Path | None = None,
-             device: str = "auto", on_step=None, **overrides) -> GenerateResult:
+def generate(
+    image: str | Path,
+    trajectory: str | Path | None,
+    out: str | Path,
+    *,
+    settings: GenerateSettings | None = None,
+    model=None,
+    model_files: list[Path] | None = None,
+    ckpt: str | Path | None = None,
+    camera_ckpt: str | Path | None = None,
+    preview_dir: str | Path | None = None,
+    depth: str | Path | None = None,
+    device: str = "auto",
+    on_step=None,
+    **overrides,
+) -> GenerateResult:
     """Generate ``out`` (MP4) from ``image`` along ``trajectory`` (file or preset name).
 
     Writes ``out``, the preview folder ``<out stem>_preview/`` (unless ``preview_dir`` is given)
@@ -342,8 +424,7 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
     """
     settings = replace(settings or GenerateSettings(), **overrides)
     settings = replace(settings, res=str(settings.res)).check()
-    inputs = read_inputs(image, trajectory, out, settings, preview_dir, depth,
-                         released=model is None and ckpt is None)
+    inputs = read_inputs(image, trajectory, out, settings, preview_dir, depth, released=model is None and ckpt is None)
     device = resolve_device(device)
     if model is None:
         model, model_files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
@@ -353,8 +434,9 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
     if preview_dir is not None:
         preview = load_preview(preview_dir, cfg.width, cfg.height, cfg.frames)
     else:
-        preview = make_preview(image, str(trajectory), inputs.out.with_name(inputs.out.stem + "_preview"), cfg,
-                               settings, depth, device)
+        preview = make_preview(
+            image, str(trajectory), inputs.out.with_name(inputs.out.stem + "_preview"), cfg, settings, depth, device
+        )
     dtype = next(model.parameters()).dtype
     cond = build_conditioning(model, cond_image, preview, settings, device, dtype, given)
     z = run_sampling(cond, settings, on_step)
@@ -362,12 +444,28 @@ def generate(image: str | Path, trajectory: str | Path | None, out: str | Path, 
     written = frames
     if settings.mode == "continue":  # the long video: the input, then the new frames
         n = settings.context_frames
-        earlier = np.stack([condition_image(f, cfg.width, cfg.height) for f in inputs.video[:-n]]) \
-            if len(inputs.video) > n else frames[:0]
+        earlier = (
+            np.stack([condition_image(f, cfg.width, cfg.height) for f in inputs.video[:-n]])
+            if len(inputs.video) > n
+            else frames[:0]
+        )
         written = np.concatenate([earlier, np.stack([given[i] for i in range(n)]), frames[n:]])
     files = [Path(p) for p in (model_files or [])]
-    record = write_outputs(inputs.out, written, image, trajectory, preview, preview_dir is not None, depth,
-                           ckpt, camera_ckpt, cfg.name, files, device, settings)
+    record = write_outputs(
+        inputs.out,
+        written,
+        image,
+        trajectory,
+        preview,
+        preview_dir is not None,
+        depth,
+        ckpt,
+        camera_ckpt,
+        cfg.name,
+        files,
+        device,
+        settings,
+    )
     return GenerateResult(written, z, inputs.out, record, preview.folder, files)
 
 
@@ -382,8 +480,9 @@ class GenerateInputs:
     video: np.ndarray | None  # the video to continue
 
 
-def read_inputs(image, trajectory, out, settings: GenerateSettings, preview_dir, depth,
-                released: bool) -> GenerateInputs:
+def read_inputs(
+    image, trajectory, out, settings: GenerateSettings, preview_dir, depth, released: bool
+) -> GenerateInputs:
     """Every input read and checked before anything is written (the preview folder included);
     ``released``: the released weights will be used (a cache look-up names missing ones first)."""
     from .core import checks
@@ -413,8 +512,9 @@ def read_inputs(image, trajectory, out, settings: GenerateSettings, preview_dir,
     return GenerateInputs(out, None if image is None else Path(image), picture, end_picture, video)
 
 
-def condition_frames(inputs: GenerateInputs, settings: GenerateSettings, cfg
-                     ) -> tuple[Path, np.ndarray, dict[int, np.ndarray] | None]:
+def condition_frames(
+    inputs: GenerateInputs, settings: GenerateSettings, cfg
+) -> tuple[Path, np.ndarray, dict[int, np.ndarray] | None]:
     """The condition image's path (the preview's reference), the image at the model size, and the
     frames given by the mode: ``{frame index: (H, W, 3) uint8}`` (RealCam-I2V Fig. 8) or None.
 
@@ -423,13 +523,14 @@ def condition_frames(inputs: GenerateInputs, settings: GenerateSettings, cfg
     out, n = inputs.out, settings.context_frames
     if settings.mode == "continue":
         if n >= cfg.frames:
-            raise RealcamError(f"context frames must be fewer than the model's {cfg.frames} frames, got {n}",
-                               "--context-frames")
+            raise RealcamError(
+                f"context frames must be fewer than the model's {cfg.frames} frames, got {n}", "--context-frames"
+            )
         context = np.stack([condition_image(f, cfg.width, cfg.height) for f in inputs.video[-n:]])
         image = out.with_name(out.stem + "_condition.png")
         out.parent.mkdir(parents=True, exist_ok=True)
         write_image(image, context[0])
-        return image, context[0], {i: f for i, f in enumerate(context)}
+        return image, context[0], dict(enumerate(context))
     cond_image = condition_image(inputs.picture, cfg.width, cfg.height)
     given = None
     if settings.mode == "interp":
@@ -439,24 +540,44 @@ def condition_frames(inputs: GenerateInputs, settings: GenerateSettings, cfg
     return inputs.image, cond_image, given
 
 
-def write_outputs(out: Path, frames: np.ndarray, image: Path, trajectory, preview: PreviewInputs,
-                  preview_given: bool, depth, ckpt, camera_ckpt, config_name: str, files: list[Path],
-                  device: str, settings: GenerateSettings) -> Path:
+def write_outputs(
+    out: Path,
+    frames: np.ndarray,
+    image: Path,
+    trajectory,
+    preview: PreviewInputs,
+    preview_given: bool,
+    depth,
+    ckpt,
+    camera_ckpt,
+    config_name: str,
+    files: list[Path],
+    device: str,
+    settings: GenerateSettings,
+) -> Path:
     """The video, then the record of every setting, input and model file (with sha256)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     write_video(out, frames, fps=settings.fps)
     record = {
         "format": RECORD_FORMAT,
-        "image": str(image.resolve()), "image_sha256": sha256_file(image),
-        "inputs_sha256": {str(Path(p).resolve()): sha256_file(p) for p in
-                          (settings.end_image, settings.continue_video) if p},
+        "image": str(image.resolve()),
+        "image_sha256": sha256_file(image),
+        "inputs_sha256": {
+            str(Path(p).resolve()): sha256_file(p) for p in (settings.end_image, settings.continue_video) if p
+        },
         "trajectory": _spec(trajectory),
-        "preview": str(preview.folder.resolve()), "preview_given": preview_given,
+        "preview": str(preview.folder.resolve()),
+        "preview_given": preview_given,
         "depth": None if depth is None else str(Path(depth).resolve()),
-        "ckpt": _spec(ckpt), "camera_ckpt": _spec(camera_ckpt),
-        "model": {"config": config_name, "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)}
-                                                   for p in files]},
-        "device": device, "settings": asdict(settings), "video": str(out.resolve()),
+        "ckpt": _spec(ckpt),
+        "camera_ckpt": _spec(camera_ckpt),
+        "model": {
+            "config": config_name,
+            "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in files],
+        },
+        "device": device,
+        "settings": asdict(settings),
+        "video": str(out.resolve()),
         "video_frames_sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
     }
     record_path = out.with_suffix(".json")
@@ -499,8 +620,7 @@ def read_record(path: str | Path) -> dict:
     return record
 
 
-def regenerate(record_path: str | Path, out: str | Path, *, device: str | None = None,
-               on_step=None) -> GenerateResult:
+def regenerate(record_path: str | Path, out: str | Path, *, device: str | None = None, on_step=None) -> GenerateResult:
     """Run again from a record: same image, trajectory/preview, model files (hash-checked), settings."""
     record = read_record(record_path)
     try:
@@ -519,10 +639,18 @@ def regenerate(record_path: str | Path, out: str | Path, *, device: str | None =
             raise RealcamError("model file changed since the record was written (sha256 differs)", p)
     # An internal preview is rebuilt from the trajectory; a given one is reused.
     preview_dir = record["preview"] if record.get("preview_given") else None
-    return generate(image, record.get("trajectory"), out, settings=settings, ckpt=record.get("ckpt"),
-                    camera_ckpt=record.get("camera_ckpt"), preview_dir=preview_dir,
-                    depth=record.get("depth"), device=device or record.get("device", "auto"),
-                    on_step=on_step)
+    return generate(
+        image,
+        record.get("trajectory"),
+        out,
+        settings=settings,
+        ckpt=record.get("ckpt"),
+        camera_ckpt=record.get("camera_ckpt"),
+        preview_dir=preview_dir,
+        depth=record.get("depth"),
+        device=device or record.get("device", "auto"),
+        on_step=on_step,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -542,20 +670,27 @@ def read_batch_table(path: str | Path):
     if not path.is_file():
         raise RealcamError("no such batch table", path)
     try:
-        df = read_table(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, dtype=str,
-                                                                                   keep_default_na=False)
+        df = (
+            read_table(path)
+            if path.suffix.lower() == ".parquet"
+            else pd.read_csv(path, dtype=str, keep_default_na=False)
+        )
     except Exception as exc:
         raise RealcamError(f"cannot read the batch table ({type(exc).__name__})", path) from None
     missing = [c for c in ("image", "trajectory") if c not in df.columns]
     if missing:
-        raise RealcamError(f"batch table lacks column(s) {', '.join(missing)} (needs image, trajectory; "
-                           "optional prompt, seed, id)", path)
+        raise RealcamError(
+            f"batch table lacks column(s) {', '.join(missing)} (needs image, trajectory; optional prompt, seed, id)",
+            path,
+        )
     rows = []
     for i, r in enumerate(df.to_dict("records")):
         line = i + 2  # CSV line: header first
+
         def local(p):
             p = str(p)
             return str(path.parent / p) if p and not Path(p).is_absolute() and (path.parent / p).exists() else p
+
         seed, problem = r.get("seed", ""), ""
         try:
             seed = None if seed in ("", None) or (isinstance(seed, float) and np.isnan(seed)) else int(seed)
@@ -564,22 +699,40 @@ def read_batch_table(path: str | Path):
         except (TypeError, ValueError, OverflowError):  # this row fails; the others run
             problem, seed = f"{path}:{line}: seed must be a non-negative integer, got {r.get('seed')!r}", None
         item = str(r.get("id") or f"{i:05d}_{Path(str(r['image'])).stem}")
-        rows.append({"item": item, "image": local(r["image"]), "trajectory": local(r["trajectory"]),
-                     "prompt": str(r.get("prompt") or ""), "seed": seed, "problem": problem,
-                     "depth": local(r["depth"]) if r.get("depth") else None})
+        rows.append(
+            {
+                "item": item,
+                "image": local(r["image"]),
+                "trajectory": local(r["trajectory"]),
+                "prompt": str(r.get("prompt") or ""),
+                "seed": seed,
+                "problem": problem,
+                "depth": local(r["depth"]) if r.get("depth") else None,
+            }
+        )
     if not rows:
         raise RealcamError("batch table has no rows", path)
     items = [r["item"] for r in rows]
     repeated = sorted({i for i in items if items.count(i) > 1})
     if repeated:
-        raise RealcamError(f"batch table has repeated ids: {', '.join(repeated[:5])}"
-                           f"{' ...' if len(repeated) > 5 else ''}", path)
+        raise RealcamError(
+            f"batch table has repeated ids: {', '.join(repeated[:5])}{' ...' if len(repeated) > 5 else ''}", path
+        )
     return rows
 
 
-def generate_batch(table: str | Path, out_dir: str | Path, *, settings: GenerateSettings | None = None,
-                   ckpt=None, camera_ckpt=None, depth=None, device: str = "auto", overwrite: bool = False,
-                   progress: Callable[[str], None] | None = None):
+def generate_batch(
+    table: str | Path,
+    out_dir: str | Path,
+    *,
+    settings: GenerateSettings | None = None,
+    ckpt=None,
+    camera_ckpt=None,
+    depth=None,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+):
     """One video per row into ``out_dir/<id>.mp4`` (+ record and preview); per-row failures go to
     ``out_dir/generate.parquet`` (item, status, reason, video, seed) and the batch goes on; rows
     recorded as done whose outputs exist are skipped unless ``overwrite``. The model loads once."""
@@ -604,13 +757,26 @@ def generate_batch(table: str | Path, out_dir: str | Path, *, settings: Generate
             continue
         if model is None:
             model, files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
-        s = replace(settings, prompt=row["prompt"] or settings.prompt,
-                    seed=settings.seed if row["seed"] is None else row["seed"])
+        s = replace(
+            settings,
+            prompt=row["prompt"] or settings.prompt,
+            seed=settings.seed if row["seed"] is None else row["seed"],
+        )
         try:
             if row["problem"]:
                 raise RealcamError(row["problem"])
-            generate(row["image"], row["trajectory"], video, settings=s, model=model, model_files=files,
-                     ckpt=ckpt, camera_ckpt=camera_ckpt, depth=row["depth"] or depth, device=device)
+            generate(
+                row["image"],
+                row["trajectory"],
+                video,
+                settings=s,
+                model=model,
+                model_files=files,
+                ckpt=ckpt,
+                camera_ckpt=camera_ckpt,
+                depth=row["depth"] or depth,
+                device=device,
+            )
             status = ItemStatus(row["item"])
         except RealcamError as err:
             status = ItemStatus.failed(row["item"], str(err))

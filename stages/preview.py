@@ -36,6 +36,7 @@ def output_names(gif: bool = False) -> tuple[str, ...]:
     """The files a preview run writes (``gif``: with ``preview.gif``)."""
     return OUTPUTS + ((GIF,) if gif else ())
 
+
 #: A pixel is a flying pixel when the depths of its 3x3 neighbourhood differ by more than this
 #: fraction of its own depth (a depth discontinuity, where unprojected points smear between layers).
 EDGE_RATIO = 0.05
@@ -46,7 +47,7 @@ SOR_STD_RATIO = 3.0
 #: Images up to this size are used as they are, so normal inputs render as before.
 SCENE_OVERSAMPLE = 2.0
 #: Pixels of all frames together: the renderer holds about 20 bytes per pixel and frame at once.
-MAX_RENDER_PIXELS = 2 ** 30
+MAX_RENDER_PIXELS = 2**30
 #: The steps ``run_preview`` reports to its ``progress`` callback.
 STEPS = ("image and depth", "scene", "trajectory", "render", "write")
 
@@ -59,8 +60,11 @@ def default_preview_size(width: int, height: int, source) -> tuple[int, int]:
     if width > MAX_SIDE or height > MAX_SIDE:
         scale = 1024 / max(width, height)
         hint = f"{max(8, round(width * scale / 2) * 2)}x{max(8, round(height * scale / 2) * 2)}"
-        raise RealcamError(f"the image is {width}x{height}, more than the {MAX_SIDE} pixels a preview "
-                           f"may have on a side; give --size (e.g. {hint})", source)
+        raise RealcamError(
+            f"the image is {width}x{height}, more than the {MAX_SIDE} pixels a preview "
+            f"may have on a side; give --size (e.g. {hint})",
+            source,
+        )
     if width < 8 or height < 8:
         raise RealcamError(f"the image is {width}x{height}, smaller than the 8x8 a preview needs", source)
     return width - width % 2, height - height % 2
@@ -70,9 +74,12 @@ def check_render(n_frames: int, size: tuple[int, int], source: str = "--frames")
     """Refuse a render whose frames would not fit in memory (before anything is built)."""
     w, h = size
     if n_frames * w * h > MAX_RENDER_PIXELS:
-        raise RealcamError(f"{n_frames} frames of {w}x{h} are {n_frames * w * h / 1e9:.1f} G pixels, "
-                           f"more than the {MAX_RENDER_PIXELS / 1e9:.1f} G a preview may render at "
-                           "once; use fewer frames or a smaller --size", source)
+        raise RealcamError(
+            f"{n_frames} frames of {w}x{h} are {n_frames * w * h / 1e9:.1f} G pixels, "
+            f"more than the {MAX_RENDER_PIXELS / 1e9:.1f} G a preview may render at "
+            "once; use fewer frames or a smaller --size",
+            source,
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,8 +105,10 @@ def load_depth_file(path: str | Path) -> np.ndarray:
 
             raw = np.asarray(iio.imread(path))
             if raw.dtype != np.uint16 or raw.ndim != 2:
-                raise RealcamError(f"a depth PNG must be single-channel 16-bit (millimetres), got "
-                                   f"{raw.dtype} with shape {raw.shape}", path)
+                raise RealcamError(
+                    f"a depth PNG must be single-channel 16-bit (millimetres), got {raw.dtype} with shape {raw.shape}",
+                    path,
+                )
             depth = raw.astype(np.float32) / 1000.0
         else:
             raise RealcamError(f"unknown depth file type {suffix!r} (.npy, .npz or 16-bit .png)", path)
@@ -107,8 +116,7 @@ def load_depth_file(path: str | Path) -> np.ndarray:
         raise
     except Exception as err:  # numpy's own text talks about pickles for any file that is not .npy
         what = "a NumPy .npy array" if suffix == ".npy" else "a 16-bit PNG"
-        raise RealcamError(f"cannot read depth: not {what}, or damaged ({err.__class__.__name__})",
-                           path) from None
+        raise RealcamError(f"cannot read depth: not {what}, or damaged ({err.__class__.__name__})", path) from None
     depth = np.asarray(depth)
     if depth.ndim == 3 and suffix == ".npz":
         depth = depth[0]
@@ -134,8 +142,9 @@ def predict_image_depth(image: np.ndarray, model: str | None, device: str) -> np
     try:  # lazy: the depth model is heavy and not needed with --depth
         from .depth import predict_depth
     except ImportError as err:
-        raise RealcamError(f"the depth predictor cannot be loaded ({err}); give a depth file "
-                           "with --depth", "preview") from None
+        raise RealcamError(
+            f"the depth predictor cannot be loaded ({err}); give a depth file with --depth", "preview"
+        ) from None
 
     kwargs = {"device": device}
     if model:
@@ -171,16 +180,21 @@ class SceneCloud:
     counts: dict = field(default_factory=dict)  # pixels, after edge filter, after outliers
 
 
-def build_scene(image: np.ndarray, depth: np.ndarray, k: np.ndarray, edge_ratio: float | None = EDGE_RATIO,
-                outlier_neighbours: int = SOR_NEIGHBOURS, outlier_std: float = SOR_STD_RATIO) -> SceneCloud:
+def build_scene(
+    image: np.ndarray,
+    depth: np.ndarray,
+    k: np.ndarray,
+    edge_ratio: float | None = EDGE_RATIO,
+    outlier_neighbours: int = SOR_NEIGHBOURS,
+    outlier_std: float = SOR_STD_RATIO,
+) -> SceneCloud:
     """Coloured point cloud of the image: unproject, drop flying pixels, then outliers (Open3D).
 
     ``edge_ratio=None`` or ``outlier_neighbours=0`` switch the respective filter off.
     """
     h, w = depth.shape
     if image.shape[:2] != (h, w):
-        raise RealcamError(f"depth {w}x{h} does not match the image {image.shape[1]}x{image.shape[0]}",
-                           "depth")
+        raise RealcamError(f"depth {w}x{h} does not match the image {image.shape[1]}x{image.shape[0]}", "depth")
     keep = np.isfinite(depth) & (depth > 0)
     counts = {"pixels": int(h * w), "valid_depth": int(keep.sum())}
     if edge_ratio is not None:
@@ -198,8 +212,9 @@ def build_scene(image: np.ndarray, depth: np.ndarray, k: np.ndarray, edge_ratio:
     counts["after_outliers"] = int(len(points))
     if len(points) == 0:
         raise RealcamError("no scene point is left (depth empty or all filtered)", "depth")
-    return SceneCloud(points.astype(np.float32), np.ascontiguousarray(colors, dtype=np.uint8),
-                      float(np.median(points[:, 2])), counts)
+    return SceneCloud(
+        points.astype(np.float32), np.ascontiguousarray(colors, dtype=np.uint8), float(np.median(points[:, 2])), counts
+    )
 
 
 def write_ply(path: str | Path, scene: SceneCloud) -> Path:
@@ -243,10 +258,16 @@ def scene_size(image_size: tuple[int, int], render_size: tuple[int, int] | None)
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def load_scene(image_path: str | Path, trajectory: tr.Trajectory | None = None,
-               depth_file: str | Path | None = None, model: str | None = None,
-               device: str = "auto", fov: float | None = None, size=None,
-               progress=None):
+def load_scene(
+    image_path: str | Path,
+    trajectory: tr.Trajectory | None = None,
+    depth_file: str | Path | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    fov: float | None = None,
+    size=None,
+    progress=None,
+):
     """The image, its pixel intrinsics and its metric scene: ``(image, K, SceneCloud, timings)``.
 
     Intrinsics: the trajectory's (file intrinsics or ``fov_deg``), else ``fov``, else the default.
@@ -259,8 +280,7 @@ def load_scene(image_path: str | Path, trajectory: tr.Trajectory | None = None,
     t = time.perf_counter()
     image = read_image(image_path)
     h, w = image.shape[:2]
-    k_image = (trajectory.pixel_intrinsics(w, h, fov) if trajectory is not None
-               else cam.default_intrinsics(w, h, fov))
+    k_image = trajectory.pixel_intrinsics(w, h, fov) if trajectory is not None else cam.default_intrinsics(w, h, fov)
     depth = load_depth_file(depth_file) if depth_file is not None else None
     render = size(w, h) if callable(size) else size
     sw, sh = scene_size((w, h), render)
@@ -297,10 +317,19 @@ class PreviewResult:
     skipped: bool = False
 
 
-def render_preview(scene: SceneCloud, k: np.ndarray, c2w: np.ndarray, size: tuple[int, int],
-                   kernel: int = MASK_KERNEL, latent_stride: int = LATENT_STRIDE, device: str = "auto",
-                   batch_size: int | None = None, background=(0, 0, 0), compile: bool = False,
-                   renderer: PointRenderer | None = None):
+def render_preview(
+    scene: SceneCloud,
+    k: np.ndarray,
+    c2w: np.ndarray,
+    size: tuple[int, int],
+    kernel: int = MASK_KERNEL,
+    latent_stride: int = LATENT_STRIDE,
+    device: str = "auto",
+    batch_size: int | None = None,
+    background=(0, 0, 0),
+    compile: bool = False,
+    renderer: PointRenderer | None = None,
+):
     """Render the dense trajectory; returns frames, valid, masks, latent masks and seconds spent.
 
     ``renderer``: one already holding ``scene`` (the editor keeps one between refreshes).
@@ -320,13 +349,24 @@ def render_preview(scene: SceneCloud, k: np.ndarray, c2w: np.ndarray, size: tupl
     masks, latent = noise_shaping_masks(out.valid, kernel, latent_stride)
     sync()
     t2 = time.perf_counter()
-    return (out.rgb.cpu().numpy(), out.valid.cpu().numpy(), masks.cpu().numpy(),
-            latent.cpu().numpy(), {"render": t1 - t0, "masks": t2 - t1})
+    return (
+        out.rgb.cpu().numpy(),
+        out.valid.cpu().numpy(),
+        masks.cpu().numpy(),
+        latent.cpu().numpy(),
+        {"render": t1 - t0, "masks": t2 - t1},
+    )
 
 
-def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path | None = None,
-                settings: PreviewSettings | None = None, *, progress: Callable[[str], None] | None = None,
-                **overrides) -> PreviewResult | None:
+def run_preview(
+    image_path: str | Path,
+    out: str | Path,
+    trajectory: str | Path | None = None,
+    settings: PreviewSettings | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    **overrides,
+) -> PreviewResult | None:
     """The whole stage: read, build the scene, render, write the five outputs atomically
     (``settings.gif``: also ``preview.gif``, for documents and web pages).
 
@@ -346,8 +386,9 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
         raise RealcamError("give a trajectory file or --preset (not both)", "preview")
     n_frames = s.frames or (file_traj.frames if file_traj is not None else None) or tr.DEFAULT_FRAMES
     if n_frames > tr.MAX_FRAMES:  # only a RealEstate10K file's own line count can get here
-        raise RealcamError(f"holds {n_frames} frames, more than the {tr.MAX_FRAMES} a preview renders; "
-                           "give --frames", trajectory)
+        raise RealcamError(
+            f"holds {n_frames} frames, more than the {tr.MAX_FRAMES} a preview renders; give --frames", trajectory
+        )
     if s.size is not None:
         check_render(n_frames, s.size)
 
@@ -358,22 +399,24 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
 
     if progress:
         progress(STEPS[0])
-    image, k_image, scene, timings = load_scene(image_path, file_traj, s.depth_file, s.model, s.device, s.fov,
-                                                size=render_size, progress=progress)
+    image, k_image, scene, timings = load_scene(
+        image_path, file_traj, s.depth_file, s.model, s.device, s.fov, size=render_size, progress=progress
+    )
     h, w = image.shape[:2]
     out_size = render_size(w, h)
     if progress:
         progress("trajectory")
     t = time.perf_counter()
-    traj = tr.resolve_trajectory(file_traj, s.preset, s.magnitude, s.frames, scene.centre_depth, s.spline,
-                                 s.easing, s.loop)
+    traj = tr.resolve_trajectory(
+        file_traj, s.preset, s.magnitude, s.frames, scene.centre_depth, s.spline, s.easing, s.loop
+    )
     timings["trajectory"] = time.perf_counter() - t
     k = fit_intrinsics(k_image, (w, h), out_size)
     if progress:
         progress("render")
-    frames_rgb, valid, masks, latent, render_t = render_preview(scene, k, traj.c2w, out_size, s.kernel,
-                                                                s.latent_stride, s.device, s.batch_size,
-                                                                compile=s.compile)
+    frames_rgb, valid, masks, latent, render_t = render_preview(
+        scene, k, traj.c2w, out_size, s.kernel, s.latent_stride, s.device, s.batch_size, compile=s.compile
+    )
     timings.update(render_t)
     if progress:
         progress("write")
@@ -386,8 +429,9 @@ def run_preview(image_path: str | Path, out: str | Path, trajectory: str | Path 
     return result
 
 
-def write_preview(out: Path, result: PreviewResult, traj: tr.Trajectory, size: tuple[int, int],
-                  settings: PreviewSettings) -> None:
+def write_preview(
+    out: Path, result: PreviewResult, traj: tr.Trajectory, size: tuple[int, int], settings: PreviewSettings
+) -> None:
     """The outputs of :data:`OUTPUTS` (and the GIF when asked for), each atomically."""
     k, c2w, frames = result.k, result.c2w, result.frames
     dense = tr.Trajectory(c2w, traj.times, cam.normalize_intrinsics(k, *size), None, len(c2w))
@@ -397,8 +441,15 @@ def write_preview(out: Path, result: PreviewResult, traj: tr.Trajectory, size: t
         with checks.writing(out / GIF):
             write_gif(out / GIF, frames, fps=settings.fps)
     with checks.writing(out / "preview.npz"):
-        write_arrays(out / "preview.npz", frames=frames, masks=result.masks, latent_masks=result.latent_masks,
-                     valid=result.valid, K=np.repeat(k[None], len(c2w), axis=0), c2w=c2w)
+        write_arrays(
+            out / "preview.npz",
+            frames=frames,
+            masks=result.masks,
+            latent_masks=result.latent_masks,
+            valid=result.valid,
+            K=np.repeat(k[None], len(c2w), axis=0),
+            c2w=c2w,
+        )
     with checks.writing(out / "scene.ply"):
         write_ply(out / "scene.ply", result.scene)
     with checks.writing(out / "trajectory.json"):

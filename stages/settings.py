@@ -15,15 +15,24 @@ from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 from .core import checks
-from .core.constants import (CAMERA_CFG_SCHEDULES, GENERATE_MODES, LATENT_STRIDE, MASK_KERNEL, NUM_TRAIN_TIMESTEPS,
-                             OFFICIAL_NEGATIVE_PROMPT, TOKENIZER, VIDEO_FPS, DTYPE_NAMES)
+from .core.constants import (
+    CAMERA_CFG_SCHEDULES,
+    DTYPE_NAMES,
+    GENERATE_MODES,
+    LATENT_STRIDE,
+    MASK_KERNEL,
+    NUM_TRAIN_TIMESTEPS,
+    OFFICIAL_NEGATIVE_PROMPT,
+    TOKENIZER,
+    VIDEO_FPS,
+)
 from .core.errors import RealcamError
 
 #: The largest preview side in pixels (H.264 levels end at 8192x4320; larger renders take
 #: gigabytes per frame).
 MAX_SIDE = 4096
-_C_INT_MAX = 2 ** 31 - 1
-_SEED_MAX = 2 ** 63 - 1
+_C_INT_MAX = 2**31 - 1
+_SEED_MAX = 2**63 - 1
 
 
 def _kernel(kernel) -> int:
@@ -52,12 +61,12 @@ class TriangulateOptions:
             raise RealcamError("must be -1 (all cores) or at least 1, got 0", "num_threads")
         return TriangulateOptions(
             overlap=checks.integer(self.overlap, "--overlap", minimum=1, maximum=_C_INT_MAX),
-            max_num_features=checks.integer(self.max_num_features, "max_num_features", minimum=1,
-                                            maximum=_C_INT_MAX),
+            max_num_features=checks.integer(self.max_num_features, "max_num_features", minimum=1, maximum=_C_INT_MAX),
             min_matches=checks.integer(self.min_matches, "min_matches", minimum=0),
             min_points=checks.integer(self.min_points, "--min-points", minimum=0),
             num_threads=num_threads,
-            seed=checks.integer(self.seed, "--seed", minimum=0, maximum=_C_INT_MAX))
+            seed=checks.integer(self.seed, "--seed", minimum=0, maximum=_C_INT_MAX),
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -81,8 +90,10 @@ def check_size(size, option: str = "--size") -> tuple[int, int]:
     if w > MAX_SIDE or h > MAX_SIDE:
         raise RealcamError(f"size {w}x{h} is too large (at most {MAX_SIDE} on a side)", option)
     if w % 2 or h % 2:
-        raise RealcamError(f"size {w}x{h}: preview.mp4 (H.264, yuv420p) needs an even width and "
-                           f"height; use {_even_sizes(w, h)}", option)
+        raise RealcamError(
+            f"size {w}x{h}: preview.mp4 (H.264, yuv420p) needs an even width and height; use {_even_sizes(w, h)}",
+            option,
+        )
     return w, h
 
 
@@ -128,8 +139,8 @@ class PreviewSettings:
             kernel=_kernel(self.kernel),
             latent_stride=checks.integer(self.latent_stride, "--latent-stride", minimum=1),
             fps=checks.number(self.fps, "--fps", above=0, maximum=1000),
-            batch_size=None if self.batch_size is None else checks.integer(self.batch_size, "--batch-size",
-                                                                            minimum=1))
+            batch_size=None if self.batch_size is None else checks.integer(self.batch_size, "--batch-size", minimum=1),
+        )
 
 
 @dataclass(frozen=True)
@@ -170,7 +181,8 @@ class EditSettings:
             kernel=_kernel(self.kernel),
             latent_stride=checks.integer(self.latent_stride, "--latent-stride", minimum=1),
             port=checks.integer(self.port, "--port", minimum=0, maximum=65535),
-            fps=checks.number(self.fps, "--fps", above=0, maximum=1000))
+            fps=checks.number(self.fps, "--fps", above=0, maximum=1000),
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,8 +230,9 @@ class GenerateSettings:
 
     @property
     def sampler(self) -> SamplerConfig:
-        return SamplerConfig(self.steps, self.eta, self.cfg, self.guidance_rescale, self.camera_cfg,
-                             self.camera_cfg_schedule)
+        return SamplerConfig(
+            self.steps, self.eta, self.cfg, self.guidance_rescale, self.camera_cfg, self.camera_cfg_schedule
+        )
 
     def check(self) -> "GenerateSettings":
         """Every setting in range (finite numbers, known names); raises naming the option."""
@@ -235,8 +248,11 @@ class GenerateSettings:
         checks.number(self.guidance_rescale, "--guidance-rescale", minimum=0, maximum=1)
         checks.number(self.camera_cfg, "--camera-cfg", minimum=0)
         if self.camera_cfg != 1.0 and self.cfg == 1.0:
-            raise RealcamError("camera CFG acts inside text-image CFG (as the official sampler): with --cfg 1 "
-                               "it would be ignored; give --cfg above 1 or --camera-cfg 1", "--camera-cfg")
+            raise RealcamError(
+                "camera CFG acts inside text-image CFG (as the official sampler): with --cfg 1 "
+                "it would be ignored; give --cfg above 1 or --camera-cfg 1",
+                "--camera-cfg",
+            )
         if self.noise_shaping is not None:
             checks.integer(self.noise_shaping, "--noise-shaping", minimum=0, maximum=NUM_TRAIN_TIMESTEPS)
         checks.choice(self.noise_shaping_variant, "--shaping-variant", ("noise", "z0"))
@@ -351,4 +367,5 @@ class EvaluateSettings:
             workers=checks.integer(self.workers, "--workers", minimum=1),
             seed=checks.integer(self.seed, "--seed", minimum=0, maximum=_C_INT_MAX),
             max_depth=checks.number(self.max_depth, "--max-depth", above=0),
-            fvd_frames=checks.integer(self.fvd_frames, "--fvd-frames", minimum=1))
+            fvd_frames=checks.integer(self.fvd_frames, "--fvd-frames", minimum=1),
+        )

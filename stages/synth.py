@@ -140,8 +140,7 @@ def camera_rays(k: np.ndarray, c2w: np.ndarray, width: int, height: int, supersa
     return rays_cam @ c2w[:3, :3].T
 
 
-def render_view(scene: Scene, k: np.ndarray, c2w: np.ndarray, width: int, height: int,
-                supersample: int = 2):
+def render_view(scene: Scene, k: np.ndarray, c2w: np.ndarray, width: int, height: int, supersample: int = 2):
     """Render one view: ``(H, W, 3)`` uint8 colour and ``(H, W)`` float32 metric z-depth."""
     origin = c2w[:3, 3]
     depth, _ = cast(scene, origin, camera_rays(k, c2w, width, height, 1), shade=False)
@@ -161,14 +160,16 @@ def procedural_texture(rng: np.random.Generator, size: int = 384) -> np.ndarray:
     tex = np.zeros((size, size, 3), dtype=np.float32)
     for cells, weight in ((4, 0.5), (16, 0.3), (64, 0.2)):
         noise = rng.random((cells, cells, 3)).astype(np.float32)
-        tex += weight * zoom(noise, (size / cells, size / cells, 1), order=1, mode="grid-wrap",
-                             grid_mode=True)[:size, :size]
+        tex += (
+            weight
+            * zoom(noise, (size / cells, size / cells, 1), order=1, mode="grid-wrap", grid_mode=True)[:size, :size]
+        )
     yy, xx = np.mgrid[:size, :size]
     for _ in range(60):
         cx, cy, r = rng.integers(0, size), rng.integers(0, size), rng.integers(4, 24)
         colour = rng.random(3).astype(np.float32)
         if rng.random() < 0.5:
-            mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r ** 2
+            mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
         else:
             mask = (np.abs(xx - cx) < r) & (np.abs(yy - cy) < r * rng.uniform(0.3, 1.0))
         tex[mask] = colour
@@ -195,8 +196,9 @@ def _box_distance(lo: np.ndarray, hi: np.ndarray, points: np.ndarray) -> np.ndar
     return np.linalg.norm(np.maximum(np.maximum(lo - points, 0), points - hi), axis=1)
 
 
-def build_scene(c2w: np.ndarray, textures: list[np.ndarray], rng: np.random.Generator,
-                n_objects: int = 6, clearance: float = 0.4) -> Scene:
+def build_scene(
+    c2w: np.ndarray, textures: list[np.ndarray], rng: np.random.Generator, n_objects: int = 6, clearance: float = 0.4
+) -> Scene:
     """A room around the camera path and boxes in front of the first camera, none near the path."""
     centres = c2w[:, :3, 3]
     lo = centres.min(axis=0) - rng.uniform(2.0, 3.5, size=3)
@@ -213,13 +215,18 @@ def build_scene(c2w: np.ndarray, textures: list[np.ndarray], rng: np.random.Gene
     forward, right, down = c2w[0, :3, 2], c2w[0, :3, 0], c2w[0, :3, 1]
     # Sample the whole path densely so no box sits on the line between two frames.
     steps = np.linspace(0, 1, 8)[:, None]
-    path = np.concatenate([centres[i] + steps * (centres[i + 1] - centres[i])
-                           for i in range(len(centres) - 1)] or [centres])
+    path = np.concatenate(
+        [centres[i] + steps * (centres[i + 1] - centres[i]) for i in range(len(centres) - 1)] or [centres]
+    )
     for _ in range(200):
         if len(boxes) > n_objects:
             break
-        centre = (centres[0] + forward * rng.uniform(1.2, 3.5) + right * rng.uniform(-1.8, 1.8)
-                  + down * rng.uniform(-0.8, 0.8))
+        centre = (
+            centres[0]
+            + forward * rng.uniform(1.2, 3.5)
+            + right * rng.uniform(-1.8, 1.8)
+            + down * rng.uniform(-0.8, 0.8)
+        )
         half = rng.uniform(0.15, 0.45, size=3)
         b_lo, b_hi = centre - half, centre + half
         if np.any(b_lo < lo + 0.05) or np.any(b_hi > hi - 0.05):
@@ -245,8 +252,14 @@ def square_pixel_intrinsics(norm: np.ndarray, width: int, height: int) -> np.nda
     return out
 
 
-def synth_clip(cams: cam.CameraFile, textures: list[np.ndarray], alpha: float, size: tuple[int, int],
-               rng: np.random.Generator, supersample: int = 2):
+def synth_clip(
+    cams: cam.CameraFile,
+    textures: list[np.ndarray],
+    alpha: float,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    supersample: int = 2,
+):
     """Render one clip. Returns frames ``(F, H, W, 3)``, depth ``(F, H, W)`` and the written cameras."""
     problem = cam.camera_file_problem(cams)
     if problem:  # files are checked by the reader; this guards cameras built in code
@@ -257,8 +270,9 @@ def synth_clip(cams: cam.CameraFile, textures: list[np.ndarray], alpha: float, s
     norm = square_pixel_intrinsics(cams.intrinsics, width, height)
     ks = cam.denormalize_intrinsics(norm, width, height)
     frames, depths = zip(*(render_view(scene, k, p, width, height, supersample) for k, p in zip(ks, c2w)))
-    written = cam.CameraFile(cams.timestamps, norm, cam.c2w_to_w2c(cam.metric_poses(c2w, 1.0 / alpha)),
-                             cams.url, cams.distortion)
+    written = cam.CameraFile(
+        cams.timestamps, norm, cam.c2w_to_w2c(cam.metric_poses(c2w, 1.0 / alpha)), cams.url, cams.distortion
+    )
     return np.stack(frames), np.stack(depths), written
 
 
@@ -266,8 +280,9 @@ def synth_clip(cams: cam.CameraFile, textures: list[np.ndarray], alpha: float, s
 MAX_SIZE = 8192
 
 
-def check_options(size: tuple[int, int], scale: float | None, random_scale: tuple[float, float], seed: int,
-                  supersample: int) -> tuple[tuple[int, int], float | None, tuple[float, float], int, int]:
+def check_options(
+    size: tuple[int, int], scale: float | None, random_scale: tuple[float, float], seed: int, supersample: int
+) -> tuple[tuple[int, int], float | None, tuple[float, float], int, int]:
     """Every option of :func:`synthesize` checked (``RealcamError`` naming the option)."""
     try:
         width, height = size
@@ -284,9 +299,8 @@ def check_options(size: tuple[int, int], scale: float | None, random_scale: tupl
     lo_s = checks.number(lo_s, "--random-scale", above=0)
     hi_s = checks.number(hi_s, "--random-scale", above=0)
     if lo_s > hi_s:
-        raise RealcamError(f"random scale range must satisfy 0 < LO <= HI, got {lo_s:g} {hi_s:g}",
-                           "--random-scale")
-    seed = checks.integer(seed, "--seed", minimum=0, maximum=2 ** 63 - 1)
+        raise RealcamError(f"random scale range must satisfy 0 < LO <= HI, got {lo_s:g} {hi_s:g}", "--random-scale")
+    seed = checks.integer(seed, "--seed", minimum=0, maximum=2**63 - 1)
     supersample = checks.integer(supersample, "supersample", minimum=1, maximum=8)
     return (width, height), scale, (lo_s, hi_s), seed, supersample
 
@@ -302,11 +316,19 @@ def _remove(paths) -> None:
                 p.unlink()
 
 
-def synthesize(pose_files: Sequence[str | Path], out: str | Path, *, scale: float | None = None,
-               random_scale: tuple[float, float] = (0.5, 2.0), size: tuple[int, int] = (256, 256),
-               textures: Sequence[str | Path] = (), seed: int = 0, overwrite: bool = False,
-               supersample: int = 2,
-               progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+def synthesize(
+    pose_files: Sequence[str | Path],
+    out: str | Path,
+    *,
+    scale: float | None = None,
+    random_scale: tuple[float, float] = (0.5, 2.0),
+    size: tuple[int, int] = (256, 256),
+    textures: Sequence[str | Path] = (),
+    seed: int = 0,
+    overwrite: bool = False,
+    supersample: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Write a synthetic RealEstate10K-layout dataset; returns the truth table.
 
     ``scale`` fixes every clip's factor ``alpha``; otherwise it is drawn log-uniformly from
@@ -338,8 +360,7 @@ def synthesize(pose_files: Sequence[str | Path], out: str | Path, *, scale: floa
     done = set(old["clip_id"].astype(str)) if old is not None else set()
     skipped = []
     for clip_id, cams in clips.items():
-        outputs = [out / "cameras" / f"{clip_id}.txt", out / "frames" / clip_id,
-                   out / "depth_gt" / f"{clip_id}.npz"]
+        outputs = [out / "cameras" / f"{clip_id}.txt", out / "frames" / clip_id, out / "depth_gt" / f"{clip_id}.npz"]
         if should_skip(clip_id, done, outputs, overwrite):
             skipped.append(clip_id)
             if progress:
@@ -348,8 +369,19 @@ def synthesize(pose_files: Sequence[str | Path], out: str | Path, *, scale: floa
         rng = clip_rng(seed, clip_id)
         alpha = float(scale) if scale is not None else float(np.exp(rng.uniform(np.log(lo_s), np.log(hi_s))))
         frames, depth, written = synth_clip(cams, tex, alpha, size, rng, supersample)
-        row = pd.DataFrame([{"clip_id": clip_id, "alpha": alpha, "n_frames": len(written),
-                             "width": width, "height": height, "seed": seed}], columns=TRUTH_COLUMNS)
+        row = pd.DataFrame(
+            [
+                {
+                    "clip_id": clip_id,
+                    "alpha": alpha,
+                    "n_frames": len(written),
+                    "width": width,
+                    "height": height,
+                    "seed": seed,
+                }
+            ],
+            columns=TRUTH_COLUMNS,
+        )
         # The camera file is written last: a clip is visible to later stages only when complete.
         current = outputs[1]
         try:

@@ -38,13 +38,23 @@ from .core.dataset import Clip, find_clips, parse_shard, shard
 from .core.errors import RealcamError
 from .settings import TriangulateOptions
 
-STATUS_COLUMNS = ["item", "status", "reason", "n_frames", "n_points", "n_observations", "mean_error",
-                  "width", "height", "seconds"]
+STATUS_COLUMNS = [
+    "item",
+    "status",
+    "reason",
+    "n_frames",
+    "n_points",
+    "n_observations",
+    "mean_error",
+    "width",
+    "height",
+    "seconds",
+]
 CLIP_OUTPUTS = ("points.parquet", "observations.parquet", "cameras.txt", "clip.json")
 
 
 #: pycolmap takes these options as C ``int``.
-_C_INT_MAX = 2 ** 31 - 1
+_C_INT_MAX = 2**31 - 1
 
 
 def status_name(shard_spec: str | None) -> str:
@@ -107,8 +117,9 @@ def clip_frames(cams: cam.CameraFile, frames_dir: Path) -> tuple[list[str], tupl
     return names, sizes.pop()
 
 
-def triangulate_fixed(cams: cam.CameraFile, image_dir: Path, names: list[str], size: tuple[int, int],
-                      work: Path, opts: TriangulateOptions):
+def triangulate_fixed(
+    cams: cam.CameraFile, image_dir: Path, names: list[str], size: tuple[int, int], work: Path, opts: TriangulateOptions
+):
     """The bare pycolmap calls: features, matching, fixed-pose reconstruction, triangulation.
 
     Returns the triangulated ``pycolmap.Reconstruction`` (also written to ``work/sparse``) and the
@@ -129,8 +140,15 @@ def triangulate_fixed(cams: cam.CameraFile, image_dir: Path, names: list[str], s
     extraction.use_gpu = False
     extraction.sift.max_num_features = opts.max_num_features
     mode = pycolmap.CameraMode.SINGLE if same else pycolmap.CameraMode.PER_IMAGE
-    pycolmap.extract_features(db_path, image_dir, image_names=names, camera_mode=mode,
-                              reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
+    pycolmap.extract_features(
+        db_path,
+        image_dir,
+        image_names=names,
+        camera_mode=mode,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = opts.num_threads
     matching.use_gpu = False
@@ -141,8 +159,13 @@ def triangulate_fixed(cams: cam.CameraFile, image_dir: Path, names: list[str], s
     verification = pycolmap.TwoViewGeometryOptions()
     verification.ransac.random_seed = opts.seed
     pycolmap.set_random_seed(opts.seed)
-    pycolmap.match_sequential(db_path, matching_options=matching, pairing_options=pairing,
-                              verification_options=verification, device=pycolmap.Device.cpu)
+    pycolmap.match_sequential(
+        db_path,
+        matching_options=matching,
+        pairing_options=pairing,
+        verification_options=verification,
+        device=pycolmap.Device.cpu,
+    )
     frame_of = {n: i for i, n in enumerate(names)}
     rec = pycolmap.Reconstruction()
     db = pycolmap.Database.open(db_path)
@@ -173,8 +196,9 @@ def triangulate_fixed(cams: cam.CameraFile, image_dir: Path, names: list[str], s
     options.random_seed = options.mapper.random_seed = options.triangulation.random_seed = opts.seed
     options.ba_use_gpu = False
     pycolmap.set_random_seed(opts.seed)
-    rec = pycolmap.triangulate_points(rec, db_path, image_dir, sparse, clear_points=True, options=options,
-                                      refine_intrinsics=False)
+    rec = pycolmap.triangulate_points(
+        rec, db_path, image_dir, sparse, clear_points=True, options=options, refine_intrinsics=False
+    )
     return rec, n_matches
 
 
@@ -195,12 +219,23 @@ def reconstruction_tables(rec, names: list[str], timestamps: np.ndarray) -> tupl
     points = points.astype({"point": np.int64, "track_length": np.int64})
     observations = observations.astype({"point": np.int64, "frame": np.int64, "timestamp": np.int64})
     return points.sort_values("point", ignore_index=True), observations.sort_values(
-        ["point", "frame"], ignore_index=True)
+        ["point", "frame"], ignore_index=True
+    )
 
 
 def _empty_row(clip_id: str) -> dict:
-    return {"item": clip_id, "status": OK, "reason": "", "n_frames": 0, "n_points": 0, "n_observations": 0,
-            "mean_error": float("nan"), "width": 0, "height": 0, "seconds": 0.0}
+    return {
+        "item": clip_id,
+        "status": OK,
+        "reason": "",
+        "n_frames": 0,
+        "n_points": 0,
+        "n_observations": 0,
+        "mean_error": float("nan"),
+        "width": 0,
+        "height": 0,
+        "seconds": 0.0,
+    }
 
 
 def triangulate_clip(clip: Clip, out: str | Path, opts: TriangulateOptions | None = None) -> dict:
@@ -226,19 +261,31 @@ def triangulate_clip(clip: Clip, out: str | Path, opts: TriangulateOptions | Non
             if n_matches < opts.min_matches:
                 raise RealcamError(f"too few matches ({n_matches} < {opts.min_matches})")
             if rec.num_points3D() < opts.min_points:
-                raise RealcamError(f"triangulation is empty or too small ({rec.num_points3D()} points "
-                                   f"< {opts.min_points})")
+                raise RealcamError(
+                    f"triangulation is empty or too small ({rec.num_points3D()} points < {opts.min_points})"
+                )
             shutil.move(str(scratch / "sparse"), tmp / "sparse")
             shutil.rmtree(scratch)
             points, observations = reconstruction_tables(rec, names, cams.timestamps)
             write_table(tmp / "points.parquet", points)
             write_table(tmp / "observations.parquet", observations)
             cam.write_re10k(tmp / "cameras.txt", cams)
-            row.update(n_points=len(points), n_observations=len(observations),
-                       mean_error=float(rec.compute_mean_reprojection_error()))
-            (tmp / "clip.json").write_text(json.dumps({"clip_id": clip.clip_id, "width": size[0],
-                                                       "height": size[1], "frames": names,
-                                                       "n_matches": n_matches}))
+            row.update(
+                n_points=len(points),
+                n_observations=len(observations),
+                mean_error=float(rec.compute_mean_reprojection_error()),
+            )
+            (tmp / "clip.json").write_text(
+                json.dumps(
+                    {
+                        "clip_id": clip.clip_id,
+                        "width": size[0],
+                        "height": size[1],
+                        "frames": names,
+                        "n_matches": n_matches,
+                    }
+                )
+            )
     except RealcamError as err:
         row.update(status=FAILED, reason=str(err))
     except OSError as err:  # disk full, read-only output: this clip fails, the batch goes on
@@ -305,8 +352,9 @@ def _remove_scratch(paths: list[Path]) -> None:
                 pass
 
 
-def _run_pool(todo: list[Clip], out: Path, opts: TriangulateOptions, workers: int,
-              record: Callable[[dict], None]) -> None:
+def _run_pool(
+    todo: list[Clip], out: Path, opts: TriangulateOptions, workers: int, record: Callable[[dict], None]
+) -> None:
     """Clips in worker processes, at most ``workers`` submitted at a time (so every submitted clip
     is running). A worker that dies (killed, out of memory, a C++ abort in pycolmap) breaks the
     pool: the clips running then get failed rows, and the rest go on in a fresh pool."""
@@ -329,18 +377,28 @@ def _run_pool(todo: list[Clip], out: Path, opts: TriangulateOptions, workers: in
                     except Exception as err:
                         broken = True
                         died.append(c.clip_id)
-                        row = {**_empty_row(c.clip_id), "status": FAILED,
-                               "reason": f"a worker process died while this clip ran ({err.__class__.__name__}; "
-                                         "killed, out of memory or crashed); re-run to retry"}
+                        row = {
+                            **_empty_row(c.clip_id),
+                            "status": FAILED,
+                            "reason": f"a worker process died while this clip ran ({err.__class__.__name__}; "
+                            "killed, out of memory or crashed); re-run to retry",
+                        }
                     record(row)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         _remove_scratch(stale_scratch(out, died))  # what the dead workers left
 
 
-def run_triangulate(dataset: str | Path, out: str | Path, *, workers: int = 1, shard_spec: str | None = None,
-                    overwrite: bool = False, opts: TriangulateOptions | None = None,
-                    progress: Callable[[str], None] | None = None) -> tuple[pd.DataFrame, int]:
+def run_triangulate(
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    shard_spec: str | None = None,
+    overwrite: bool = False,
+    opts: TriangulateOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[pd.DataFrame, int]:
     """Every clip of ``dataset`` (or of one shard): returns the status table and the number skipped.
 
     Options, shard, dataset and output folder are checked before any work. Each clip's row is
@@ -360,8 +418,7 @@ def run_triangulate(dataset: str | Path, out: str | Path, *, workers: int = 1, s
     done = set() if old is None else set(old.loc[old["status"] == OK, "item"].astype(str))
     with checks.writing(out):  # an output that cannot be created fails now, before any clip
         out.mkdir(parents=True, exist_ok=True)
-    _remove_scratch(stale_scratch(out, [c.clip_id for c in clips], status_path.name,
-                                  [c.clip_id for c in all_clips]))
+    _remove_scratch(stale_scratch(out, [c.clip_id for c in clips], status_path.name, [c.clip_id for c in all_clips]))
     todo, skipped = [], 0
     for c in clips:
         if not overwrite and c.clip_id in done and all((out / c.clip_id / f).exists() for f in CLIP_OUTPUTS):
@@ -387,8 +444,7 @@ def run_triangulate(dataset: str | Path, out: str | Path, *, workers: int = 1, s
     else:
         wopts = opts
         if opts.num_threads == -1:  # "all cores": shared among the workers
-            wopts = TriangulateOptions(**{**opts.__dict__,
-                                          "num_threads": max(1, (os.cpu_count() or 1) // workers)})
+            wopts = TriangulateOptions(**{**opts.__dict__, "num_threads": max(1, (os.cpu_count() or 1) // workers)})
         _run_pool(todo, out, wopts, workers, record)
     if table is None:
         table = pd.DataFrame(columns=STATUS_COLUMNS)

@@ -9,8 +9,8 @@ from pathlib import Path
 # in this process and in the CLI subprocesses the tests start.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 
@@ -38,8 +38,7 @@ def synth_dataset(tmp_path_factory, pose_files, image_files) -> Path:
     from stages.synth import synthesize
 
     out = tmp_path_factory.mktemp("synth")
-    synthesize(pose_files[:2], out, random_scale=(0.1, 10.0), size=(128, 128),
-               textures=image_files, seed=7)
+    synthesize(pose_files[:2], out, random_scale=(0.1, 10.0), size=(128, 128), textures=image_files, seed=7)
     return out
 
 
@@ -52,8 +51,19 @@ def tiny_tokenizer(tmp_path_factory) -> Path:
     from transformers import CLIPTokenizer
 
     folder = tmp_path_factory.mktemp("tokenizer")
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "a": 2, "b": 3, "a</w>": 4, "b</w>": 5, "ab</w>": 6,
-             "blurry</w>": 7, "fast</w>": 8, ",</w>": 9, ".</w>": 10}
+    vocab = {
+        "<|startoftext|>": 0,
+        "<|endoftext|>": 1,
+        "a": 2,
+        "b": 3,
+        "a</w>": 4,
+        "b</w>": 5,
+        "ab</w>": 6,
+        "blurry</w>": 7,
+        "fast</w>": 8,
+        ",</w>": 9,
+        ".</w>": 10,
+    }
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\na b</w>\n")
     tok = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>")

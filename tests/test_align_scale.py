@@ -93,6 +93,7 @@ def dataset(tmp_path_factory, pose_files, image_files):
     (root / "cameras" / "blank.txt").write_text(text)
     for f in (root / "frames" / "blank").iterdir():
         from stages.core.video import write_image
+
         write_image(f, np.full((128, 128, 3), 127, np.uint8))
     # a clip that triangulates but has no depth
     shutil.copytree(root / "frames" / good, root / "frames" / "nodepth")
@@ -118,8 +119,13 @@ def test_triangulate_status_rows(sfm):
     st = table.set_index("item")
     assert len(st) == 12
     assert (st.loc[["nodepth"], "status"] == "ok").all()
-    for clip, word in [("nofolder", "no frames folder"), ("badcam", "badcam.txt:2"), ("holes", "missing frame"),
-                       ("corrupt", "unreadable frame"), ("blank", "too few matches")]:
+    for clip, word in [
+        ("nofolder", "no frames folder"),
+        ("badcam", "badcam.txt:2"),
+        ("holes", "missing frame"),
+        ("corrupt", "unreadable frame"),
+        ("blank", "too few matches"),
+    ]:
         assert st.loc[clip, "status"] == "failed" and word in st.loc[clip, "reason"], (clip, st.loc[clip, "reason"])
     ok = st[st["status"] == "ok"]
     assert (ok["n_points"] > 100).all() and (ok["mean_error"] < 1.0).all()
@@ -194,23 +200,27 @@ def test_tiny_model_pipeline_via_cli(sfm, dataset, tmp_path, tiny_model):
 
     out, _ = sfm
     runner = CliRunner()
-    res = runner.invoke(app, ["depth", str(dataset), "--out", str(tmp_path / "depth"), "--model", str(tiny_model),
-                              "--batch-size", "8"])
+    res = runner.invoke(
+        app, ["depth", str(dataset), "--out", str(tmp_path / "depth"), "--model", str(tiny_model), "--batch-size", "8"]
+    )
     assert res.exit_code == 0, res.output
     assert "3 failed" in res.output and "failed corrupt: " in res.output
-    res = runner.invoke(app, ["align-scale", "--depth", str(tmp_path / "depth"), "--sfm", str(out),
-                              "--out", str(tmp_path / "scales")])
+    res = runner.invoke(
+        app, ["align-scale", "--depth", str(tmp_path / "depth"), "--sfm", str(out), "--out", str(tmp_path / "scales")]
+    )
     assert res.exit_code == 0, res.output
     clips = pd.read_parquet(tmp_path / "scales" / "clips.parquet")
     ok = clips[clips["status"] == "ok"]
     assert len(ok) == 7 and np.isfinite(ok[["scale", "scale_max", "scale_min"]].to_numpy()).all()
     assert (ok["scale"] > 0).all()
-    res = runner.invoke(app, ["filter", str(tmp_path / "scales"), "--cameras", str(dataset),
-                              "--out", str(tmp_path / "filtered")])
+    res = runner.invoke(
+        app, ["filter", str(tmp_path / "scales"), "--cameras", str(dataset), "--out", str(tmp_path / "filtered")]
+    )
     assert res.exit_code == 0, res.output
     # re-running align-scale skips what is done
-    res = runner.invoke(app, ["align-scale", "--depth", str(tmp_path / "depth"), "--sfm", str(out),
-                              "--out", str(tmp_path / "scales")])
+    res = runner.invoke(
+        app, ["align-scale", "--depth", str(tmp_path / "depth"), "--sfm", str(out), "--out", str(tmp_path / "scales")]
+    )
     assert "7 ok (7 skipped" in res.output
 
 

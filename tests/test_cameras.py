@@ -88,12 +88,12 @@ def test_resize_crop_intrinsics_match_resized_image(src, dst):
     uv, _ = cam.project(point, np.eye(4), k)
     u, v = uv[0]
     yy, xx = np.mgrid[:h, :w] + 0.5  # pixel centres
-    img = np.exp(-((xx - u) ** 2 + (yy - v) ** 2) / (2 * 6.0 ** 2))
+    img = np.exp(-((xx - u) ** 2 + (yy - v) ** 2) / (2 * 6.0**2))
     resized_size, (left, top) = cam.resize_crop_geometry(src, dst)
     pil = Image.fromarray(img.astype(np.float32), mode="F").resize(resized_size, Image.BILINEAR)
-    out = np.asarray(pil)[top:top + dst[1], left:left + dst[0]]
+    out = np.asarray(pil)[top : top + dst[1], left : left + dst[0]]
     assert out.shape == (dst[1], dst[0])
-    yy, xx = np.mgrid[:dst[1], :dst[0]] + 0.5
+    yy, xx = np.mgrid[: dst[1], : dst[0]] + 0.5
     wts = out / out.sum()
     centroid = np.array([(wts * xx).sum(), (wts * yy).sum()])
     k2 = cam.resize_crop_intrinsics(k, src, dst)
@@ -109,25 +109,28 @@ def test_default_intrinsics():
     assert k90[0, 0] == pytest.approx(256)
 
 
-LINE = ("100 0.5 0.9 0.5 0.5 0 0 1 0 0 0.1 0 1 0 0.2 0 0 1 0.3")
+LINE = "100 0.5 0.9 0.5 0.5 0 0 1 0 0 0.1 0 1 0 0.2 0 0 1 0.3"
 
 
-@pytest.mark.parametrize("body,lineno,words", [
-    ("", None, "empty camera file"),
-    ("https://example.com\n", None, "no camera lines"),
-    (f"https://x\n{LINE}\n{LINE.replace('0.2', 'nan')}\n", 3, "non-finite"),
-    (f"https://x\n{LINE}\n{LINE} 7\n", 3, "expected 19 numbers"),
-    (f"https://x\n{' '.join(LINE.split()[:18])}\n", 2, "found 18"),
-    (f"https://x\n{LINE.replace('1 0 0 0.1', '1.1 0 0 0.1')}\n", 2, "not orthonormal"),
-    (f"https://x\n{LINE.replace('0 0 1 0.3', '0 0 -1 0.3')}\n", 2, "reflection"),
-    (f"https://x\n{LINE.replace('0.9', 'abc')}\n", 2, "not a number"),
-    (f"https://x\n{LINE}\n{LINE}\n", 3, "timestamp 100 repeats the one on line 2"),
-    (f"https://x\n{LINE}\n\n{LINE.replace('100', '99', 1)}\n", 4, "earlier than 100 on line 2"),
-    (f"https://x\n{LINE.replace('0.5 0.9', '0 0')}\n", 2, "focal lengths must be positive"),
-    (f"https://x\n{LINE.replace('0.5 0.9', '0.5 -0.9')}\n", 2, "focal lengths must be positive"),
-    (f"https://x\n{LINE.replace('100', '100.5', 1)}\n", 2, "not an integer"),
-    (f"https://x\n{LINE.replace('100', '-1', 1)}\n", 2, "out of range"),
-])
+@pytest.mark.parametrize(
+    "body,lineno,words",
+    [
+        ("", None, "empty camera file"),
+        ("https://example.com\n", None, "no camera lines"),
+        (f"https://x\n{LINE}\n{LINE.replace('0.2', 'nan')}\n", 3, "non-finite"),
+        (f"https://x\n{LINE}\n{LINE} 7\n", 3, "expected 19 numbers"),
+        (f"https://x\n{' '.join(LINE.split()[:18])}\n", 2, "found 18"),
+        (f"https://x\n{LINE.replace('1 0 0 0.1', '1.1 0 0 0.1')}\n", 2, "not orthonormal"),
+        (f"https://x\n{LINE.replace('0 0 1 0.3', '0 0 -1 0.3')}\n", 2, "reflection"),
+        (f"https://x\n{LINE.replace('0.9', 'abc')}\n", 2, "not a number"),
+        (f"https://x\n{LINE}\n{LINE}\n", 3, "timestamp 100 repeats the one on line 2"),
+        (f"https://x\n{LINE}\n\n{LINE.replace('100', '99', 1)}\n", 4, "earlier than 100 on line 2"),
+        (f"https://x\n{LINE.replace('0.5 0.9', '0 0')}\n", 2, "focal lengths must be positive"),
+        (f"https://x\n{LINE.replace('0.5 0.9', '0.5 -0.9')}\n", 2, "focal lengths must be positive"),
+        (f"https://x\n{LINE.replace('100', '100.5', 1)}\n", 2, "not an integer"),
+        (f"https://x\n{LINE.replace('100', '-1', 1)}\n", 2, "out of range"),
+    ],
+)
 def test_malformed_camera_files_name_file_and_line(tmp_path, body, lineno, words):
     f = tmp_path / "bad.txt"
     f.write_text(body)

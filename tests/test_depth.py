@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests_tiny_depth import save_tiny_depth_model
 from typer.testing import CliRunner
 
-from stages import depth as depth_stage
 from stages.core.artifacts import read_arrays, write_arrays
 from stages.core.device import resolve_dtype
 from stages.core.errors import RealcamError
 from stages.core.video import write_image
 from stages.depth import depth_from_files, load_model, predict_depth, run_depth
-from tests_tiny_depth import save_tiny_depth_model
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +22,9 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def images():
     rng = np.random.default_rng(0)
-    return [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(3)] + \
-           [rng.integers(0, 256, (70, 50, 3), dtype=np.uint8)]
+    return [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(3)] + [
+        rng.integers(0, 256, (70, 50, 3), dtype=np.uint8)
+    ]
 
 
 def test_predict_matches_transformers_pipeline(tiny_model, images):
@@ -121,8 +121,9 @@ def test_run_depth_images_of_different_sizes(tmp_path, tiny_model, images):
 
     write_image(tmp_path / "in" / "a.png", images[0])
     write_image(tmp_path / "in" / "b.png", images[3])
-    index, _ = run_depth([tmp_path / "in" / "a.png", tmp_path / "in" / "b.png"], tmp_path / "out",
-                         model=str(tiny_model))
+    index, _ = run_depth(
+        [tmp_path / "in" / "a.png", tmp_path / "in" / "b.png"], tmp_path / "out", model=str(tiny_model)
+    )
     assert (index["status"] == "ok").all() and len(index) == 2
     maps, data = read_depth_file(tmp_path / "out" / "in.npz")
     assert [m.shape for m in maps] == [(96, 128), (70, 50)] and list(data["frames"]) == ["a", "b"]

@@ -38,8 +38,9 @@ def test_dynamic_rescale_factors_of_the_official_configs():
     s512, s1024 = dif.Schedule.for_resolution(512), dif.Schedule.for_resolution(1024)
     assert s512.base_scale == 0.7 and s1024.base_scale == 0.3
     assert dif.Schedule.for_resolution(256).scale([0, 500, 999]).tolist() == [1.0, 1.0, 1.0]
-    np.testing.assert_allclose(s512.scale([0, 1, 200, 399, 400, 999]),
-                               [1.0, 1 - 0.3 / 399, 1 - 0.3 * 200 / 399, 0.7, 0.7, 0.7], rtol=1e-12)
+    np.testing.assert_allclose(
+        s512.scale([0, 1, 200, 399, 400, 999]), [1.0, 1 - 0.3 / 399, 1 - 0.3 * 200 / 399, 0.7, 0.7, 0.7], rtol=1e-12
+    )
     np.testing.assert_allclose(s1024.scale([200, 959]), [1 - 0.7 * 200 / 399, 0.3], rtol=1e-12)
     assert s512.scale(200) == pytest.approx(0.849624, abs=1e-6)
 
@@ -69,7 +70,7 @@ def test_ddim_step_coefficients_official_arithmetic():
     assert sqrt_prev == pytest.approx(math.sqrt(1 - 0.00085), rel=1e-6)
     expected_sigma = math.sqrt((1 - ab[0]) / (1 - ab[39]) * (1 - ab[39] / ab[0]))
     assert sigma == pytest.approx(expected_sigma, rel=1e-4) and sigma > 0  # float32 alphas, as official
-    assert direction == pytest.approx(math.sqrt(1 - ab[0] - expected_sigma ** 2), rel=1e-4)
+    assert direction == pytest.approx(math.sqrt(1 - ab[0] - expected_sigma**2), rel=1e-4)
     assert dif.ddim_coefficients(sch, 39, None, 0.0)[2] == 0.0
     # zero-SNR first step: sigma^2 = 1 - a_prev, the direction term vanishes (clamped, never NaN)
     z = dif.Schedule.for_resolution(512)
@@ -81,6 +82,7 @@ def test_ddim_step_coefficients_official_arithmetic():
 
 def _point_mass_predictor(schedule, x_star, calls=None):
     """The exact denoiser of a data distribution concentrated on x_star."""
+
     def predict(z, t, variant):
         if calls is not None:
             calls.append(variant)
@@ -101,9 +103,14 @@ def test_sampler_recovers_point_mass(res, eta):
     ``n`` standard normal."""
     schedule = dif.Schedule("epsilon" if res == 256 else "v_prediction", res != 256)
     x_star = torch.linspace(-1, 1, 4000, dtype=torch.float64).reshape(1, 4, 10, 10, 10)
-    z = dif.sample(_point_mass_predictor(schedule, x_star), x_star.shape, schedule,
-                   dif.SamplerConfig(steps=25, eta=eta, cfg=1.0), dtype=torch.float64,
-                   generator=torch.Generator().manual_seed(0))
+    z = dif.sample(
+        _point_mass_predictor(schedule, x_star),
+        x_star.shape,
+        schedule,
+        dif.SamplerConfig(steps=25, eta=eta, cfg=1.0),
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0),
+    )
     a0 = 1 - 0.00085
     n = (z - math.sqrt(a0) * x_star) / math.sqrt(1 - a0)
     assert abs(float(n.mean())) < 0.1 and abs(float(n.std()) - 1) < 0.1
@@ -121,14 +128,20 @@ def test_sampler_draws_the_right_gaussian():
 
     def predict(z, t, variant):
         a, s = dif.alpha_sigma(schedule, t, z)
-        z0 = mu + a * std ** 2 / (a ** 2 * std ** 2 + s ** 2) * (z - a * mu)  # E[z0 | z_t]
+        z0 = mu + a * std**2 / (a**2 * std**2 + s**2) * (z - a * mu)  # E[z0 | z_t]
         eps = (z - a * z0) / s
         return a * eps - s * z0
 
     errors = []
     for steps in (25, 100, 250):
-        z = dif.sample(predict, (40000,), schedule, dif.SamplerConfig(steps=steps, eta=1.0, cfg=1.0),
-                       dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        z = dif.sample(
+            predict,
+            (40000,),
+            schedule,
+            dif.SamplerConfig(steps=steps, eta=1.0, cfg=1.0),
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(1),
+        )
         assert abs(z.mean().item() - mu) < 0.01
         errors.append(abs(z.std().item() - std) / std)
     assert errors[0] > errors[1] > errors[2]
@@ -149,8 +162,15 @@ def test_dynamic_rescale_in_sampling_is_the_scale_ratio():
     def on_step(i, t, z):
         seen[t] = z.clone()
 
-    z = dif.sample(predict, c.shape, schedule, dif.SamplerConfig(steps=25, eta=0.0, cfg=1.0),
-                   dtype=torch.float64, generator=torch.Generator().manual_seed(0), on_step=on_step)
+    z = dif.sample(
+        predict,
+        c.shape,
+        schedule,
+        dif.SamplerConfig(steps=25, eta=0.0, cfg=1.0),
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0),
+        on_step=on_step,
+    )
     # step 359 -> 319 (below the turning step): the z0 carried into z_319 is c * scale(319) / scale(359)
     ratio = (1 - 0.3 * 319 / 399) / (1 - 0.3 * 359 / 399)
     assert ratio == pytest.approx(1.04119, abs=1e-5)
@@ -216,8 +236,15 @@ def _shaped_steps(t_ns, steps=25):
         return base(z, t, variant)
 
     ns = dif.NoiseShaping(torch.full_like(x_star, 0.5), mask, t_ns=t_ns)
-    dif.sample(predict, x_star.shape, schedule, dif.SamplerConfig(steps=steps, cfg=1.0), dtype=torch.float64,
-               generator=torch.Generator().manual_seed(0), noise_shaping=ns)
+    dif.sample(
+        predict,
+        x_star.shape,
+        schedule,
+        dif.SamplerConfig(steps=steps, cfg=1.0),
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0),
+        noise_shaping=ns,
+    )
     return [t for t in seen if ns.active(t)]
 
 
@@ -257,11 +284,23 @@ def test_noise_shaping_pulls_masked_region_to_preview():
         return (z - a * z0) / s
 
     mask = torch.ones(shape, dtype=torch.float64)
-    off = dif.sample(blend, shape, schedule, dif.SamplerConfig(steps=25, cfg=1.0), dtype=torch.float64,
-                     generator=torch.Generator().manual_seed(0))
-    on = dif.sample(blend, shape, schedule, dif.SamplerConfig(steps=25, cfg=1.0), dtype=torch.float64,
-                    generator=torch.Generator().manual_seed(0),
-                    noise_shaping=dif.NoiseShaping(target, mask, t_ns=800))
+    off = dif.sample(
+        blend,
+        shape,
+        schedule,
+        dif.SamplerConfig(steps=25, cfg=1.0),
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0),
+    )
+    on = dif.sample(
+        blend,
+        shape,
+        schedule,
+        dif.SamplerConfig(steps=25, cfg=1.0),
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0),
+        noise_shaping=dif.NoiseShaping(target, mask, t_ns=800),
+    )
     assert (on - target).abs().mean() < (off - target).abs().mean()
 
 
@@ -276,9 +315,14 @@ def test_random_draws_follow_the_official_order():
         outs.append((t, z.clone()))
         return torch.zeros_like(z)
 
-    dif.sample(predict, shape, schedule, dif.SamplerConfig(steps=3, eta=0.0, cfg=1.0),
-               generator=torch.Generator().manual_seed(9),
-               noise_shaping=dif.NoiseShaping(torch.zeros(shape), torch.ones(shape), t_ns=999))
+    dif.sample(
+        predict,
+        shape,
+        schedule,
+        dif.SamplerConfig(steps=3, eta=0.0, cfg=1.0),
+        generator=torch.Generator().manual_seed(9),
+        noise_shaping=dif.NoiseShaping(torch.zeros(shape), torch.ones(shape), t_ns=999),
+    )
     g = torch.Generator().manual_seed(9)
     x_t = torch.randn(shape, generator=g)
     shaping_eps = torch.randn(shape, generator=g)

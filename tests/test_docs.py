@@ -28,7 +28,7 @@ CODE_REF = re.compile(r"`((?:[\w.-]+/)*[\w.-]+\.py):([A-Za-z_]\w*(?:\.[A-Za-z_]\
 TEST_REF = re.compile(r"`(tests/(?:[\w.-]+/)*[\w.-]+\.py)::([A-Za-z_]\w*)`")
 CITATION = re.compile(r"docs/method\.md#([\w-]*)")
 # The name of the unshipped specification, spelled in two parts so that this file does not match.
-_PRIVATE = "S" "PEC"
+_PRIVATE = "SPEC"
 PRIVATE_CITATION = re.compile(_PRIVATE + r"(?:\.md|\s+section)")
 
 
@@ -113,8 +113,9 @@ def definitions(path: str) -> dict[str, frozenset[str] | None]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             out[node.name] = None
         elif isinstance(node, ast.ClassDef):
-            out[node.name] = frozenset(n.name for n in node.body
-                                       if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+            out[node.name] = frozenset(
+                n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            )
     return out
 
 
@@ -150,8 +151,9 @@ def test_test_reference_exists(path, name):
     assert (ROOT / path).is_file(), f"docs/method.md names `{path}::{name}`, but there is no {path}"
     defs = definitions(path)
     in_class = any(methods is not None and name in methods for methods in defs.values())
-    assert (name in defs and defs[name] is None) or in_class, \
+    assert (name in defs and defs[name] is None) or in_class, (
         f"docs/method.md names `{path}::{name}`, but {path} has no test function {name}"
+    )
 
 
 @pytest.mark.parametrize("heading,anchor,body", FORMULA_SECTIONS, ids=[s[1] for s in FORMULA_SECTIONS])
@@ -185,5 +187,7 @@ def test_no_source_cites_the_unshipped_specification():
         for lineno, line in enumerate((ROOT / rel).read_text(encoding="utf-8").splitlines(), 1):
             if PRIVATE_CITATION.search(line):
                 bad.append(f"{rel}:{lineno}: {line.strip()}")
-    assert not bad, ("the specification is not in the repository; cite docs/method.md#anchor, "
-                     "README.md or docs/ instead:\n" + "\n".join(bad))
+    assert not bad, (
+        "the specification is not in the repository; cite docs/method.md#anchor, "
+        "README.md or docs/ instead:\n" + "\n".join(bad)
+    )

@@ -33,14 +33,12 @@ def scene_files(tmp_path_factory):
     out = tmp_path_factory.mktemp("edit_synth")
     synth.synthesize([POSES / f"{CLIP}.txt"], out, scale=1.0, size=(SIZE, SIZE), seed=5)
     image = sorted((out / "frames" / CLIP).iterdir())[0]
-    return {"image": image, "depth": out / "depth_gt" / f"{CLIP}.npz",
-            "cameras": out / "cameras" / f"{CLIP}.txt"}
+    return {"image": image, "depth": out / "depth_gt" / f"{CLIP}.npz", "cameras": out / "cameras" / f"{CLIP}.txt"}
 
 
 @pytest.fixture()
 def session(scene_files):
-    return EditorSession(scene_files["image"], depth_file=scene_files["depth"], preset="pan-right",
-                         magnitude=20.0)
+    return EditorSession(scene_files["image"], depth_file=scene_files["depth"], preset="pan-right", magnitude=20.0)
 
 
 def test_default_size_keeps_the_aspect_on_multiples_of_8():
@@ -121,8 +119,14 @@ def test_export_previews_to_the_editor_frames_exactly(session, scene_files, tmp_
     assert "--depth" in command
     # `realcam preview` of the exported file renders the editor's frames bit for bit.
     editor = read_arrays(written["preview"])
-    result = pv.run_preview(scene_files["image"], tmp_path / "pv", written["json"],
-                            depth_file=scene_files["depth"], size=session.size, device="cpu")
+    result = pv.run_preview(
+        scene_files["image"],
+        tmp_path / "pv",
+        written["json"],
+        depth_file=scene_files["depth"],
+        size=session.size,
+        device="cpu",
+    )
     assert np.array_equal(result.frames, editor["frames"])
     assert np.array_equal(result.c2w, editor["c2w"])
     # ... and a different path does not (the comparison can fail).
@@ -153,12 +157,30 @@ def _chromium() -> str | None:
 
 @pytest.fixture()
 def editor_process(scene_files, tmp_path):
-    cmd = [sys.executable, "-m", "realcam_cli", "edit", str(scene_files["image"]), "--depth",
-           str(scene_files["depth"]), "--port", "0", "--size", f"{SIZE}x{SIZE}", "--preset",
-           "dolly-in", "--magnitude", "0.4", "--export", str(tmp_path / "first.json"),
-           "--duration", "240"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "realcam_cli",
+        "edit",
+        str(scene_files["image"]),
+        "--depth",
+        str(scene_files["depth"]),
+        "--port",
+        "0",
+        "--size",
+        f"{SIZE}x{SIZE}",
+        "--preset",
+        "dolly-in",
+        "--magnitude",
+        "0.4",
+        "--export",
+        str(tmp_path / "first.json"),
+        "--duration",
+        "240",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
     url, lines = None, []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -180,8 +202,10 @@ def editor_process(scene_files, tmp_path):
 
 def _inputs(page, label: str):
     """The input boxes on the panel row labelled ``label`` (viser does not link every label)."""
-    return page.locator(f"xpath=//label[normalize-space(text())='{label}']"
-                        "/ancestor::div[contains(@class, 'mantine-Flex-root')][1]//input")
+    return page.locator(
+        f"xpath=//label[normalize-space(text())='{label}']"
+        "/ancestor::div[contains(@class, 'mantine-Flex-root')][1]//input"
+    )
 
 
 VIEW = np.s_[100:700, 100:750]  # the 3D view, left of the panel
@@ -211,8 +235,9 @@ def test_browser_end_to_end(editor_process, scene_files, tmp_path):
     url, out = editor_process
     first, second = out / "first.json", out / "second.json"
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        browser = p.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+        )
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.goto(url)
         page.get_by_text("Connected").wait_for(timeout=60_000)
@@ -263,10 +288,26 @@ def test_browser_end_to_end(editor_process, scene_files, tmp_path):
             assert np.allclose(mb[:3, :3], ma[:3, :3], atol=1e-6)
     # The exported file loads in `realcam preview` and gives the editor's frames.
     editor = read_arrays(second.with_name("second_preview.npz"))
-    res = subprocess.run([sys.executable, "-m", "realcam_cli", "preview", str(scene_files["image"]),
-                          str(second), "--out", str(out / "pv"), "--size", f"{SIZE}x{SIZE}",
-                          "--depth", str(scene_files["depth"]), "--device", "cpu"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "realcam_cli",
+            "preview",
+            str(scene_files["image"]),
+            str(second),
+            "--out",
+            str(out / "pv"),
+            "--size",
+            f"{SIZE}x{SIZE}",
+            "--depth",
+            str(scene_files["depth"]),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert np.array_equal(read_arrays(out / "pv" / "preview.npz")["frames"], editor["frames"])
     assert "realcam generate" in second.with_suffix(".sh").read_text()
@@ -280,11 +321,33 @@ def test_cli_errors_are_one_line(scene_files, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["edit", str(tmp_path / "missing.png"), "--depth", str(scene_files["depth"])])
     assert res.exit_code == 2 and "missing.png" in res.output and "Traceback" not in res.output
-    res = runner.invoke(app, ["edit", str(scene_files["image"]), "--depth", str(scene_files["depth"]),
-                              "--export", str(tmp_path / "out.txt"), "--duration", "0"])
+    res = runner.invoke(
+        app,
+        [
+            "edit",
+            str(scene_files["image"]),
+            "--depth",
+            str(scene_files["depth"]),
+            "--export",
+            str(tmp_path / "out.txt"),
+            "--duration",
+            "0",
+        ],
+    )
     assert res.exit_code == 2 and "--export" in res.output and ".json" in res.output
-    res = runner.invoke(app, ["edit", str(scene_files["image"]), "--depth", str(scene_files["depth"]),
-                              "--preset", "spin", "--duration", "0"])
+    res = runner.invoke(
+        app,
+        [
+            "edit",
+            str(scene_files["image"]),
+            "--depth",
+            str(scene_files["depth"]),
+            "--preset",
+            "spin",
+            "--duration",
+            "0",
+        ],
+    )
     assert res.exit_code == 2 and "unknown preset 'spin'" in res.output
     assert not list(tmp_path.iterdir())  # nothing written
 

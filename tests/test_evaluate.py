@@ -198,6 +198,7 @@ def _fake_align_scale():
     """The align-scale stage's ``frame_scale`` (median of D(u, v) / z) if it is not installed here."""
     try:
         import stages.align_scale  # noqa: F401
+
         return
     except ImportError:
         pass
@@ -221,8 +222,7 @@ def _fake_align_scale():
 def evaluated(data):
     _fake_align_scale()
     out = data["root"] / "out"
-    tables = evaluate(data["samples"], data["ref"], out, trials=2, mapper="global", depth_dir=data["depth"],
-                      plot=True)
+    tables = evaluate(data["samples"], data["ref"], out, trials=2, mapper="global", depth_dir=data["depth"], plot=True)
     return out, tables
 
 
@@ -274,8 +274,9 @@ def test_rerun_skips_done_videos(data, evaluated):
     out, tables = evaluated
     before = pd.read_parquet(out / "per_video.parquet")
     again = evaluate(data["samples"], data["ref"], out, trials=2, mapper="global")
-    pd.testing.assert_frame_equal(again["per_video"].set_index("video").loc[["a", "b"]],
-                                  before.set_index("video").loc[["a", "b"]])
+    pd.testing.assert_frame_equal(
+        again["per_video"].set_index("video").loc[["a", "b"]], before.set_index("video").loc[["a", "b"]]
+    )
 
 
 def test_incremental_mapper(data):
@@ -296,12 +297,27 @@ def test_cli_estimated_with_table_factor_and_fvd(data, tiny_i3d, tmp_path):
         written = data[name][1]
         cam.write_re10k(est / f"{name}.txt", written.with_c2w(cam.metric_poses(written.c2w, 1 / alpha)))
         video = str(data["samples"] / ("a.mp4" if name == "a" else "b"))
-        rows.append({"video": f"est/{name}.txt", "metric_factor": alpha, "gt_video": video,
-                     "generated_video": video})
+        rows.append({"video": f"est/{name}.txt", "metric_factor": alpha, "gt_video": video, "generated_video": video})
     pd.DataFrame(rows).to_csv(tmp_path / "samples.csv", index=False)
-    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "samples.csv"), "--reference", str(data["ref"]),
-                                   "--out", str(tmp_path / "out"), "--estimated", "--workers", "2",
-                                   "--fvd", "--fvd-frames", "4", "--i3d", str(folder / "i3d_torchscript.pt")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(tmp_path / "samples.csv"),
+            "--reference",
+            str(data["ref"]),
+            "--out",
+            str(tmp_path / "out"),
+            "--estimated",
+            "--workers",
+            "2",
+            "--fvd",
+            "--fvd-frames",
+            "4",
+            "--i3d",
+            str(folder / "i3d_torchscript.pt"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "per_video.parquet" in res.output
     pv = pd.read_parquet(tmp_path / "out" / "per_video.parquet")
@@ -314,13 +330,25 @@ def test_cli_estimated_with_table_factor_and_fvd(data, tiny_i3d, tmp_path):
 
 
 def test_cli_bad_input_is_one_line(data, tmp_path):
-    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nothing"), "--reference", str(data["ref"]),
-                                   "--out", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "nothing"), "--reference", str(data["ref"]), "--out", str(tmp_path / "out")]
+    )
     assert res.exit_code == 2
     assert "samples must be a folder" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "out").exists()
-    res = CliRunner().invoke(app, ["evaluate", str(data["samples"]), "--reference", str(data["ref"]),
-                                   "--out", str(tmp_path / "out"), "--sfm", "magic"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(data["samples"]),
+            "--reference",
+            str(data["ref"]),
+            "--out",
+            str(tmp_path / "out"),
+            "--sfm",
+            "magic",
+        ],
+    )
     assert res.exit_code == 2 and "--sfm" in res.output
 
 

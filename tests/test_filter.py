@@ -13,9 +13,16 @@ from stages.filter import condition_factor, quantile_rule, run_filter
 
 def _clips(maxima, minima, status=None):
     n = len(maxima)
-    return pd.DataFrame({"clip_id": [f"c{i}" for i in range(n)], "scale": np.sqrt(np.multiply(maxima, minima)),
-                         "scale_max": maxima, "scale_min": minima,
-                         "status": status or ["ok"] * n, "reason": [""] * n})
+    return pd.DataFrame(
+        {
+            "clip_id": [f"c{i}" for i in range(n)],
+            "scale": np.sqrt(np.multiply(maxima, minima)),
+            "scale_max": maxima,
+            "scale_min": minima,
+            "status": status or ["ok"] * n,
+            "reason": [""] * n,
+        }
+    )
 
 
 def test_quantile_rule_hand_computed():
@@ -55,11 +62,29 @@ def test_run_filter_metric_cameras(tmp_path, pose_files):
         (ds / "cameras" / p.name).write_text(p.read_text())
     n = len(ids)
     maxima = np.array([2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
-    clips = pd.DataFrame({"clip_id": ids, "scale": maxima - 0.5, "scale_max": maxima, "scale_min": maxima - 1,
-                          "scale_spread": 0.1, "n_frames": 16, "n_points": 100, "status": "ok", "reason": ""})
+    clips = pd.DataFrame(
+        {
+            "clip_id": ids,
+            "scale": maxima - 0.5,
+            "scale_max": maxima,
+            "scale_min": maxima - 1,
+            "scale_spread": 0.1,
+            "n_frames": 16,
+            "n_points": 100,
+            "status": "ok",
+            "reason": "",
+        }
+    )
     clips.loc[2, ["scale", "scale_max", "scale_min", "status"]] = [np.nan, np.nan, np.nan, "failed"]
-    frames = pd.DataFrame({"clip_id": np.repeat(ids, 2), "frame": np.tile([0, 1], n), "timestamp": 0,
-                           "scale": np.repeat(maxima - 0.25, 2), "n_points": 50})
+    frames = pd.DataFrame(
+        {
+            "clip_id": np.repeat(ids, 2),
+            "frame": np.tile([0, 1], n),
+            "timestamp": 0,
+            "scale": np.repeat(maxima - 0.25, 2),
+            "n_points": 50,
+        }
+    )
     frames.loc[frames["clip_id"] == ids[3], "scale"] = [np.nan, 9.0]  # frame 0 without factor
     scales = tmp_path / "scales"
     scales.mkdir()
@@ -82,7 +107,6 @@ def test_run_filter_metric_cameras(tmp_path, pose_files):
         np.testing.assert_allclose(out.c2w[:, :3, 3], src.c2w[:, :3, 3] * factors[cid], rtol=1e-9, atol=1e-12)
         np.testing.assert_array_equal(out.intrinsics, src.intrinsics)
         rows = table[table["clip_id"] == cid]
-        np.testing.assert_allclose(rows[["t1", "t2", "t3"]].to_numpy(), src.w2c[:, :3, 3] * factors[cid],
-                                   rtol=1e-15)
+        np.testing.assert_allclose(rows[["t1", "t2", "t3"]].to_numpy(), src.w2c[:, :3, 3] * factors[cid], rtol=1e-15)
         np.testing.assert_array_equal(rows["r12"].to_numpy(), src.w2c[:, 0, 1])
     assert not (tmp_path / "out" / "cameras" / f"{ids[0]}.txt").exists()

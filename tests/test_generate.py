@@ -6,9 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,8 +47,16 @@ def setup(tmp_path_factory, image_files, tiny_tokenizer):
     depth = np.full((SIZE, SIZE), 3.0, np.float32)
     depth[20:44, 20:44] = 1.5  # a box in front of the wall: occlusions and holes in the preview
     np.save(root / "depth.npy", depth)
-    run_preview(root / "image.png", root / "preview", preset="pan-left", magnitude=15, frames=FRAMES,
-                size=(SIZE, SIZE), depth_file=root / "depth.npy", device="cpu")
+    run_preview(
+        root / "image.png",
+        root / "preview",
+        preset="pan-left",
+        magnitude=15,
+        frames=FRAMES,
+        size=(SIZE, SIZE),
+        depth_file=root / "depth.npy",
+        device="cpu",
+    )
     model, files = g.load_model("tiny", root / "ckpt", device="cpu")
     return {"root": root, "model": model, "files": files, "image": image, "tokenizer": str(tiny_tokenizer)}
 
@@ -163,15 +170,17 @@ def test_cfg_and_camera_cfg_equal_the_hand_formula(setup):
     assert not torch.equal(tokens, g.prompt_tokens(model, ""))
     with torch.no_grad():
         ctx = torch.cat([model.encode_text(tokens), model.encode_image(torch.zeros_like(img[:, :, 0]))], dim=1)
-        u_hand = model(z, torch.tensor([t]), ctx, cond.inputs["concat"], fs=torch.tensor([8]),
-                       camera=cond.inputs["camera"])
+        u_hand = model(
+            z, torch.tensor([t]), ctx, cond.inputs["concat"], fs=torch.tensor([8]), camera=cond.inputs["camera"]
+        )
     assert torch.allclose(u, u_hand, atol=1e-6)
     for w_cfg, rescale, w_cam in ((7.5, 0.7, 1.0), (7.5, 0.0, 2.5), (3.0, 0.7, 1.8)):
-        out = dm.guided_output(cond.predict, z, t, dm.SamplerConfig(cfg=w_cfg, guidance_rescale=rescale,
-                                                                     camera_cfg=w_cam))
+        out = dm.guided_output(
+            cond.predict, z, t, dm.SamplerConfig(cfg=w_cfg, guidance_rescale=rescale, camera_cfg=w_cam)
+        )
         # official order: CFG, camera CFG inside it, then the rescale against the conditional output
         guided = u + w_cfg * (c - u) + (w_cam - 1) * (c - n)
-        std = lambda x: x.flatten().std()  # noqa: E731 (batch of one)
+        std = lambda x: x.flatten().std()
         hand = rescale * guided * std(c) / std(guided) + (1 - rescale) * guided
         assert torch.allclose(out, hand, atol=1e-5, rtol=1e-5)
     with pytest.raises(g.RealcamError, match="inside text-image CFG"):
@@ -179,8 +188,14 @@ def test_cfg_and_camera_cfg_equal_the_hand_formula(setup):
 
 
 def test_same_seed_same_video_record_round_trip(setup, tmp_path):
-    kw = dict(ckpt=setup["root"] / "ckpt", preview_dir=setup["root"] / "preview", device="cpu",
-              steps=3, noise_shaping=900, tokenizer=setup["tokenizer"])
+    kw = dict(
+        ckpt=setup["root"] / "ckpt",
+        preview_dir=setup["root"] / "preview",
+        device="cpu",
+        steps=3,
+        noise_shaping=900,
+        tokenizer=setup["tokenizer"],
+    )
     a = g.generate(setup["root"] / "image.png", None, tmp_path / "a.mp4", seed=7, **kw)
     b = g.generate(setup["root"] / "image.png", None, tmp_path / "b.mp4", seed=7, **kw)
     c = g.generate(setup["root"] / "image.png", None, tmp_path / "c.mp4", seed=8, **kw)
@@ -196,12 +211,26 @@ def test_same_seed_same_video_record_round_trip(setup, tmp_path):
 
 
 def test_offline_without_weights_names_each_file(setup, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
-           "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
     env.pop("HF_HUB_CACHE", None)
-    proc = subprocess.run([sys.executable, "-m", "realcam_cli", "generate", str(setup["root"] / "image.png"),
-                           "pan-left", "--out", str(tmp_path / "x.mp4"), "--res", "512"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "realcam_cli",
+            "generate",
+            str(setup["root"] / "image.png"),
+            "pan-left",
+            "--out",
+            str(tmp_path / "x.mp4"),
+            "--res",
+            "512",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
@@ -215,19 +244,59 @@ def test_cli_preset_and_bad_inputs(setup, tmp_path):
     runner = CliRunner()
     root = setup["root"]
     out = tmp_path / "v.mp4"
-    result = runner.invoke(app, ["generate", str(root / "image.png"), "dolly-in", "--out", str(out),
-                                 "--ckpt", str(root / "ckpt"), "--depth", str(root / "depth.npy"),
-                                 "--steps", "2", "--magnitude", "0.3", "--device", "cpu",
-                                 "--tokenizer", setup["tokenizer"]])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            str(root / "image.png"),
+            "dolly-in",
+            "--out",
+            str(out),
+            "--ckpt",
+            str(root / "ckpt"),
+            "--depth",
+            str(root / "depth.npy"),
+            "--steps",
+            "2",
+            "--magnitude",
+            "0.3",
+            "--device",
+            "cpu",
+            "--tokenizer",
+            setup["tokenizer"],
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert out.exists() and (tmp_path / "v.json").exists() and (tmp_path / "v_preview" / "preview.npz").exists()
     assert str(out) in result.stdout
-    bad = runner.invoke(app, ["generate", str(tmp_path / "none.png"), "pan-left", "--out", str(tmp_path / "n.mp4"),
-                              "--ckpt", str(root / "ckpt")])
+    bad = runner.invoke(
+        app,
+        [
+            "generate",
+            str(tmp_path / "none.png"),
+            "pan-left",
+            "--out",
+            str(tmp_path / "n.mp4"),
+            "--ckpt",
+            str(root / "ckpt"),
+        ],
+    )
     assert bad.exit_code == 2 and "no such image" in bad.output
-    bad = runner.invoke(app, ["generate", str(root / "image.png"), "--preview", str(root / "preview"),
-                              "--out", str(tmp_path / "n.mp4"), "--ckpt", str(root / "ckpt"),
-                              "--noise-shaping", "1200"])
+    bad = runner.invoke(
+        app,
+        [
+            "generate",
+            str(root / "image.png"),
+            "--preview",
+            str(root / "preview"),
+            "--out",
+            str(tmp_path / "n.mp4"),
+            "--ckpt",
+            str(root / "ckpt"),
+            "--noise-shaping",
+            "1200",
+        ],
+    )
     assert bad.exit_code == 2 and "--noise-shaping" in bad.output
     assert not (tmp_path / "n.mp4").exists()
 
@@ -236,10 +305,18 @@ def test_interpolation_keeps_the_last_frame_and_loop_ends_where_it_starts(setup,
     root, model = setup["root"], setup["model"]
     end = np.ascontiguousarray(setup["image"][::-1])  # a different end image
     write_image(tmp_path / "end.png", end)
-    kw = dict(model=model, model_files=setup["files"], depth=root / "depth.npy", device="cpu", steps=3,
-              magnitude=[15.0], negative_prompt="")
-    interp = g.generate(root / "image.png", "pan-left", tmp_path / "i.mp4", mode="interp",
-                        end_image=str(tmp_path / "end.png"), **kw)
+    kw = dict(
+        model=model,
+        model_files=setup["files"],
+        depth=root / "depth.npy",
+        device="cpu",
+        steps=3,
+        magnitude=[15.0],
+        negative_prompt="",
+    )
+    interp = g.generate(
+        root / "image.png", "pan-left", tmp_path / "i.mp4", mode="interp", end_image=str(tmp_path / "end.png"), **kw
+    )
     for latent, picture in ((interp.latents[:, :, -1], end), (interp.latents[:, :, 0], setup["image"])):
         assert_posterior_sample(model, latent, picture)
     decoded_end = g.decode_frames(model, interp.latents[:, :, -1:])[0].astype(int)
@@ -252,15 +329,43 @@ def test_interpolation_keeps_the_last_frame_and_loop_ends_where_it_starts(setup,
 
 def test_continuation_starts_from_the_last_frames_of_a_video(setup, tmp_path):
     root = setup["root"]
-    first = g.generate(root / "image.png", None, tmp_path / "a.mp4", ckpt=root / "ckpt", steps=2,
-                       preview_dir=root / "preview", device="cpu", seed=1, negative_prompt="")
+    first = g.generate(
+        root / "image.png",
+        None,
+        tmp_path / "a.mp4",
+        ckpt=root / "ckpt",
+        steps=2,
+        preview_dir=root / "preview",
+        device="cpu",
+        seed=1,
+        negative_prompt="",
+    )
     video = read_video(first.video)
     runner = CliRunner()
     out = tmp_path / "b.mp4"
-    result = runner.invoke(app, ["generate", "pan-left", "--continue", str(first.video), "--context-frames", "2",
-                                 "--out", str(out), "--ckpt", str(root / "ckpt"), "--depth",
-                                 str(root / "depth.npy"), "--steps", "2", "--device", "cpu",
-                                 "--negative-prompt", ""])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "pan-left",
+            "--continue",
+            str(first.video),
+            "--context-frames",
+            "2",
+            "--out",
+            str(out),
+            "--ckpt",
+            str(root / "ckpt"),
+            "--depth",
+            str(root / "depth.npy"),
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--negative-prompt",
+            "",
+        ],
+    )
     assert result.exit_code == 0, result.output
     long = read_video(out)
     assert len(long) == len(video) - 2 + FRAMES
@@ -283,13 +388,31 @@ def test_batch_records_failures_and_resumes(setup, tmp_path):
     root = setup["root"]
     (tmp_path / "image.png").write_bytes((root / "image.png").read_bytes())
     np.save(tmp_path / "depth.npy", np.load(root / "depth.npy"))
-    pd.DataFrame({"image": ["image.png", "missing.png", "image.png"],
-                  "trajectory": ["pan-left", "pan-left", "dolly-in"],
-                  "prompt": ["", "", ""], "seed": ["4", "", "5"],
-                  "depth": ["depth.npy", "depth.npy", "depth.npy"]}).to_csv(tmp_path / "jobs.csv", index=False)
+    pd.DataFrame(
+        {
+            "image": ["image.png", "missing.png", "image.png"],
+            "trajectory": ["pan-left", "pan-left", "dolly-in"],
+            "prompt": ["", "", ""],
+            "seed": ["4", "", "5"],
+            "depth": ["depth.npy", "depth.npy", "depth.npy"],
+        }
+    ).to_csv(tmp_path / "jobs.csv", index=False)
     out = tmp_path / "out"
-    args = ["generate", "--batch", str(tmp_path / "jobs.csv"), "--out", str(out), "--ckpt", str(root / "ckpt"),
-            "--steps", "2", "--device", "cpu", "--negative-prompt", ""]
+    args = [
+        "generate",
+        "--batch",
+        str(tmp_path / "jobs.csv"),
+        "--out",
+        str(out),
+        "--ckpt",
+        str(root / "ckpt"),
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+        "--negative-prompt",
+        "",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     table = read_table(out / g.BATCH_TABLE).set_index("item")
@@ -339,9 +462,18 @@ def test_small_model_previews_on_its_own_latent_grid(tmp_path, image_files):
     photo = np.asarray(Image.fromarray(read_image(image_files[0])).resize((128, 128), Image.BICUBIC))
     write_image(tmp_path / "image.png", photo)
     np.save(tmp_path / "depth.npy", np.full((128, 128), 3.0, np.float32))
-    result = g.generate(tmp_path / "image.png", "pan-left", tmp_path / "v.mp4", model=model,
-                        depth=tmp_path / "depth.npy", device="cpu", steps=1, cfg=1.0, magnitude=[10],
-                        negative_prompt="")
+    result = g.generate(
+        tmp_path / "image.png",
+        "pan-left",
+        tmp_path / "v.mp4",
+        model=model,
+        depth=tmp_path / "depth.npy",
+        device="cpu",
+        steps=1,
+        cfg=1.0,
+        magnitude=[10],
+        negative_prompt="",
+    )
     masks = np.load(tmp_path / "v_preview" / "preview.npz")["latent_masks"]
     assert masks.shape == (16, 32, 32) and 0 < masks.mean() < 1  # the pan leaves a strip uncovered
     assert result.frames.shape == (16, 128, 128, 3)

@@ -9,8 +9,15 @@ import torch
 from safetensors.torch import save_file
 
 from stages.core.errors import RealcamError
-from stages.models import (build_model, count_parameters, load_checkpoint, load_saved,
-                           save_checkpoint, set_trainable, trainable_report)
+from stages.models import (
+    build_model,
+    count_parameters,
+    load_checkpoint,
+    load_saved,
+    save_checkpoint,
+    set_trainable,
+    trainable_report,
+)
 from stages.models.camera import epipolar_mask, pairwise_fundamental
 from stages.models.checkpoint import SCHEDULE_BUFFERS, official_state_dict
 from stages.models.trainable import is_camera_parameter
@@ -105,8 +112,14 @@ def load_checkpoint_from_dict(model, sd):
     model.load_state_dict(sd, strict=False)
     # camera modules back to their zero initialisation
     for name, p in model.named_parameters():
-        if name.endswith(("pluker_projection.weight", "pluker_projection.bias",
-                          "epipolar_attn.to_out.0.weight", "epipolar_attn.to_out.0.bias")):
+        if name.endswith(
+            (
+                "pluker_projection.weight",
+                "pluker_projection.bias",
+                "epipolar_attn.to_out.0.weight",
+                "epipolar_attn.to_out.0.bias",
+            )
+        ):
             with torch.no_grad():
                 p.zero_()
     return missing
@@ -155,8 +168,7 @@ def _official_files(model, tmp_path):
     camera = {k: v.contiguous() for k, v in sd.items() if is_camera_parameter(k)}
     schedule = {name: torch.zeros(1000) for name in ("betas", "alphas_cumprod")}
     base_path = tmp_path / "model.ckpt"
-    torch.save({"state_dict": {**base, **schedule, "scale_factor": torch.tensor(0.18215)},
-                "epoch": 0}, base_path)
+    torch.save({"state_dict": {**base, **schedule, "scale_factor": torch.tensor(0.18215)}, "epoch": 0}, base_path)
     cam_path = tmp_path / "camera.safetensors"
     save_file(camera, str(cam_path))
     full_path = tmp_path / "full.pt"
@@ -301,8 +313,10 @@ def test_resolve_checkpoint_and_load_pretrained_from_local_files(tmp_path):
     with pytest.raises(RealcamError, match="not found"):
         resolve_checkpoint(tmp_path / "nowhere.ckpt")
     # a camera file without its camera weights is refused rather than giving a camera-blind model
-    save_file({"model.diffusion_model.out.2.bias": src.state_dict()["model.diffusion_model.out.2.bias"]},
-              str(tmp_path / "empty_cam.safetensors"))
+    save_file(
+        {"model.diffusion_model.out.2.bias": src.state_dict()["model.diffusion_model.out.2.bias"]},
+        str(tmp_path / "empty_cam.safetensors"),
+    )
     with pytest.raises(RealcamError, match="camera weight"):
         load_pretrained("tiny", base=folder, camera_weights=tmp_path / "empty_cam.safetensors")
 
@@ -385,15 +399,19 @@ def test_small_config_is_a_16_frame_128px_model_with_an_f4_autoencoder():
 def test_fit_autoencoder_learns_and_calibrates_the_latent_scale():
     import numpy as np
 
-    from stages.models.autoencoder import build_autoencoder, calibrate_latent_scale, encode, decode, fit_autoencoder
+    from stages.models.autoencoder import build_autoencoder, calibrate_latent_scale, decode, encode, fit_autoencoder
     from stages.models.configs import AutoencoderConfig
 
     torch.manual_seed(0)
     vae = build_autoencoder(AutoencoderConfig(ch=16, ch_mult=(1, 2), num_res_blocks=1, norm_groups=8))
     yy, xx = np.mgrid[0:32, 0:32] / 32.0
     rng = np.random.default_rng(0)
-    images = np.stack([np.stack([np.sin(2 * np.pi * (a * xx + b * yy) + c) for a, b, c in rng.uniform(0, 2, (3, 3))], -1)
-                       for _ in range(8)])
+    images = np.stack(
+        [
+            np.stack([np.sin(2 * np.pi * (a * xx + b * yy) + c) for a, b, c in rng.uniform(0, 2, (3, 3))], -1)
+            for _ in range(8)
+        ]
+    )
     images = ((images + 1) * 127.5).astype(np.uint8)
     losses = fit_autoencoder(vae, images, 60, batch=4, crop=32, lr=2e-3, scale_factor=0.5, seed=0)
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
@@ -431,8 +449,9 @@ def test_epipolar_mask_by_hand_with_the_official_cell_centres(form, centres):
     d, e = 4, (5.3, 4.6)  # an epipole off the symmetric spots (no distance exactly at the threshold)
     assert cell_centres(3, d, form).tolist() == centres
     k, c2w = _forward_motion(*e)
-    mask = epipolar_mask(pairwise_fundamental(k, c2w, generator=torch.Generator().manual_seed(0), form=form),
-                         3, 3, d, form)
+    mask = epipolar_mask(
+        pairwise_fundamental(k, c2w, generator=torch.Generator().manual_seed(0), form=form), 3, 3, d, form
+    )
     pts = [(x, y) for y in centres for x in centres]  # row-major cells
     hand = torch.zeros(9, 9, dtype=torch.bool)
     for i, (qx, qy) in enumerate(pts):
@@ -443,8 +462,9 @@ def test_epipolar_mask_by_hand_with_the_official_cell_centres(form, centres):
     assert torch.equal(mask[0, :9, 9:], hand)  # queries of frame 0, keys of frame 1
     # the grid matters: the two forms disagree on some pairs of this scene
     other = "exact" if form == "official" else "official"
-    mask2 = epipolar_mask(pairwise_fundamental(k, c2w, generator=torch.Generator().manual_seed(0), form=other),
-                          3, 3, d, other)
+    mask2 = epipolar_mask(
+        pairwise_fundamental(k, c2w, generator=torch.Generator().manual_seed(0), form=other), 3, 3, d, other
+    )
     assert not torch.equal(mask, mask2)
 
 
@@ -452,13 +472,15 @@ def test_fundamental_matrix_forms_with_changing_intrinsics():
     """``exact``: ``x_j^T F x_i = 0`` for a 3D point seen by two cameras with different focal
     lengths; ``official`` puts ``K_j`` on both sides (CamI2V ``get_fundamental_matrix``), equal to
     ``exact`` when the intrinsics are the same."""
-    k = torch.tensor([[[[300.0, 0, 128], [0, 300, 96], [0, 0, 1]],
-                       [[450.0, 0, 120], [0, 440, 100], [0, 0, 1]]]], dtype=torch.float64)
+    k = torch.tensor(
+        [[[[300.0, 0, 128], [0, 300, 96], [0, 0, 1]], [[450.0, 0, 120], [0, 440, 100], [0, 0, 1]]]], dtype=torch.float64
+    )
     c2w = torch.eye(4, dtype=torch.float64).repeat(1, 2, 1, 1)
     c2w[0, 1, :3, 3] = torch.tensor([0.4, -0.1, 0.3], dtype=torch.float64)
     angle = 0.2
-    c2w[0, 1, :3, :3] = torch.tensor([[math.cos(angle), 0, math.sin(angle)], [0, 1, 0],
-                                      [-math.sin(angle), 0, math.cos(angle)]], dtype=torch.float64)
+    c2w[0, 1, :3, :3] = torch.tensor(
+        [[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]], dtype=torch.float64
+    )
     point = torch.tensor([0.3, 0.2, 4.0, 1.0], dtype=torch.float64)
 
     def project(i):
@@ -472,8 +494,10 @@ def test_fundamental_matrix_forms_with_changing_intrinsics():
     assert abs(float(x1 @ exact @ x0)) < 1e-9 * float(exact.abs().max()) * 1e4
     assert abs(float(x1 @ official @ x0)) > 1e-3 * float(official.abs().max())
     k_same = k[:, :1].expand(1, 2, 3, 3)
-    torch.testing.assert_close(pairwise_fundamental(k_same, c2w, perturb=0, form="official"),
-                               pairwise_fundamental(k_same, c2w, perturb=0, form="exact"))
+    torch.testing.assert_close(
+        pairwise_fundamental(k_same, c2w, perturb=0, form="official"),
+        pairwise_fundamental(k_same, c2w, perturb=0, form="exact"),
+    )
 
 
 def test_epipolar_forms_of_the_configs_and_saved_weights(tmp_path):
@@ -512,6 +536,7 @@ def test_fps_condition_values_of_the_official_code():
 def test_released_key_sets_have_no_extra_learnable_scales():
     """The official 512 and 1024 configs have no learnable image cross-attention scale (256 has it:
     16 ``attn2.alpha`` keys), so the released 512 key set loads with nothing missing."""
+
     def alphas(name):
         keys = build_model(name, camera="realcam", device="meta").state_dict()
         return [k for k in keys if k.endswith("attn2.alpha")]

@@ -12,8 +12,9 @@ def _inputs(b=2, f=3, h=5, w=7, seed=0):
     c2w = np.tile(np.eye(4), (b, f, 1, 1))
     c2w[..., :3, :3] = Rotation.random(b * f, random_state=seed).as_matrix().reshape(b, f, 3, 3)
     c2w[..., :3, 3] = rng.normal(size=(b, f, 3))
-    k = cam.intrinsics_matrix(rng.uniform(3, 8, (b, f)), rng.uniform(3, 8, (b, f)),
-                              rng.uniform(2, 5, (b, f)), rng.uniform(1, 4, (b, f)))
+    k = cam.intrinsics_matrix(
+        rng.uniform(3, 8, (b, f)), rng.uniform(3, 8, (b, f)), rng.uniform(2, 5, (b, f)), rng.uniform(1, 4, (b, f))
+    )
     return torch.from_numpy(k), torch.from_numpy(c2w), h, w
 
 

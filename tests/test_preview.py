@@ -30,21 +30,25 @@ def synthetic(tmp_path_factory):
     synth.synthesize([POSES / f"{CLIP}.txt"], out, scale=1.0, size=(SIZE, SIZE), seed=3)
     frames = read_video(out / "frames" / CLIP)
     first = sorted((out / "frames" / CLIP).iterdir())[0]
-    return {"dir": out, "frames": frames, "image": first, "cameras": out / "cameras" / f"{CLIP}.txt",
-            "depth": out / "depth_gt" / f"{CLIP}.npz"}
+    return {
+        "dir": out,
+        "frames": frames,
+        "image": first,
+        "cameras": out / "cameras" / f"{CLIP}.txt",
+        "depth": out / "depth_gt" / f"{CLIP}.npz",
+    }
 
 
 @pytest.fixture(scope="session")
 def previewed(synthetic, tmp_path_factory):
     out = tmp_path_factory.mktemp("preview")
-    result = pv.run_preview(synthetic["image"], out, synthetic["cameras"], depth_file=synthetic["depth"],
-                            device="cpu")
+    result = pv.run_preview(synthetic["image"], out, synthetic["cameras"], depth_file=synthetic["depth"], device="cpu")
     return out, result
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     err = ((a.astype(float) - b.astype(float)) ** 2).mean(-1)[mask].mean()
-    return 10 * np.log10(255.0 ** 2 / err)
+    return 10 * np.log10(255.0**2 / err)
 
 
 def test_preview_matches_the_true_frames_on_the_mask(synthetic, previewed):
@@ -91,8 +95,9 @@ def test_outputs_are_complete_and_consistent(synthetic, previewed):
     assert np.allclose(arrays["c2w"], truth, atol=1e-7)
     assert np.allclose(tr.load_trajectory(out / "trajectory.json").c2w, arrays["c2w"], atol=0)
     assert np.allclose(tr.load_trajectory(out / "trajectory.txt").c2w, arrays["c2w"], atol=1e-8)
-    assert np.allclose(cam.read_re10k(out / "trajectory.txt").intrinsics[0],
-                       cam.read_re10k(synthetic["cameras"]).intrinsics[0])
+    assert np.allclose(
+        cam.read_re10k(out / "trajectory.txt").intrinsics[0], cam.read_re10k(synthetic["cameras"]).intrinsics[0]
+    )
     video = read_video(out / "preview.mp4")
     assert video.shape == (n, SIZE, SIZE, 3)
     points, colours = pv.read_ply(out / "scene.ply")
@@ -132,8 +137,11 @@ def test_depth_files_all_formats(tmp_path):
     assert np.allclose(pv.load_depth_file(tmp_path / "d.png"), depth, atol=5e-4)
     iio.imwrite(tmp_path / "rgb.png", np.zeros((4, 4, 3), np.uint8))
     np.savez(tmp_path / "other.npz", z=depth)
-    for name, message in (("rgb.png", "16-bit"), ("other.npz", "no key 'depth'"),
-                          ("missing.npy", "no such depth file")):
+    for name, message in (
+        ("rgb.png", "16-bit"),
+        ("other.npz", "no key 'depth'"),
+        ("missing.npy", "no such depth file"),
+    ):
         with pytest.raises(RealcamError, match=message):
             pv.load_depth_file(tmp_path / name)
 
@@ -144,10 +152,27 @@ def test_cli_preset_default_intrinsics_and_size(tmp_path):
     write_image(tmp_path / "img.png", image)
     np.save(tmp_path / "d.npy", np.full((40, 64), 3.0, np.float32))
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["preview", str(tmp_path / "img.png"), "--preset", "dolly-in+pan-left",
-                                      "--magnitude", "0.5,10", "--depth", str(tmp_path / "d.npy"),
-                                      "--out", str(out), "--frames", "9", "--size", "32x20",
-                                      "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "preview",
+            str(tmp_path / "img.png"),
+            "--preset",
+            "dolly-in+pan-left",
+            "--magnitude",
+            "0.5,10",
+            "--depth",
+            str(tmp_path / "d.npy"),
+            "--out",
+            str(out),
+            "--frames",
+            "9",
+            "--size",
+            "32x20",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "render" in result.output and str(out) in result.output
     arrays = read_arrays(out / "preview.npz")
@@ -157,8 +182,9 @@ def test_cli_preset_default_intrinsics_and_size(tmp_path):
     end = arrays["c2w"][-1]
     assert np.isclose(np.linalg.norm(end[:3, 3]), 0.5)
     # --fov changes the focal length (90 degrees across the long side is the default).
-    res = pv.run_preview(tmp_path / "img.png", tmp_path / "fov", preset="stationary",
-                         depth_file=tmp_path / "d.npy", fov=60, frames=2)
+    res = pv.run_preview(
+        tmp_path / "img.png", tmp_path / "fov", preset="stationary", depth_file=tmp_path / "d.npy", fov=60, frames=2
+    )
     assert np.isclose(res.k[0, 0], 32 / np.tan(np.radians(30)))
     # A flat wall seen straight on: all of it comes back (the statistical filter trims only the
     # outermost ring of a perfectly regular grid, whose points have neighbours on one side).
@@ -172,9 +198,26 @@ def test_cli_gif_has_every_frame(tmp_path):
     write_image(tmp_path / "img.png", rng.integers(0, 256, (40, 64, 3), dtype=np.uint8))
     np.save(tmp_path / "d.npy", np.full((40, 64), 3.0, np.float32))
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["preview", str(tmp_path / "img.png"), "--preset", "pan-left",
-                                      "--depth", str(tmp_path / "d.npy"), "--out", str(out),
-                                      "--frames", "7", "--size", "32x20", "--device", "cpu", "--gif"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "preview",
+            str(tmp_path / "img.png"),
+            "--preset",
+            "pan-left",
+            "--depth",
+            str(tmp_path / "d.npy"),
+            "--out",
+            str(out),
+            "--frames",
+            "7",
+            "--size",
+            "32x20",
+            "--device",
+            "cpu",
+            "--gif",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "preview.gif" in result.output
     with Image.open(out / "preview.gif") as gif:
@@ -184,15 +227,24 @@ def test_cli_gif_has_every_frame(tmp_path):
     # GIF quantises to 256 colours: close to the rendered frames, not equal.
     assert np.abs(frames[3].astype(float) - rendered[3]).mean() < 12
     # Without --gif no GIF is written.
-    pv.run_preview(tmp_path / "img.png", tmp_path / "nogif", preset="pan-left", depth_file=tmp_path / "d.npy",
-                   frames=3, size=(32, 20))
+    pv.run_preview(
+        tmp_path / "img.png",
+        tmp_path / "nogif",
+        preset="pan-left",
+        depth_file=tmp_path / "d.npy",
+        frames=3,
+        size=(32, 20),
+    )
     assert not (tmp_path / "nogif" / "preview.gif").exists()
 
 
 def test_cli_errors_are_one_line(tmp_path, synthetic):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"version": 1, "keyframes": [{"c2w": np.eye(4).tolist()},
-                                                           {"c2w": np.diag([1, -1, 1, 1.0]).tolist()}]}))
+    bad.write_text(
+        json.dumps(
+            {"version": 1, "keyframes": [{"c2w": np.eye(4).tolist()}, {"c2w": np.diag([1, -1, 1, 1.0]).tolist()}]}
+        )
+    )
     runner = CliRunner()
     base = ["preview", str(synthetic["image"]), "--depth", str(synthetic["depth"]), "--out", str(tmp_path / "o")]
     result = runner.invoke(app, base[:2] + [str(bad)] + base[2:])

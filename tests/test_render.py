@@ -8,8 +8,7 @@ import torch
 
 from stages.core import cameras as cam
 from stages.core.errors import RealcamError
-from stages.core.render import (PointRenderer, edge_filter, noise_shaping_masks, render_points,
-                                to_latent_mask)
+from stages.core.render import PointRenderer, edge_filter, noise_shaping_masks, render_points, to_latent_mask
 
 H, W = 24, 32
 K = cam.default_intrinsics(W, H)
@@ -38,8 +37,7 @@ def test_nearest_point_wins_whatever_the_order():
     pts = np.stack([3.0 * ray, 1.5 * ray, 2.0 * ray, -1.0 * ray])
     cols = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]], dtype=np.uint8)
     for perm in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]):
-        rgb, valid, z = render_points(pts[perm], cols[perm], K, np.eye(4), H, W,
-                                      background=(7, 8, 9), device="cpu")
+        rgb, valid, z = render_points(pts[perm], cols[perm], K, np.eye(4), H, W, background=(7, 8, 9), device="cpu")
         assert valid[0].sum() == 1 and valid[0, 7, 5]
         assert rgb[0, 7, 5].tolist() == [0, 255, 0]
         assert np.isclose(z[0, 7, 5], 1.5)
@@ -49,8 +47,12 @@ def test_nearest_point_wins_whatever_the_order():
 
 def test_point_lands_on_the_pixel_that_contains_it():
     # Pixel i covers [i, i+1): points just inside either edge land on it.
-    pts = np.stack([np.linalg.inv(K) @ [u, v, 1.0] * 2 for u, v in
-                    [(3.001, 4.001), (3.999, 4.999), (W - 0.001, H - 0.001), (W + 0.001, 1.5)]])
+    pts = np.stack(
+        [
+            np.linalg.inv(K) @ [u, v, 1.0] * 2
+            for u, v in [(3.001, 4.001), (3.999, 4.999), (W - 0.001, H - 0.001), (W + 0.001, 1.5)]
+        ]
+    )
     _, valid, _ = render_points(pts, np.full((4, 3), 200, np.uint8), K, np.eye(4), H, W, device="cpu")
     assert set(zip(*np.nonzero(valid[0]))) == {(4, 3), (H - 1, W - 1)}
 
@@ -107,8 +109,9 @@ def brute_edge_filter(valid: np.ndarray, k: int) -> np.ndarray:
 
     for y in range(h):
         for x in range(w):
-            out[y, x] = all(valid[reflect(y + dy, h), reflect(x + dx, w)]
-                            for dy in range(-r, r + 1) for dx in range(-r, r + 1))
+            out[y, x] = all(
+                valid[reflect(y + dy, h), reflect(x + dx, w)] for dy in range(-r, r + 1) for dx in range(-r, r + 1)
+            )
     return out
 
 
@@ -119,7 +122,7 @@ def test_edge_filter_erodes_a_hole_by_half_the_kernel(k):
     kept = edge_filter(valid, k)
     r = k // 2
     expected = np.ones_like(valid)
-    expected[8 - r:11 + r, 12 - r:14 + r] = False  # the hole grown by floor(k/2) on every side
+    expected[8 - r : 11 + r, 12 - r : 14 + r] = False  # the hole grown by floor(k/2) on every side
     assert np.array_equal(kept, expected)
     assert kept.dtype == bool and isinstance(kept, np.ndarray)
 
@@ -152,8 +155,7 @@ def test_latent_mask_is_bilinear_align_corners_then_threshold():
             y0, x0 = int(np.floor(y)), int(np.floor(x))
             y1, x1 = min(y0 + 1, 15), min(x0 + 1, 31)
             fy, fx = y - y0, x - x0
-            v = ((1 - fy) * ((1 - fx) * m[y0, x0] + fx * m[y0, x1])
-                 + fy * ((1 - fx) * m[y1, x0] + fx * m[y1, x1]))
+            v = (1 - fy) * ((1 - fx) * m[y0, x0] + fx * m[y0, x1]) + fy * ((1 - fx) * m[y1, x0] + fx * m[y1, x1])
             expected[i, j] = v >= 0.9
     assert np.array_equal(lat, expected)
     assert expected[:, 0].all() and not expected[:, 2:].any()

@@ -15,8 +15,9 @@ def _bilinear(img, u, v):
     fx, fy = x - x0, y - y0
     if img.ndim == 3:
         fx, fy = fx[:, None], fy[:, None]
-    return ((img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx) * (1 - fy)
-            + (img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx) * fy)
+    return (img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx) * (1 - fy) + (
+        img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx
+    ) * fy
 
 
 def test_layout_and_truth(synth_dataset, pose_files):

@@ -82,7 +82,7 @@ def test_rank_batches_are_disjoint_and_resumable():
     assert not set(full) & set(other)
     assert sorted(full + other) == list(range(5 * 2 * 2 * 3))
     resumed = [i for b in RankBatches(3, 5, 2, 2, 0, 3) for i in b]
-    assert resumed == full[3 * 2 * 3:]
+    assert resumed == full[3 * 2 * 3 :]
 
 
 def test_bad_inputs(tmp_path, train_data):
@@ -108,15 +108,40 @@ def test_bad_inputs(tmp_path, train_data):
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "realcam_cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "realcam_cli", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
 
 
 def _train_args(train_data, out, steps, *extra):
     ds, filtered, _ = train_data
-    return ("train", "--data", str(filtered), "--frames", str(ds), "--res", "tiny", "--out", str(out),
-            "--steps", str(steps), "--batch", "1", "--lr", "1e-3", "--workers", "0", "--device", "cpu",
-            "--precision", "fp32", "--log-every", "10", "--train-unet", *extra)
+    return (
+        "train",
+        "--data",
+        str(filtered),
+        "--frames",
+        str(ds),
+        "--res",
+        "tiny",
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--batch",
+        "1",
+        "--lr",
+        "1e-3",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--log-every",
+        "10",
+        "--train-unet",
+        *extra,
+    )
 
 
 def test_tiny_training_reduces_loss_and_resumes_exactly(tmp_path, train_data):
@@ -145,8 +170,19 @@ def test_tiny_training_reduces_loss_and_resumes_exactly(tmp_path, train_data):
 
 
 def test_cli_errors(tmp_path, train_data):
-    bad = _cli("train", "--data", str(tmp_path / "nope"), "--frames", str(tmp_path), "--res", "tiny",
-               "--out", str(tmp_path / "o"), "--device", "cpu")
+    bad = _cli(
+        "train",
+        "--data",
+        str(tmp_path / "nope"),
+        "--frames",
+        str(tmp_path),
+        "--res",
+        "tiny",
+        "--out",
+        str(tmp_path / "o"),
+        "--device",
+        "cpu",
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in bad.stderr
@@ -159,8 +195,20 @@ def test_two_processes_agree_after_a_step(tmp_path, train_data):
     out = tmp_path / "ddp"
     args = _train_args(train_data, out, 1, "--ckpt-every", "1")
     args = [a if a != "1" or i != args.index("--batch") + 1 else "2" for i, a in enumerate(args)]
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "realcam_cli", *args], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "realcam_cli",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
@@ -220,15 +268,22 @@ def test_training_target_is_the_official_one(train_data, monkeypatch):
 
     ds, filtered, _ = train_data
     clips, _ = load_clips(filtered, ds)
-    config = dataclasses.replace(get_config("tiny"), parameterization="v", zero_terminal_snr=True,
-                                 use_dynamic_rescale=True, base_scale=0.7, fps_condition_type="fps")
+    config = dataclasses.replace(
+        get_config("tiny"),
+        parameterization="v",
+        zero_terminal_snr=True,
+        use_dynamic_rescale=True,
+        base_scale=0.7,
+        fps_condition_type="fps",
+    )
     torch.manual_seed(0)
     model = CameraI2V(config).eval()
     trainer = loop.DiffusionTrainer(model)
     data = ClipDataset(clips, frames=4, size=(64, 64), train=True, seed=1)
     batch = loop.collate([data[0], data[1]])
-    assert batch["fps"].tolist() == pytest.approx([cam.frame_rate(c.cameras.timestamps) for c in
-                                                    (data.clips[data.clip_index(0)], data.clips[data.clip_index(1)])])
+    assert batch["fps"].tolist() == pytest.approx(
+        [cam.frame_rate(c.cameras.timestamps) for c in (data.clips[data.clip_index(0)], data.clips[data.clip_index(1)])]
+    )
     seen = {}
     real_q_sample, real_forward = loop.q_sample, CameraI2V.forward
 

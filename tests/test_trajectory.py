@@ -98,11 +98,13 @@ def test_spline_is_smooth_through_keyframes():
     keys[:, :3, 3] = [[0, 0, 0], [1, 1, 0], [2, 0, 0], [3, 1, 0]]  # a zig-zag
     lin = tr.densify(tr.Trajectory(keys, np.linspace(0, 1, 4)), 31).c2w[:, :3, 3]
     spl = tr.densify(tr.Trajectory(keys, np.linspace(0, 1, 4), spline=True), 31).c2w[:, :3, 3]
+
     # Linear paths have a kink at the middle keyframes; the spline's direction changes gently.
     def max_turn(p):
         d = np.diff(p, axis=0)
         d /= np.linalg.norm(d, axis=1, keepdims=True)
         return np.degrees(np.arccos(np.clip((d[1:] * d[:-1]).sum(1), -1, 1))).max()
+
     assert max_turn(lin) > 80
     assert max_turn(spl) < 30
     assert np.array_equal(spl[10], keys[1, :3, 3]) and np.array_equal(spl[20], keys[2, :3, 3])
@@ -119,24 +121,34 @@ def final(spec, magnitude, depth=2.0, n=16):
     return traj.c2w[-1]
 
 
-@pytest.mark.parametrize("name, vector", [
-    ("dolly-in", [0, 0, 0.7]), ("dolly-out", [0, 0, -0.7]), ("zoom-in", [0, 0, 0.7]),
-    ("truck-right", [0.7, 0, 0]), ("truck-left", [-0.7, 0, 0]),
-    ("pedestal-up", [0, -0.7, 0]), ("pedestal-down", [0, 0.7, 0]),
-])
+@pytest.mark.parametrize(
+    "name, vector",
+    [
+        ("dolly-in", [0, 0, 0.7]),
+        ("dolly-out", [0, 0, -0.7]),
+        ("zoom-in", [0, 0, 0.7]),
+        ("truck-right", [0.7, 0, 0]),
+        ("truck-left", [-0.7, 0, 0]),
+        ("pedestal-up", [0, -0.7, 0]),
+        ("pedestal-down", [0, 0.7, 0]),
+    ],
+)
 def test_translation_presets_move_by_the_metric_amount(name, vector):
     end = final(name, 0.7)
     assert np.allclose(end[:3, 3], vector, atol=1e-12)
     assert np.allclose(end[:3, :3], np.eye(3), atol=1e-12)
 
 
-@pytest.mark.parametrize("name, forward", [
-    ("pan-right", [np.sin(np.radians(25)), 0, np.cos(np.radians(25))]),
-    ("pan-left", [-np.sin(np.radians(25)), 0, np.cos(np.radians(25))]),
-    ("tilt-up", [0, -np.sin(np.radians(25)), np.cos(np.radians(25))]),
-    ("tilt-down", [0, np.sin(np.radians(25)), np.cos(np.radians(25))]),
-    ("roll-cw", [0, 0, 1]),
-])
+@pytest.mark.parametrize(
+    "name, forward",
+    [
+        ("pan-right", [np.sin(np.radians(25)), 0, np.cos(np.radians(25))]),
+        ("pan-left", [-np.sin(np.radians(25)), 0, np.cos(np.radians(25))]),
+        ("tilt-up", [0, -np.sin(np.radians(25)), np.cos(np.radians(25))]),
+        ("tilt-down", [0, np.sin(np.radians(25)), np.cos(np.radians(25))]),
+        ("roll-cw", [0, 0, 1]),
+    ],
+)
 def test_rotation_presets_turn_by_the_requested_angle(name, forward):
     end = final(name, 25)
     assert np.isclose(np.degrees(Rotation.from_matrix(end[:3, :3]).magnitude()), 25)
@@ -149,8 +161,10 @@ def test_roll_turns_about_the_forward_axis():
     assert np.allclose(end[:3, 0], [np.cos(np.radians(10)), np.sin(np.radians(10)), 0])
 
 
-@pytest.mark.parametrize("name, sign_axis", [("orbit-right", (0, +1)), ("orbit-left", (0, -1)),
-                                             ("orbit-up", (1, -1)), ("orbit-down", (1, +1))])
+@pytest.mark.parametrize(
+    "name, sign_axis",
+    [("orbit-right", (0, +1)), ("orbit-left", (0, -1)), ("orbit-up", (1, -1)), ("orbit-down", (1, +1))],
+)
 def test_orbit_keeps_the_centre_in_view_at_constant_distance(name, sign_axis):
     depth = 3.0
     traj = tr.preset_trajectory(name, 30, 16, centre_depth=depth)
@@ -165,7 +179,7 @@ def test_orbit_keeps_the_centre_in_view_at_constant_distance(name, sign_axis):
     # The swing angle is 30 degrees and goes the named way.
     axis, sign = sign_axis
     end = centres[-1]
-    assert np.isclose(np.degrees(np.arccos(np.dot(-pivot, end - pivot) / depth ** 2)), 30)
+    assert np.isclose(np.degrees(np.arccos(np.dot(-pivot, end - pivot) / depth**2)), 30)
     assert np.sign(end[axis]) == sign
 
 
@@ -197,8 +211,9 @@ def test_look_at_keyframes():
 # Files
 # ----------------------------------------------------------------------------------------------
 def test_json_round_trip(tmp_path):
-    traj = tr.densify(tr.Trajectory(random_keyframes(3), np.linspace(0, 1, 3),
-                                    intrinsics=np.array([0.5, 0.8, 0.5, 0.5])), 7)
+    traj = tr.densify(
+        tr.Trajectory(random_keyframes(3), np.linspace(0, 1, 3), intrinsics=np.array([0.5, 0.8, 0.5, 0.5])), 7
+    )
     tr.write_trajectory_json(tmp_path / "t.json", traj)
     back = tr.load_trajectory(tmp_path / "t.json")
     assert np.array_equal(back.c2w, traj.c2w) and np.array_equal(back.times, traj.times)
@@ -206,10 +221,18 @@ def test_json_round_trip(tmp_path):
 
 
 def test_json_schema_with_look_at_and_options(tmp_path):
-    doc = {"version": 1, "frames": 9, "fov_deg": 60, "interpolation": "spline", "loop": True,
-           "keyframes": [{"c2w": np.eye(4).tolist(), "time": 0},
-                         {"position": [0.2, 0, 0.5], "look_at": [0, 0, 3], "time": 1},
-                         {"position": [0.4, 0, 1.0], "look_at": [0, 0, 3], "up": [0, -1, 0], "time": 3}]}
+    doc = {
+        "version": 1,
+        "frames": 9,
+        "fov_deg": 60,
+        "interpolation": "spline",
+        "loop": True,
+        "keyframes": [
+            {"c2w": np.eye(4).tolist(), "time": 0},
+            {"position": [0.2, 0, 0.5], "look_at": [0, 0, 3], "time": 1},
+            {"position": [0.4, 0, 1.0], "look_at": [0, 0, 3], "up": [0, -1, 0], "time": 3},
+        ],
+    }
     (tmp_path / "t.json").write_text(json.dumps(doc))
     dense = tr.resolve_trajectory(tmp_path / "t.json")
     assert dense.c2w.shape == (9, 4, 4) and np.array_equal(dense.c2w[-1], np.eye(4))
@@ -218,24 +241,34 @@ def test_json_schema_with_look_at_and_options(tmp_path):
     assert np.isclose(k[0, 0], 100 / np.tan(np.radians(30)))
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.pop("version"), "key 'version'"),
-    (lambda d: d.update(frames=0), "key 'frames'"),
-    (lambda d: d.update(colour=1), "unknown key 'colour'"),
-    (lambda d: d["keyframes"][1].update(c2w=np.diag([1, 1, -1, 1.0]).tolist()), "keyframe 1: key 'c2w': rotation is a reflection"),
-    (lambda d: d["keyframes"][1].update(c2w=[[1, 2], [3, 4]]), "keyframe 1: key 'c2w' must be a 4x4"),
-    (lambda d: d["keyframes"][2].update(time=0.5), "keyframe 2: key 'time' must increase"),
-    (lambda d: d["keyframes"][1].pop("time"), "keyframe 1: key 'time' is missing"),
-    (lambda d: d["keyframes"][2].update(position=[0, 0]), "keyframe 2: key 'position' must be 3"),
-    (lambda d: d["keyframes"][2].update(look_at=[0.5, 0, 1.5]), "keyframe 2: look_at equals position"),
-    (lambda d: d["keyframes"][0].pop("c2w"), "keyframe 0: needs key 'c2w'"),
-    (lambda d: d.update(intrinsics=[0.5, 0.5]), "key 'intrinsics'"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.pop("version"), "key 'version'"),
+        (lambda d: d.update(frames=0), "key 'frames'"),
+        (lambda d: d.update(colour=1), "unknown key 'colour'"),
+        (
+            lambda d: d["keyframes"][1].update(c2w=np.diag([1, 1, -1, 1.0]).tolist()),
+            "keyframe 1: key 'c2w': rotation is a reflection",
+        ),
+        (lambda d: d["keyframes"][1].update(c2w=[[1, 2], [3, 4]]), "keyframe 1: key 'c2w' must be a 4x4"),
+        (lambda d: d["keyframes"][2].update(time=0.5), "keyframe 2: key 'time' must increase"),
+        (lambda d: d["keyframes"][1].pop("time"), "keyframe 1: key 'time' is missing"),
+        (lambda d: d["keyframes"][2].update(position=[0, 0]), "keyframe 2: key 'position' must be 3"),
+        (lambda d: d["keyframes"][2].update(look_at=[0.5, 0, 1.5]), "keyframe 2: look_at equals position"),
+        (lambda d: d["keyframes"][0].pop("c2w"), "keyframe 0: needs key 'c2w'"),
+        (lambda d: d.update(intrinsics=[0.5, 0.5]), "key 'intrinsics'"),
+    ],
+)
 def test_json_errors_name_the_key_and_keyframe(tmp_path, mutate, message):
-    doc = {"version": 1, "keyframes": [
-        {"c2w": np.eye(4).tolist(), "time": 0.0},
-        {"c2w": tr.pose(position=(0, 0, 0.5)).tolist(), "time": 1.0},
-        {"position": [0.5, 0, 1.5], "look_at": [0, 0, 3], "time": 2.0}]}
+    doc = {
+        "version": 1,
+        "keyframes": [
+            {"c2w": np.eye(4).tolist(), "time": 0.0},
+            {"c2w": tr.pose(position=(0, 0, 0.5)).tolist(), "time": 1.0},
+            {"position": [0.5, 0, 1.5], "look_at": [0, 0, 3], "time": 2.0},
+        ],
+    }
     mutate(doc)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc))

@@ -90,8 +90,9 @@ def test_cli_triangulate_and_filter_errors(tmp_path, small_dataset):
     assert res.exit_code == 2 and "--shard" in res.output
     res = runner.invoke(app, ["filter", str(tmp_path), "--cameras", str(small_dataset), "--out", str(tmp_path / "f")])
     assert res.exit_code == 2 and "clips.parquet: no such table" in res.output
-    res = runner.invoke(app, ["align-scale", "--depth", str(tmp_path), "--sfm", str(tmp_path), "--out",
-                              str(tmp_path / "s")])
+    res = runner.invoke(
+        app, ["align-scale", "--depth", str(tmp_path), "--sfm", str(tmp_path), "--out", str(tmp_path / "s")]
+    )
     assert res.exit_code == 2 and "no triangulated clips" in res.output
     assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
 
@@ -121,8 +122,12 @@ def test_kill_9_mid_batch_then_rerun_resumes_exactly(synth_dataset, tmp_path):
 
     out = tmp_path / "sfm"
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-m", "realcam_cli", "triangulate", str(ds), "--out", str(out)],
-                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realcam_cli", "triangulate", str(ds), "--out", str(out)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     scratch_at_kill = []
     try:
         deadline = time.monotonic() + 300
@@ -147,14 +152,16 @@ def test_kill_9_mid_batch_then_rerun_resumes_exactly(synth_dataset, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"4 ok ({len(finished)} skipped as already done), 0 failed" in res.output
     assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c", "d", "status.parquet"]  # no scratch
-    pd.testing.assert_frame_equal(_status(out / "status.parquet"),
-                                  _status(tmp_path / "reference" / "status.parquet"))
+    pd.testing.assert_frame_equal(_status(out / "status.parquet"), _status(tmp_path / "reference" / "status.parquet"))
     for clip in "abcd":
         for table in ("points", "observations"):
-            pd.testing.assert_frame_equal(pd.read_parquet(out / clip / f"{table}.parquet"),
-                                          pd.read_parquet(tmp_path / "reference" / clip / f"{table}.parquet"))
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(out / clip / f"{table}.parquet"),
+                pd.read_parquet(tmp_path / "reference" / clip / f"{table}.parquet"),
+            )
         for name in ("cameras.txt", "clip.json"):
             assert (out / clip / name).read_bytes() == (tmp_path / "reference" / clip / name).read_bytes()
     for a, b in (("a", "c"), ("b", "d")):
-        pd.testing.assert_frame_equal(pd.read_parquet(out / a / "points.parquet"),
-                                      pd.read_parquet(out / b / "points.parquet"))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out / a / "points.parquet"), pd.read_parquet(out / b / "points.parquet")
+        )

@@ -153,10 +153,14 @@ def read_arrays(path: str | Path, keys: Iterable[str] | None = None) -> dict[str
             out = {k: data[k] for k in data.files}
     except Exception as err:  # numpy's text (about pickles, for any non-NPZ file) would mislead
         if isinstance(err, ValueError) and "Object arrays" in str(err):
-            raise RealcamError("holds arrays of Python objects, which are not read (numbers and "
-                               "strings only)", path) from None
-        what = f"cannot read it: {err.strerror}" if isinstance(err, OSError) and err.strerror else \
-            "damaged, or not a NumPy .npz archive"
+            raise RealcamError(
+                "holds arrays of Python objects, which are not read (numbers and strings only)", path
+            ) from None
+        what = (
+            f"cannot read it: {err.strerror}"
+            if isinstance(err, OSError) and err.strerror
+            else "damaged, or not a NumPy .npz archive"
+        )
         raise RealcamError(f"not a readable NPZ file ({what})", path) from None
     if keys is not None:
         missing = [k for k in keys if k not in out]

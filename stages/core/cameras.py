@@ -61,8 +61,9 @@ class CameraFile:
 
     def with_c2w(self, c2w: np.ndarray) -> "CameraFile":
         """A copy with new camera-to-world poses (timestamps and intrinsics kept)."""
-        return CameraFile(self.timestamps.copy(), self.intrinsics.copy(), invert_pose(c2w),
-                          self.url, self.distortion.copy())
+        return CameraFile(
+            self.timestamps.copy(), self.intrinsics.copy(), invert_pose(c2w), self.url, self.distortion.copy()
+        )
 
 
 def _format_number(x: float) -> str:
@@ -131,8 +132,8 @@ def parse_re10k(text: str, source: str | Path = "<text>") -> CameraFile:
             continue
         if len(tokens) != NUMBERS_PER_LINE:
             raise RealcamError(
-                f"expected {NUMBERS_PER_LINE} numbers on a camera line, found {len(tokens)}",
-                source, lineno)
+                f"expected {NUMBERS_PER_LINE} numbers on a camera line, found {len(tokens)}", source, lineno
+            )
         try:
             values = [float(t) for t in tokens]
         except ValueError:
@@ -143,10 +144,14 @@ def parse_re10k(text: str, source: str | Path = "<text>") -> CameraFile:
         ts = _timestamp(tokens[0], source, lineno)
         if timestamps and ts <= timestamps[-1]:
             if ts == timestamps[-1]:
-                raise RealcamError(f"timestamp {ts} repeats the one on line {previous_line} "
-                                   "(one line per frame)", source, lineno)
-            raise RealcamError(f"timestamp {ts} is earlier than {timestamps[-1]} on line {previous_line} "
-                               "(timestamps must increase)", source, lineno)
+                raise RealcamError(
+                    f"timestamp {ts} repeats the one on line {previous_line} (one line per frame)", source, lineno
+                )
+            raise RealcamError(
+                f"timestamp {ts} is earlier than {timestamps[-1]} on line {previous_line} (timestamps must increase)",
+                source,
+                lineno,
+            )
         problem = intrinsics_problem(values[1:5])
         if problem:
             raise RealcamError(problem, source, lineno)
@@ -166,7 +171,7 @@ def parse_re10k(text: str, source: str | Path = "<text>") -> CameraFile:
 
 
 #: Timestamps are microseconds in a signed 64-bit integer.
-_MAX_TIMESTAMP = 2 ** 63 - 1
+_MAX_TIMESTAMP = 2**63 - 1
 
 
 def _timestamp(token: str, source, lineno: int) -> int:
@@ -333,15 +338,13 @@ def intrinsics_matrix(fx, fy, cx, cy) -> np.ndarray:
 def denormalize_intrinsics(norm: np.ndarray, width: int, height: int) -> np.ndarray:
     """Normalised ``(..., 4)`` ``fx fy cx cy`` to pixel ``(..., 3, 3)`` matrices."""
     n = np.asarray(norm, dtype=np.float64)
-    return intrinsics_matrix(n[..., 0] * width, n[..., 1] * height, n[..., 2] * width,
-                             n[..., 3] * height)
+    return intrinsics_matrix(n[..., 0] * width, n[..., 1] * height, n[..., 2] * width, n[..., 3] * height)
 
 
 def normalize_intrinsics(k: np.ndarray, width: int, height: int) -> np.ndarray:
     """Pixel ``(..., 3, 3)`` matrices to normalised ``(..., 4)`` ``fx/W fy/H cx/W cy/H``."""
     k = np.asarray(k, dtype=np.float64)
-    return np.stack([k[..., 0, 0] / width, k[..., 1, 1] / height, k[..., 0, 2] / width,
-                     k[..., 1, 2] / height], axis=-1)
+    return np.stack([k[..., 0, 0] / width, k[..., 1, 1] / height, k[..., 0, 2] / width, k[..., 1, 2] / height], axis=-1)
 
 
 def resize_intrinsics(k: np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int]) -> np.ndarray:

@@ -20,8 +20,15 @@ from .errors import RealcamError
 # ----------------------------------------------------------------------------------------------
 # Numbers
 # ----------------------------------------------------------------------------------------------
-def number(value, option: str, *, minimum: float | None = None, maximum: float | None = None,
-           above: float | None = None, below: float | None = None) -> float:
+def number(
+    value,
+    option: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> float:
     """A finite number within bounds (``minimum``/``maximum`` inclusive, ``above``/``below``
     exclusive); returns it as a float."""
     try:

@@ -19,9 +19,11 @@ NUM_TRAIN_TIMESTEPS = 1000
 CAMERA_CFG_SCHEDULES = ("constant", "cosine")
 #: The negative prompt of the official RealCam-I2V demo (``realcami2v_gradio_app.py``), used in the
 #: unconditional branch of text-image CFG.
-OFFICIAL_NEGATIVE_PROMPT = ("Fast movement, jittery motion, abrupt transitions, distorted body, missing limbs, "
-                            "unnatural posture, blurry, cropped, extra limbs, bad anatomy, deformed, glitchy "
-                            "motion, artifacts.")
+OFFICIAL_NEGATIVE_PROMPT = (
+    "Fast movement, jittery motion, abrupt transitions, distorted body, missing limbs, "
+    "unnatural posture, blurry, cropped, extra limbs, bad anatomy, deformed, glitchy "
+    "motion, artifacts."
+)
 #: align-scale: valid depth/z ratios needed for a frame factor; frames a point must be seen in.
 ALIGN_MIN_POINTS = 10
 ALIGN_MIN_TRACK = 3

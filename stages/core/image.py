@@ -15,8 +15,9 @@ def fit_intrinsics(k: np.ndarray, image_size: tuple[int, int], size: tuple[int, 
     return cam.resize_crop_intrinsics(k, tuple(image_size), tuple(size))
 
 
-def fit_image(image: np.ndarray, k: np.ndarray, size: tuple[int, int] | None):
-    """Resize keeping aspect then centre crop to ``size``; returns the image and its intrinsics."""
+def fit_image(image: np.ndarray, k: np.ndarray | None, size: tuple[int, int] | None):
+    """Resize keeping aspect (bicubic) then centre crop to ``size``; returns the image and its
+    intrinsics (``None`` when ``k`` is)."""
     h, w = image.shape[:2]
     if size is None or tuple(size) == (w, h):
         return image, k
@@ -24,5 +25,5 @@ def fit_image(image: np.ndarray, k: np.ndarray, size: tuple[int, int] | None):
 
     (rw, rh), (left, top) = cam.resize_crop_geometry((w, h), size)
     resized = np.asarray(Image.fromarray(image).resize((rw, rh), Image.BICUBIC))
-    out = resized[top:top + size[1], left:left + size[0]]
-    return np.ascontiguousarray(out), cam.resize_crop_intrinsics(k, (w, h), tuple(size))
+    out = resized[top : top + size[1], left : left + size[0]]
+    return np.ascontiguousarray(out), None if k is None else cam.resize_crop_intrinsics(k, (w, h), tuple(size))

@@ -53,19 +53,18 @@ class RenderOutput:
 class PointRenderer:
     """A point cloud kept on one device, rendered to any camera, resolution and batch of frames."""
 
-    def __init__(self, points, colors, device: str | torch.device | None = "auto",
-                 compile: bool = False):
+    def __init__(self, points, colors, device: str | torch.device | None = "auto", compile: bool = False):
         self.device = torch.device(resolve_device(device))
         self.compile = compile
-        pts = torch.as_tensor(np.asarray(points, dtype=np.float32) if not torch.is_tensor(points)
-                              else points, dtype=torch.float32)
+        pts = torch.as_tensor(
+            np.asarray(points, dtype=np.float32) if not torch.is_tensor(points) else points, dtype=torch.float32
+        )
         col = torch.as_tensor(np.asarray(colors) if not torch.is_tensor(colors) else colors)
         if pts.ndim != 2 or pts.shape[1] != 3:
             raise RealcamError(f"points must be (P, 3), got {tuple(pts.shape)}", "point cloud")
         if col.shape != pts.shape:
-            raise RealcamError(f"colours must be (P, 3) like the points, got {tuple(col.shape)}",
-                               "point cloud")
-        if len(pts) >= 2 ** 32 - 1:
+            raise RealcamError(f"colours must be (P, 3) like the points, got {tuple(col.shape)}", "point cloud")
+        if len(pts) >= 2**32 - 1:
             raise RealcamError("too many points (at most 2^32 - 2)", "point cloud")
         if col.dtype != torch.uint8:
             col = (col.float().clamp(0, 1) * 255 + 0.5).to(torch.uint8)
@@ -83,20 +82,22 @@ class PointRenderer:
     def __len__(self) -> int:
         return len(self.points)
 
-    def render(self, k, w2c, height: int, width: int, background=(0, 0, 0),
-               batch_size: int | None = None) -> RenderOutput:
+    def render(
+        self, k, w2c, height: int, width: int, background=(0, 0, 0), batch_size: int | None = None
+    ) -> RenderOutput:
         """Render ``F`` views: pixel ``k`` ``(F, 3, 3)`` (or one ``(3, 3)``) and ``w2c`` ``(F, 4, 4)``.
 
         ``batch_size`` frames are projected at a time (it bounds the ``(B, P)`` temporaries); all
         frames share one z-buffer, so the result does not depend on it.
         """
-        w2c = torch.as_tensor(np.asarray(w2c) if not torch.is_tensor(w2c) else w2c,
-                              dtype=torch.float64).reshape(-1, 4, 4)
+        w2c = torch.as_tensor(np.asarray(w2c) if not torch.is_tensor(w2c) else w2c, dtype=torch.float64).reshape(
+            -1, 4, 4
+        )
         k = torch.as_tensor(np.asarray(k) if not torch.is_tensor(k) else k, dtype=torch.float64)
         k = k.reshape(-1, 3, 3).expand(len(w2c), 3, 3)
         n = len(w2c)
         hw = height * width
-        if n * hw + 1 >= 2 ** 62:
+        if n * hw + 1 >= 2**62:
             raise RealcamError(f"{n} frames of {width}x{height} are too many", "render")
         batch_size = batch_size or n
         dev = self.device
@@ -105,8 +106,15 @@ class PointRenderer:
         zbuf = torch.full((n * hw + 1,), _EMPTY, dtype=torch.int64, device=dev)
         frame_base = torch.arange(n, device=dev, dtype=torch.int64).unsqueeze(1) * hw
         for i in range(0, n, batch_size):
-            flat, key = project(proj[i:i + batch_size], self.points_t, self.index,
-                                frame_base[i:i + batch_size], height, width, n * hw)
+            flat, key = project(
+                proj[i : i + batch_size],
+                self.points_t,
+                self.index,
+                frame_base[i : i + batch_size],
+                height,
+                width,
+                n * hw,
+            )
             zbuf.scatter_reduce_(0, flat.view(-1), key.view(-1), reduce="amin", include_self=True)
         zbuf = zbuf[:-1]
         valid = zbuf != _EMPTY
@@ -118,18 +126,25 @@ class PointRenderer:
             rgb = torch.where(valid.view(n, height, width, 1), rgb, bg)
         return RenderOutput(rgb, valid.view(n, height, width), zbuf.view(n, height, width))
 
-    def iter_render(self, k, w2c, height: int, width: int, background=(0, 0, 0),
-                    batch_size: int = 1) -> Iterator[RenderOutput]:
+    def iter_render(
+        self, k, w2c, height: int, width: int, background=(0, 0, 0), batch_size: int = 1
+    ) -> Iterator[RenderOutput]:
         """Stream batches of frames (for previews longer than memory allows)."""
         w2c = np.asarray(w2c).reshape(-1, 4, 4)
         k = np.array(np.broadcast_to(np.asarray(k).reshape(-1, 3, 3), (len(w2c), 3, 3)))
         for i in range(0, len(w2c), batch_size):
-            yield self.render(k[i:i + batch_size], w2c[i:i + batch_size], height, width, background)
+            yield self.render(k[i : i + batch_size], w2c[i : i + batch_size], height, width, background)
 
 
-def project_keys(proj: torch.Tensor, points_t: torch.Tensor, index: torch.Tensor,
-                 frame_base: torch.Tensor, height: int, width: int,
-                 dump: int) -> tuple[torch.Tensor, torch.Tensor]:
+def project_keys(
+    proj: torch.Tensor,
+    points_t: torch.Tensor,
+    index: torch.Tensor,
+    frame_base: torch.Tensor,
+    height: int,
+    width: int,
+    dump: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Z-buffer slot and key of every point in every frame of a batch.
 
     ``proj`` ``(B, 3, 4)`` is ``K @ w2c[:3]`` (so ``[u z, v z, z] = proj @ [p, 1]``), ``points_t``
@@ -166,9 +181,18 @@ def _compiled_project_keys():
     return _COMPILED["fn"]
 
 
-def render_points(points, colors, k, w2c, height: int, width: int, background=(0, 0, 0),
-                  device: str | torch.device | None = "auto", batch_size: int | None = None,
-                  compile: bool = False):
+def render_points(
+    points,
+    colors,
+    k,
+    w2c,
+    height: int,
+    width: int,
+    background=(0, 0, 0),
+    device: str | torch.device | None = "auto",
+    batch_size: int | None = None,
+    compile: bool = False,
+):
     """One-call rendering: returns NumPy ``rgb (F, H, W, 3) uint8``, ``valid (F, H, W) bool``,
     ``depth (F, H, W) float32``."""
     out = PointRenderer(points, colors, device, compile).render(k, w2c, height, width, background, batch_size)
@@ -210,11 +234,11 @@ def edge_filter(valid, kernel: int = MASK_KERNEL):
         x = t.index_select(-2, _reflect_index(h, r, t.device))
         acc = x[..., 0:h, :].clone()
         for d in range(1, kernel):
-            acc &= x[..., d:d + h, :]
+            acc &= x[..., d : d + h, :]
         x = acc.index_select(-1, _reflect_index(w, r, t.device))
         out = x[..., 0:w].clone()
         for d in range(1, kernel):
-            out &= x[..., d:d + w]
+            out &= x[..., d : d + w]
     return out.numpy() if was_numpy else out
 
 

@@ -13,9 +13,9 @@ path out and back. Keyframes are reproduced exactly at their times.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -79,8 +79,9 @@ def axis_rotation(axis: str, degrees: float) -> np.ndarray:
     return Rotation.from_euler(axis, degrees, degrees=True).as_matrix()
 
 
-def look_at(position: Sequence[float], target: Sequence[float], up: Sequence[float] = (0, -1, 0),
-            source: str = "<look-at>") -> np.ndarray:
+def look_at(
+    position: Sequence[float], target: Sequence[float], up: Sequence[float] = (0, -1, 0), source: str = "<look-at>"
+) -> np.ndarray:
     """OpenCV c2w at ``position`` looking at ``target``; ``up`` is the world's up (``-y`` default)."""
     p, t, u = (np.asarray(v, dtype=np.float64) for v in (position, target, up))
     forward = t - p
@@ -124,8 +125,7 @@ def check_frames(n_frames, source: str = "--frames") -> int:
     return checks.integer(n_frames, source, minimum=1, maximum=MAX_FRAMES)
 
 
-def sample_times(n_frames: int, t0: float, t1: float, easing: str = "linear",
-                 loop: bool = False) -> np.ndarray:
+def sample_times(n_frames: int, t0: float, t1: float, easing: str = "linear", loop: bool = False) -> np.ndarray:
     """Path times of ``n_frames`` evenly spaced frames (eased; out and back with ``loop``)."""
     n_frames = check_frames(n_frames, "frames")
     s = np.linspace(0.0, 1.0, n_frames) if n_frames > 1 else np.zeros(1)
@@ -145,8 +145,7 @@ def _catmull_rom_tangents(times: np.ndarray, values: np.ndarray) -> np.ndarray:
     return m
 
 
-def interpolate_poses(c2w: np.ndarray, times: np.ndarray, query: np.ndarray,
-                      spline: bool = False) -> np.ndarray:
+def interpolate_poses(c2w: np.ndarray, times: np.ndarray, query: np.ndarray, spline: bool = False) -> np.ndarray:
     """c2w poses at ``query`` times from keyframes ``c2w`` at ``times`` (SE(3), exact at keys)."""
     c2w = np.asarray(c2w, dtype=np.float64)
     times = np.asarray(times, dtype=np.float64)
@@ -179,8 +178,16 @@ def densify(traj: Trajectory, n_frames: int | None = None) -> Trajectory:
     n = n_frames or traj.frames or DEFAULT_FRAMES
     query = sample_times(n, traj.times[0], traj.times[-1], traj.easing, traj.loop)
     dense = interpolate_poses(traj.c2w, traj.times, query, traj.spline)
-    return Trajectory(dense, np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1),
-                      traj.intrinsics, traj.fov_deg, n, traj.spline, "linear", False)
+    return Trajectory(
+        dense,
+        np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1),
+        traj.intrinsics,
+        traj.fov_deg,
+        n,
+        traj.spline,
+        "linear",
+        False,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -189,18 +196,36 @@ def densify(traj: Trajectory, n_frames: int | None = None) -> Trajectory:
 #: name -> (kind, unit, default magnitude)
 PRESETS: dict[str, tuple[str, str, float]] = {
     "stationary": ("none", "-", 0.0),
-    "pan-left": ("pan", "deg", 30.0), "pan-right": ("pan", "deg", 30.0),
-    "tilt-up": ("tilt", "deg", 20.0), "tilt-down": ("tilt", "deg", 20.0),
-    "roll-cw": ("roll", "deg", 20.0), "roll-ccw": ("roll", "deg", 20.0),
-    "dolly-in": ("dolly", "m", 0.5), "dolly-out": ("dolly", "m", 0.5),
-    "zoom-in": ("dolly", "m", 0.5), "zoom-out": ("dolly", "m", 0.5),
-    "truck-left": ("truck", "m", 0.5), "truck-right": ("truck", "m", 0.5),
-    "pedestal-up": ("pedestal", "m", 0.3), "pedestal-down": ("pedestal", "m", 0.3),
-    "orbit-left": ("orbit-y", "deg", 20.0), "orbit-right": ("orbit-y", "deg", 20.0),
-    "orbit-up": ("orbit-x", "deg", 15.0), "orbit-down": ("orbit-x", "deg", 15.0),
+    "pan-left": ("pan", "deg", 30.0),
+    "pan-right": ("pan", "deg", 30.0),
+    "tilt-up": ("tilt", "deg", 20.0),
+    "tilt-down": ("tilt", "deg", 20.0),
+    "roll-cw": ("roll", "deg", 20.0),
+    "roll-ccw": ("roll", "deg", 20.0),
+    "dolly-in": ("dolly", "m", 0.5),
+    "dolly-out": ("dolly", "m", 0.5),
+    "zoom-in": ("dolly", "m", 0.5),
+    "zoom-out": ("dolly", "m", 0.5),
+    "truck-left": ("truck", "m", 0.5),
+    "truck-right": ("truck", "m", 0.5),
+    "pedestal-up": ("pedestal", "m", 0.3),
+    "pedestal-down": ("pedestal", "m", 0.3),
+    "orbit-left": ("orbit-y", "deg", 20.0),
+    "orbit-right": ("orbit-y", "deg", 20.0),
+    "orbit-up": ("orbit-x", "deg", 15.0),
+    "orbit-down": ("orbit-x", "deg", 15.0),
 }
-_NEGATIVE = {"pan-left", "tilt-down", "roll-ccw", "dolly-out", "zoom-out", "truck-left",
-             "pedestal-down", "orbit-left", "orbit-down"}
+_NEGATIVE = {
+    "pan-left",
+    "tilt-down",
+    "roll-ccw",
+    "dolly-out",
+    "zoom-out",
+    "truck-left",
+    "pedestal-down",
+    "orbit-left",
+    "orbit-down",
+}
 
 
 def preset_pose(name: str, magnitude: float, s: float, centre_depth: float) -> np.ndarray:
@@ -260,9 +285,14 @@ def preset_magnitudes(spec: str, magnitude: Sequence[float] | float | None = Non
     return names, mags
 
 
-def preset_trajectory(spec: str, magnitude: Sequence[float] | float | None = None,
-                      n_frames: int = DEFAULT_FRAMES, centre_depth: float = 2.0,
-                      easing: str = "linear", loop: bool = False) -> Trajectory:
+def preset_trajectory(
+    spec: str,
+    magnitude: Sequence[float] | float | None = None,
+    n_frames: int = DEFAULT_FRAMES,
+    centre_depth: float = 2.0,
+    easing: str = "linear",
+    loop: bool = False,
+) -> Trajectory:
     """A dense trajectory of a preset or a ``+``-combination of two (composed per frame).
 
     ``magnitude``: one value for every part, or one per part; ``None`` takes each preset's default.
@@ -278,8 +308,7 @@ def preset_trajectory(spec: str, magnitude: Sequence[float] | float | None = Non
         for n, m in zip(names, mags):
             p = p @ preset_pose(n, m, si, centre_depth)
         out.append(p)
-    return Trajectory(np.stack(out), np.linspace(0, 1, n_frames) if n_frames > 1 else np.zeros(1),
-                      frames=n_frames)
+    return Trajectory(np.stack(out), np.linspace(0, 1, n_frames) if n_frames > 1 else np.zeros(1), frames=n_frames)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -295,18 +324,53 @@ def _number_list(value, n: int, what: str, source: str) -> np.ndarray:
     return arr
 
 
+#: The keys of a trajectory document (version 1) and of one keyframe.
+DOCUMENT_KEYS = (
+    "version",
+    "keyframes",
+    "frames",
+    "intrinsics",
+    "fov_deg",
+    "interpolation",
+    "easing",
+    "loop",
+    "units",
+    "convention",
+)
+KEYFRAME_KEYS = ("c2w", "position", "look_at", "up", "time")
+
+
 def parse_trajectory_json(data, source: str = "<json>") -> Trajectory:
     """Validate a decoded trajectory JSON document; errors name the key and the keyframe."""
+    opts = _document_options(data, source)
+    keys = data.get("keyframes")
+    if not isinstance(keys, list) or not keys:
+        raise RealcamError("key 'keyframes': a non-empty list is required", source)
+    poses, times = zip(*(_parse_keyframe(kf, f"keyframe {i}", source) for i, kf in enumerate(keys)))
+    t_arr = _keyframe_times(list(times), source)
+    return Trajectory(
+        np.stack(poses),
+        t_arr,
+        opts["intrinsics"],
+        opts["fov"],
+        opts["frames"],
+        opts["spline"],
+        opts["easing"],
+        opts["loop"],
+    )
+
+
+def _document_options(data, source: str) -> dict:
+    """The document-level keys, checked: version, units, convention, frames, intrinsics, fov,
+    interpolation, easing, loop."""
     if not isinstance(data, dict):
         raise RealcamError("the trajectory must be a JSON object", source)
     version = data.get("version")
     if version != SCHEMA_VERSION:
         raise RealcamError(f"key 'version': expected {SCHEMA_VERSION}, got {version!r}", source)
-    known = {"version", "keyframes", "frames", "intrinsics", "fov_deg", "interpolation", "easing",
-             "loop", "units", "convention"}
-    extra = sorted(set(data) - known)
+    extra = sorted(set(data) - set(DOCUMENT_KEYS))
     if extra:
-        raise RealcamError(f"unknown key {extra[0]!r} (known: {', '.join(sorted(known))})", source)
+        raise RealcamError(f"unknown key {extra[0]!r} (known: {', '.join(sorted(DOCUMENT_KEYS))})", source)
     if data.get("units", "metres") not in ("metres", "meters", "m"):
         raise RealcamError(f"key 'units': only metres are supported, got {data['units']!r}", source)
     if data.get("convention", "opencv-c2w") != "opencv-c2w":
@@ -335,77 +399,98 @@ def parse_trajectory_json(data, source: str = "<json>") -> Trajectory:
     loop = data.get("loop", False)
     if not isinstance(loop, bool):
         raise RealcamError(f"key 'loop': true or false, got {loop!r}", source)
-    keys = data.get("keyframes")
-    if not isinstance(keys, list) or not keys:
-        raise RealcamError("key 'keyframes': a non-empty list is required", source)
-    poses, times = [], []
-    for i, kf in enumerate(keys):
-        where = f"keyframe {i}"
-        if not isinstance(kf, dict):
-            raise RealcamError(f"{where}: must be an object", source)
-        extra = sorted(set(kf) - {"c2w", "position", "look_at", "up", "time"})
-        if extra:
-            raise RealcamError(f"{where}: unknown key {extra[0]!r}", source)
-        if "c2w" in kf:
-            if "position" in kf or "look_at" in kf:
-                raise RealcamError(f"{where}: give either 'c2w' or 'position' + 'look_at'", source)
-            try:
-                m = np.asarray(kf["c2w"], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise RealcamError(f"{where}: key 'c2w' must be a 4x4 list of numbers", source) from None
-            if m.shape == (3, 4):
-                m = np.vstack([m, [0, 0, 0, 1]])
-            if m.shape != (4, 4) or not np.all(np.isfinite(m)):
-                raise RealcamError(f"{where}: key 'c2w' must be a 4x4 (or 3x4) list of finite numbers",
-                                   source)
-            if not np.allclose(m[3], [0, 0, 0, 1], atol=1e-9):
-                raise RealcamError(f"{where}: key 'c2w': the last row must be 0 0 0 1", source)
-            problem = cam.rotation_problem(m[:3, :3])
-            if problem:
-                raise RealcamError(f"{where}: key 'c2w': {problem}", source)
-            m[:3, :3] = orthonormalize(m[:3, :3]) if not np.allclose(
-                m[:3, :3] @ m[:3, :3].T, np.eye(3), atol=1e-12) else m[:3, :3]
-        elif "position" in kf and "look_at" in kf:
-            p = _number_list(kf["position"], 3, f"{where}: key 'position'", source)
-            t = _number_list(kf["look_at"], 3, f"{where}: key 'look_at'", source)
-            u = _number_list(kf.get("up", [0, -1, 0]), 3, f"{where}: key 'up'", source)
-            m = look_at(p, t, u, f"{source}: {where}")
-        else:
-            raise RealcamError(f"{where}: needs key 'c2w' or keys 'position' and 'look_at'", source)
-        poses.append(m)
-        if "time" in kf:
-            t = kf["time"]
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-                raise RealcamError(f"{where}: key 'time' must be a number, got {t!r}", source)
-            times.append(float(t))
-        else:
-            times.append(None)
+    return {
+        "frames": frames,
+        "intrinsics": intr,
+        "fov": fov,
+        "spline": interp == "spline",
+        "easing": easing,
+        "loop": loop,
+    }
+
+
+def _parse_keyframe(kf, where: str, source: str) -> tuple[np.ndarray, float | None]:
+    """One keyframe: its c2w (given, or from position + look_at + up) and its time (or None)."""
+    if not isinstance(kf, dict):
+        raise RealcamError(f"{where}: must be an object", source)
+    extra = sorted(set(kf) - set(KEYFRAME_KEYS))
+    if extra:
+        raise RealcamError(f"{where}: unknown key {extra[0]!r}", source)
+    if "c2w" in kf:
+        if "position" in kf or "look_at" in kf:
+            raise RealcamError(f"{where}: give either 'c2w' or 'position' + 'look_at'", source)
+        m = _c2w_matrix(kf["c2w"], where, source)
+    elif "position" in kf and "look_at" in kf:
+        p = _number_list(kf["position"], 3, f"{where}: key 'position'", source)
+        t = _number_list(kf["look_at"], 3, f"{where}: key 'look_at'", source)
+        u = _number_list(kf.get("up", [0, -1, 0]), 3, f"{where}: key 'up'", source)
+        m = look_at(p, t, u, f"{source}: {where}")
+    else:
+        raise RealcamError(f"{where}: needs key 'c2w' or keys 'position' and 'look_at'", source)
+    if "time" not in kf:
+        return m, None
+    t = kf["time"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        raise RealcamError(f"{where}: key 'time' must be a number, got {t!r}", source)
+    return m, float(t)
+
+
+def _c2w_matrix(value, where: str, source: str) -> np.ndarray:
+    """A keyframe's ``c2w`` (4x4, or 3x4 without the last row) with a proper rotation; a rotation
+    off by rounding only is orthonormalised."""
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RealcamError(f"{where}: key 'c2w' must be a 4x4 list of numbers", source) from None
+    if m.shape == (3, 4):
+        m = np.vstack([m, [0, 0, 0, 1]])
+    if m.shape != (4, 4) or not np.all(np.isfinite(m)):
+        raise RealcamError(f"{where}: key 'c2w' must be a 4x4 (or 3x4) list of finite numbers", source)
+    if not np.allclose(m[3], [0, 0, 0, 1], atol=1e-9):
+        raise RealcamError(f"{where}: key 'c2w': the last row must be 0 0 0 1", source)
+    problem = cam.rotation_problem(m[:3, :3])
+    if problem:
+        raise RealcamError(f"{where}: key 'c2w': {problem}", source)
+    if not np.allclose(m[:3, :3] @ m[:3, :3].T, np.eye(3), atol=1e-12):
+        m[:3, :3] = orthonormalize(m[:3, :3])
+    return m
+
+
+def _keyframe_times(times: list[float | None], source: str) -> np.ndarray:
+    """The keyframe times: given on all (strictly increasing) or on none (evenly spaced in [0, 1])."""
     given = [t is not None for t in times]
     if any(given) and not all(given):
-        raise RealcamError(f"keyframe {given.index(False)}: key 'time' is missing (give it on all "
-                           "keyframes or on none)", source)
-    if all(given):
-        t_arr = np.asarray(times)
-        bad = np.nonzero(np.diff(t_arr) <= 0)[0]
-        if bad.size:
-            raise RealcamError(f"keyframe {bad[0] + 1}: key 'time' must increase "
-                               f"({t_arr[bad[0] + 1]} after {t_arr[bad[0]]})", source)
-    else:
-        t_arr = np.linspace(0.0, 1.0, len(poses)) if len(poses) > 1 else np.zeros(1)
-    return Trajectory(np.stack(poses), t_arr, intr, fov, frames, interp == "spline", easing, loop)
+        raise RealcamError(
+            f"keyframe {given.index(False)}: key 'time' is missing (give it on all keyframes or on none)", source
+        )
+    if not all(given):
+        return np.linspace(0.0, 1.0, len(times)) if len(times) > 1 else np.zeros(1)
+    t_arr = np.asarray(times)
+    bad = np.nonzero(np.diff(t_arr) <= 0)[0]
+    if bad.size:
+        raise RealcamError(
+            f"keyframe {bad[0] + 1}: key 'time' must increase ({t_arr[bad[0] + 1]} after {t_arr[bad[0]]})", source
+        )
+    return t_arr
 
 
 def trajectory_to_json(traj: Trajectory) -> dict:
-    doc = {"version": SCHEMA_VERSION, "convention": "opencv-c2w", "units": "metres",
-           "frames": int(traj.frames or len(traj)),
-           "interpolation": "spline" if traj.spline else "linear", "easing": traj.easing,
-           "loop": bool(traj.loop)}
+    doc = {
+        "version": SCHEMA_VERSION,
+        "convention": "opencv-c2w",
+        "units": "metres",
+        "frames": int(traj.frames or len(traj)),
+        "interpolation": "spline" if traj.spline else "linear",
+        "easing": traj.easing,
+        "loop": bool(traj.loop),
+    }
     if traj.intrinsics is not None:
         doc["intrinsics"] = [float(v) for v in traj.intrinsics]
     if traj.fov_deg is not None:
         doc["fov_deg"] = float(traj.fov_deg)
-    doc["keyframes"] = [{"time": float(t), "c2w": [[float(v) for v in row] for row in m]}
-                        for t, m in zip(traj.times, traj.c2w)]
+    doc["keyframes"] = [
+        {"time": float(t), "c2w": [[float(v) for v in row] for row in m]} for t, m in zip(traj.times, traj.c2w)
+    ]
     return doc
 
 
@@ -439,8 +524,14 @@ def trajectory_from_re10k(cams: cam.CameraFile) -> Trajectory:
     return Trajectory(rel, times, cams.intrinsics[0].copy(), None, len(cams))
 
 
-def to_re10k(traj: Trajectory, width: int, height: int, k: np.ndarray | None = None,
-             fps: float = 8.0, url: str = "realcam-preview") -> cam.CameraFile:
+def to_re10k(
+    traj: Trajectory,
+    width: int,
+    height: int,
+    k: np.ndarray | None = None,
+    fps: float = 8.0,
+    url: str = "realcam-preview",
+) -> cam.CameraFile:
     """RealEstate10K cameras of a dense trajectory (intrinsics normalised at ``width x height``)."""
     if k is None:
         k = traj.pixel_intrinsics(width, height)
@@ -465,10 +556,16 @@ def load_trajectory(path: str | Path) -> Trajectory:
     return trajectory_from_re10k(cam.read_re10k(path))
 
 
-def resolve_trajectory(path: str | Path | Trajectory | None = None, preset: str | None = None,
-                       magnitude: Sequence[float] | float | None = None, frames: int | None = None,
-                       centre_depth: float = 2.0, spline: bool | None = None,
-                       easing: str | None = None, loop: bool | None = None) -> Trajectory:
+def resolve_trajectory(
+    path: str | Path | Trajectory | None = None,
+    preset: str | None = None,
+    magnitude: Sequence[float] | float | None = None,
+    frames: int | None = None,
+    centre_depth: float = 2.0,
+    spline: bool | None = None,
+    easing: str | None = None,
+    loop: bool | None = None,
+) -> Trajectory:
     """The dense trajectory from a file (or one already loaded) or a preset (options override what
     the file says).
 
@@ -478,8 +575,9 @@ def resolve_trajectory(path: str | Path | Trajectory | None = None, preset: str 
     if (path is None) == (preset is None):
         raise RealcamError("give a trajectory file or a preset (not both)", "trajectory")
     if preset is not None:
-        return preset_trajectory(preset, magnitude, frames or DEFAULT_FRAMES, centre_depth,
-                                 easing or "linear", bool(loop))
+        return preset_trajectory(
+            preset, magnitude, frames or DEFAULT_FRAMES, centre_depth, easing or "linear", bool(loop)
+        )
     traj = dataclasses.replace(path) if isinstance(path, Trajectory) else load_trajectory(path)
     if spline is not None:
         traj.spline = spline
@@ -499,7 +597,5 @@ def dense_trajectory(traj: Trajectory, frames: int | None = None) -> Trajectory:
     """
     n = check_frames(frames or traj.frames or DEFAULT_FRAMES, "frames")
     if n == len(traj) and traj.easing == "linear" and not traj.loop:
-        return Trajectory(traj.c2w, np.linspace(0, 1, n) if n > 1 else np.zeros(1),
-                          traj.intrinsics, traj.fov_deg, n)
+        return Trajectory(traj.c2w, np.linspace(0, 1, n) if n > 1 else np.zeros(1), traj.intrinsics, traj.fov_deg, n)
     return densify(traj, n)
-

@@ -97,8 +97,15 @@ def write_gif(path: str | Path, frames: np.ndarray, fps: float = 8, max_side: in
         images = [im.resize(size, Image.LANCZOS) for im in images]
     path = Path(path)
     with atomic_path(path) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=round(1000 / fps), loop=0, optimize=True)
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=round(1000 / fps),
+            loop=0,
+            optimize=True,
+        )
     return path
 
 

@@ -23,8 +23,8 @@ from ..core import checks
 from ..core import trajectory as tr
 from ..core.artifacts import atomic_write_text, write_arrays
 from ..core.errors import RealcamError
-from ..core.render import PointRenderer
 from ..core.image import fit_intrinsics
+from ..core.render import PointRenderer
 from ..preview import load_scene, render_preview
 from ..settings import EditSettings
 
@@ -55,8 +55,9 @@ class EditorSession:
     of the keyframes holds one lock.
     """
 
-    def __init__(self, image: str | Path, trajectory: str | Path | None = None,
-                 settings: EditSettings | None = None, **overrides):
+    def __init__(
+        self, image: str | Path, trajectory: str | Path | None = None, settings: EditSettings | None = None, **overrides
+    ):
         """``overrides``: :class:`~stages.settings.EditSettings` fields (``depth_file``, ``size``,
         ``preset``, ...). Every option is checked before the scene is built (the heavy part)."""
         s = self.settings = replace(settings or EditSettings(), **overrides).check()
@@ -71,11 +72,19 @@ class EditorSession:
         if loaded is None:
             tr.preset_magnitudes(preset, magnitude)
         elif frames is None and (loaded.frames or 0) > tr.MAX_FRAMES:  # a long RealEstate10K file
-            raise RealcamError(f"holds {loaded.frames} frames, more than the {tr.MAX_FRAMES} a preview "
-                               "renders; give --frames", trajectory)
+            raise RealcamError(
+                f"holds {loaded.frames} frames, more than the {tr.MAX_FRAMES} a preview renders; give --frames",
+                trajectory,
+            )
         self.image, k_image, self.scene, _ = load_scene(
-            image, loaded, s.depth_file, s.model, s.device, s.fov,
-            size=lambda w, h: size if size is not None else default_size(w, h))
+            image,
+            loaded,
+            s.depth_file,
+            s.model,
+            s.device,
+            s.fov,
+            size=lambda w, h: size if size is not None else default_size(w, h),
+        )
         h, w = self.image.shape[:2]
         # The intrinsics travel normalised (as in the JSON), and K is always derived from them
         # the way `preview` derives it (Trajectory.pixel_intrinsics), so both use the very same K.
@@ -103,9 +112,16 @@ class EditorSession:
     def keyframes(self) -> tr.Trajectory:
         """The keyframes with the path settings and the image intrinsics (what gets exported)."""
         with self._lock:
-            return tr.Trajectory(np.stack(self.c2w), np.asarray(self.times, dtype=np.float64),
-                                 self.intrinsics.copy(), None, self.frames, self.spline, self.easing,
-                                 self.loop)
+            return tr.Trajectory(
+                np.stack(self.c2w),
+                np.asarray(self.times, dtype=np.float64),
+                self.intrinsics.copy(),
+                None,
+                self.frames,
+                self.spline,
+                self.easing,
+                self.loop,
+            )
 
     def dense(self) -> tr.Trajectory:
         """The dense trajectory the preview renders (and `realcam preview` renders from the export)."""
@@ -116,8 +132,9 @@ class EditorSession:
         t0 = time.perf_counter()
         dense = dense if dense is not None else self.dense()
         c2w = dense.c2w if frames is None else dense.c2w[list(frames)]
-        rgb, *_ = render_preview(self.scene, self.k, c2w, self.size, self.kernel, self.latent_stride,
-                                 renderer=self.renderer)
+        rgb, *_ = render_preview(
+            self.scene, self.k, c2w, self.size, self.kernel, self.latent_stride, renderer=self.renderer
+        )
         return Refresh(rgb, c2w, time.perf_counter() - t0)
 
     # ------------------------------------------------------------------------------------------
@@ -165,8 +182,7 @@ class EditorSession:
             after = len(self.c2w) - 1 if after is None else self._check_index(after)
             if after + 1 < len(self.c2w):
                 t = 0.5 * (self.times[after] + self.times[after + 1])
-                m = tr.interpolate_poses(np.stack(self.c2w), np.asarray(self.times), np.array([t]),
-                                         self.spline)[0]
+                m = tr.interpolate_poses(np.stack(self.c2w), np.asarray(self.times), np.array([t]), self.spline)[0]
             else:
                 prev = self.c2w[after - 1] if after > 0 else np.eye(4)
                 step = self.times[after] - self.times[after - 1] if after > 0 else 1.0
@@ -190,8 +206,14 @@ class EditorSession:
             del self.times[i]
             self._changed()
 
-    def set_path(self, *, frames: int | None = None, spline: bool | None = None,
-                 easing: str | None = None, loop: bool | None = None) -> None:
+    def set_path(
+        self,
+        *,
+        frames: int | None = None,
+        spline: bool | None = None,
+        easing: str | None = None,
+        loop: bool | None = None,
+    ) -> None:
         with self._lock:
             if frames is not None:
                 self.frames = tr.check_frames(frames, "edit")
@@ -233,8 +255,9 @@ class EditorSession:
         atomic_write_text(sh, "#!/bin/sh\n" + self.generate_command(path) + "\n")
         written["command"] = sh
         frames = self.render(dense=dense).frames
-        written["preview"] = write_arrays(path.with_name(f"{path.stem}_preview.npz"), frames=frames,
-                                          c2w=dense.c2w, K=self.k)
+        written["preview"] = write_arrays(
+            path.with_name(f"{path.stem}_preview.npz"), frames=frames, c2w=dense.c2w, K=self.k
+        )
         return written
 
     def generate_command(self, trajectory: str | Path, out: str | Path | None = None) -> str:

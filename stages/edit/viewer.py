@@ -55,8 +55,7 @@ def free_port(host: str, port: int) -> int:
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as err:
-        raise RealcamError(f"cannot serve on {host!r} ({getattr(err, 'strerror', None) or err})",
-                           "--host") from None
+        raise RealcamError(f"cannot serve on {host!r} ({getattr(err, 'strerror', None) or err})", "--host") from None
     last = min(65535, port + PORT_TRIES - 1) if port else 0
     for candidate in range(port, last + 1):
         try:
@@ -107,8 +106,14 @@ def pose_of(wxyz, position) -> np.ndarray:
 class EditorViewer:
     """Serve ``session`` on ``host:port`` (localhost by default); ``export`` is the default file."""
 
-    def __init__(self, session: EditorSession, host: str = "127.0.0.1", port: int = 8080,
-                 export: str | Path = "trajectory.json", fps: float = 8.0):
+    def __init__(
+        self,
+        session: EditorSession,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        export: str | Path = "trajectory.json",
+        fps: float = 8.0,
+    ):
         import viser
 
         self.session = session
@@ -126,8 +131,10 @@ class EditorViewer:
         self._build_scene()
         self._build_panel(Path(export))
         self._draw_keyframes()
-        self._threads = [threading.Thread(target=self._refresh_loop, daemon=True, name="refresh"),
-                         threading.Thread(target=self._play_loop, daemon=True, name="play")]
+        self._threads = [
+            threading.Thread(target=self._refresh_loop, daemon=True, name="refresh"),
+            threading.Thread(target=self._play_loop, daemon=True, name="play"),
+        ]
         for t in self._threads:
             t.start()
         self.request_refresh()
@@ -159,13 +166,21 @@ class EditorViewer:
             keep = np.random.default_rng(0).choice(len(pts), MAX_VIEW_POINTS, replace=False)
             pts, cols = pts[np.sort(keep)], cols[np.sort(keep)]
         spacing = d / max(s.k_image[0, 0], 1.0)  # a pixel's footprint at the scene centre
-        self.cloud = scene.add_point_cloud("/scene", pts, cols, point_size=2.0 * spacing,
-                                           point_shading="flat", precision="float32")
+        self.cloud = scene.add_point_cloud(
+            "/scene", pts, cols, point_size=2.0 * spacing, point_shading="flat", precision="float32"
+        )
         fov, aspect = self._frustum_geometry()
         thumb = s.image[:: max(1, s.image.shape[0] // 96), :: max(1, s.image.shape[0] // 96)]
-        scene.add_camera_frustum("/reference", fov=fov, aspect=aspect, scale=0.1 * d,
-                                 thickness=2.0, thickness_units="screen", color=REFERENCE_COLOR,
-                                 image=np.ascontiguousarray(thumb))
+        scene.add_camera_frustum(
+            "/reference",
+            fov=fov,
+            aspect=aspect,
+            scale=0.1 * d,
+            thickness=2.0,
+            thickness_units="screen",
+            color=REFERENCE_COLOR,
+            image=np.ascontiguousarray(thumb),
+        )
         self._place_view()
         self.frustum_nodes: list = []
         self.gizmo = None
@@ -192,15 +207,23 @@ class EditorViewer:
             fov, aspect = self._frustum_geometry()
             for i, c2w in enumerate(keys.c2w):
                 node = scene.add_camera_frustum(
-                    f"/keyframes/{i}", fov=fov, aspect=aspect, scale=0.06 * self.unit,
-                    thickness=2.0, thickness_units="screen", wxyz=wxyz_of(c2w), position=c2w[:3, 3],
-                    color=SELECTED_COLOR if i == selected else KEYFRAME_COLOR)
+                    f"/keyframes/{i}",
+                    fov=fov,
+                    aspect=aspect,
+                    scale=0.06 * self.unit,
+                    thickness=2.0,
+                    thickness_units="screen",
+                    wxyz=wxyz_of(c2w),
+                    position=c2w[:3, 3],
+                    color=SELECTED_COLOR if i == selected else KEYFRAME_COLOR,
+                )
                 node.on_click(lambda event, i=i: self._select(i))
                 scene.add_label(f"/keyframes/{i}/label", f"{i + 1}")
                 self.frustum_nodes.append(node)
             if self.gizmo is None:
                 self.gizmo = scene.add_transform_controls(
-                    "/gizmo", scale=0.15 * self.unit, disable_sliders=True, depth_test=False)
+                    "/gizmo", scale=0.15 * self.unit, disable_sliders=True, depth_test=False
+                )
                 self.gizmo.on_update(self._on_drag)
             options = tuple(f"{i + 1}" for i in range(len(keys)))
             self.gui_key.options = options
@@ -222,7 +245,8 @@ class EditorViewer:
             if len(pos) > 1:
                 segments = np.stack([pos[:-1], pos[1:]], axis=1).astype(np.float32)
                 self.path_node = self.server.scene.add_line_segments(
-                    "/path", segments, PATH_COLOR, thickness=3.0, thickness_units="screen")
+                    "/path", segments, PATH_COLOR, thickness=3.0, thickness_units="screen"
+                )
             elif self.path_node is not None:
                 self.path_node.remove()
                 self.path_node = None
@@ -248,8 +272,10 @@ class EditorViewer:
         gui = self.server.gui
         s = self.session
         gui.configure_theme(control_width="large")
-        gui.add_markdown("**realcam edit** — drag the keyframe gizmos, or type below. "
-                         "Poses are metres and degrees in the reference camera's frame.")
+        gui.add_markdown(
+            "**realcam edit** — drag the keyframe gizmos, or type below. "
+            "Poses are metres and degrees in the reference camera's frame."
+        )
         with gui.add_folder("Keyframe"):
             self.gui_key = gui.add_dropdown("Keyframe", ("1",), initial_value="1")
             self.gui_position = gui.add_vector3("Position (m)", (0.0, 0.0, 0.0), step=0.01)
@@ -259,8 +285,9 @@ class EditorViewer:
             self.gui_delete = gui.add_button("Delete keyframe")
         with gui.add_folder("Path"):
             self.gui_frames = gui.add_number("Frames", s.frames, min=1, max=256, step=1)
-            self.gui_interp = gui.add_dropdown("Interpolation", ("linear", "spline"),
-                                               initial_value="spline" if s.spline else "linear")
+            self.gui_interp = gui.add_dropdown(
+                "Interpolation", ("linear", "spline"), initial_value="spline" if s.spline else "linear"
+            )
             self.gui_easing = gui.add_dropdown("Easing", tr.EASINGS, initial_value=s.easing)
             self.gui_loop = gui.add_checkbox("Loop", s.loop)
         with gui.add_folder("Preset", expand_by_default=False):
@@ -269,8 +296,9 @@ class EditorViewer:
             self.gui_apply = gui.add_button("Start from preset")
         with gui.add_folder("Preview"):
             w, h = s.size
-            self.gui_image = gui.add_image(np.zeros((h, w, 3), np.uint8), label="preview",
-                                           format="jpeg", jpeg_quality=85)
+            self.gui_image = gui.add_image(
+                np.zeros((h, w, 3), np.uint8), label="preview", format="jpeg", jpeg_quality=85
+            )
             self.gui_frame = gui.add_slider("Frame", 0, max(1, s.frames - 1), 1, 0)
             self.gui_play = gui.add_checkbox("Play", True)
             self.gui_show_scene = gui.add_checkbox("Show scene", True)
@@ -363,9 +391,14 @@ class EditorViewer:
     def _on_path(self, event) -> None:
         if event.client is None:
             return
-        if self._guarded(lambda: self.session.set_path(
-                frames=int(self.gui_frames.value), spline=self.gui_interp.value == "spline",
-                easing=self.gui_easing.value, loop=bool(self.gui_loop.value))):
+        if self._guarded(
+            lambda: self.session.set_path(
+                frames=int(self.gui_frames.value),
+                spline=self.gui_interp.value == "spline",
+                easing=self.gui_easing.value,
+                loop=bool(self.gui_loop.value),
+            )
+        ):
             self.gui_frame.max = max(1, self.session.frames - 1)
             self._draw_path()
             self.request_refresh()
@@ -377,8 +410,9 @@ class EditorViewer:
             try:
                 magnitude = [float(v) for v in text.split(",")] if text else None
             except ValueError:
-                raise RealcamError(f"magnitude must be numbers separated by commas, got {text!r}",
-                                   "Magnitude") from None
+                raise RealcamError(
+                    f"magnitude must be numbers separated by commas, got {text!r}", "Magnitude"
+                ) from None
             self.session.apply_preset(self.gui_preset.value, magnitude)
 
         if self._guarded(apply):
@@ -430,8 +464,7 @@ class EditorViewer:
                     return time.perf_counter() - t0
             seconds = time.perf_counter() - t0
             self.last_refresh_ms = 1000 * seconds
-            self.gui_status.content = (f"{n} frames of {s.size[0]}x{s.size[1]} rendered in "
-                                       f"{self.last_refresh_ms:.0f} ms")
+            self.gui_status.content = f"{n} frames of {s.size[0]}x{s.size[1]} rendered in {self.last_refresh_ms:.0f} ms"
         with self._rendered:
             self._rendered_revision = revision
             self._rendered.notify_all()
@@ -440,8 +473,7 @@ class EditorViewer:
     def wait_until_current(self, timeout: float = 30.0) -> bool:
         """Block until the preview shows the session's current state (True) or ``timeout``."""
         with self._rendered:
-            return self._rendered.wait_for(
-                lambda: self._rendered_revision == self.session.revision, timeout)
+            return self._rendered.wait_for(lambda: self._rendered_revision == self.session.revision, timeout)
 
     def _refresh_loop(self) -> None:
         while not self._stop.is_set():

@@ -5,6 +5,21 @@ from .metrics import METRIC_COLUMNS, ate_aligned, camera_metrics, cammc, rot_err
 from .run import PER_TRIAL, PER_VIDEO, SUMMARY, evaluate, evaluate_video, find_samples, summarize
 from .sfm import SfmTrial, estimate_poses
 
-__all__ = ["METRIC_COLUMNS", "PER_TRIAL", "PER_VIDEO", "SUMMARY", "SfmTrial", "ate_aligned",
-           "camera_metrics", "cammc", "estimate_poses", "evaluate", "evaluate_video", "find_samples",
-           "rot_err", "summarize", "trans_err", "umeyama"]
+__all__ = [
+    "METRIC_COLUMNS",
+    "PER_TRIAL",
+    "PER_VIDEO",
+    "SUMMARY",
+    "SfmTrial",
+    "ate_aligned",
+    "camera_metrics",
+    "cammc",
+    "estimate_poses",
+    "evaluate",
+    "evaluate_video",
+    "find_samples",
+    "rot_err",
+    "summarize",
+    "trans_err",
+    "umeyama",
+]

@@ -62,8 +62,16 @@ def _same_pad(x: torch.Tensor, kernel: list[int], stride: list[int]) -> torch.Te
 
 
 class Unit3D(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel=(1, 1, 1), stride=(1, 1, 1), relu: bool = True,
-                 batch_norm: bool = True, bias: bool = False):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel=(1, 1, 1),
+        stride=(1, 1, 1),
+        relu: bool = True,
+        batch_norm: bool = True,
+        bias: bool = False,
+    ):
         super().__init__()
         self.kernel = list(kernel)
         self.stride = list(stride)
@@ -154,8 +162,9 @@ class InceptionI3d(nn.Module):
         x = self.Mixed_5c(x)
         return x
 
-    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
-                return_features: bool = True) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = True
+    ) -> torch.Tensor:
         """``x`` (B, 3, T, H, W). ``rescale``: input is 0..255, mapped to [-1, 1]; ``resize``: every
         frame bilinearly resized to 224x224; ``return_features``: logits, else softmax."""
         if rescale:
@@ -217,7 +226,7 @@ def preprocess_videogpt(video: np.ndarray, resolution: int = RESOLUTION) -> torc
     size = (resolution, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), resolution)
     x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
     top, left = (x.shape[2] - resolution) // 2, (x.shape[3] - resolution) // 2
-    x = x[:, :, top:top + resolution, left:left + resolution]
+    x = x[:, :, top : top + resolution, left : left + resolution]
     return ((x - 0.5) * 2.0).permute(1, 0, 2, 3).contiguous()
 
 
@@ -227,8 +236,13 @@ def preprocess_stylegan(video: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def i3d_features(model: nn.Module, videos: Sequence[np.ndarray], variant: str = "videogpt",
-                 batch_size: int = 8, resolution: int = RESOLUTION) -> np.ndarray:
+def i3d_features(
+    model: nn.Module,
+    videos: Sequence[np.ndarray],
+    variant: str = "videogpt",
+    batch_size: int = 8,
+    resolution: int = RESOLUTION,
+) -> np.ndarray:
     """400-d features ``(N, 400)`` float64 of uint8 videos ``(T, H, W, 3)`` (equal shapes per batch).
 
     ``resolution`` is the VideoGPT crop size (224 for real FVD; smaller only for tests).
@@ -237,7 +251,7 @@ def i3d_features(model: nn.Module, videos: Sequence[np.ndarray], variant: str = 
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     feats = []
     for i in range(0, len(videos), batch_size):
-        chunk = videos[i:i + batch_size]
+        chunk = videos[i : i + batch_size]
         if variant == "videogpt":
             x = torch.stack([preprocess_videogpt(v, resolution) for v in chunk])
             y = model(x, rescale=False, resize=False, return_features=True)
@@ -279,22 +293,32 @@ def frechet_distance(feats1: np.ndarray, feats2: np.ndarray) -> float:
     return frechet_distance_stats(*feature_stats(feats1), *feature_stats(feats2))
 
 
-def fvd(model: nn.Module, generated: Sequence[np.ndarray], reference: Sequence[np.ndarray],
-        variant: str = "videogpt", batch_size: int = 8) -> float:
-    return frechet_distance(i3d_features(model, generated, variant, batch_size),
-                            i3d_features(model, reference, variant, batch_size))
+def fvd(
+    model: nn.Module,
+    generated: Sequence[np.ndarray],
+    reference: Sequence[np.ndarray],
+    variant: str = "videogpt",
+    batch_size: int = 8,
+) -> float:
+    return frechet_distance(
+        i3d_features(model, generated, variant, batch_size), i3d_features(model, reference, variant, batch_size)
+    )
 
 
-def fvd_for_samples(pairs: Sequence[tuple[Path, Path | None]], i3d: str | Path | None,
-                    frames: int = 16, fid: str | Path | None = None) -> dict[str, float]:
+def fvd_for_samples(
+    pairs: Sequence[tuple[Path, Path | None]], i3d: str | Path | None, frames: int = 16, fid: str | Path | None = None
+) -> dict[str, float]:
     """Both FVD variants (with ``i3d``) and the per-frame FID (with ``fid``) between generated
     videos and their ground-truth videos (first ``frames`` frames)."""
     from stages.core.video import read_video
 
     missing = [str(g) for g, r in pairs if r is None]
     if missing:
-        raise RealcamError(f"FVD/FID need a ground-truth video for every sample; none for {missing[0]}"
-                           f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}", "--gt-videos")
+        raise RealcamError(
+            f"FVD/FID need a ground-truth video for every sample; none for {missing[0]}"
+            f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}",
+            "--gt-videos",
+        )
     if len(pairs) < 2 and i3d is not None:
         raise RealcamError("FVD needs at least 2 videos", "--fvd")
 
@@ -346,13 +370,15 @@ def load_feature_net(path: str | Path) -> nn.Module:
             warnings.simplefilter("ignore", DeprecationWarning)
             return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as err:
-        raise RealcamError("FID network must be a TorchScript file (e.g. inception-2015-12-05.pt) "
-                           f"({err.__class__.__name__})", path) from None
+        raise RealcamError(
+            f"FID network must be a TorchScript file (e.g. inception-2015-12-05.pt) ({err.__class__.__name__})", path
+        ) from None
 
 
 @torch.no_grad()
-def fid_per_frame(net: nn.Module, generated: Sequence[np.ndarray], reference: Sequence[np.ndarray],
-                  batch_size: int = 32) -> float:
+def fid_per_frame(
+    net: nn.Module, generated: Sequence[np.ndarray], reference: Sequence[np.ndarray], batch_size: int = 32
+) -> float:
     """FID over all frames of the generated videos against all frames of the reference videos,
     through ``torchmetrics.image.fid.FrechetInceptionDistance`` (its statistics are float64; the
     wrapped features are float64, so the result is too)."""
@@ -361,7 +387,7 @@ def fid_per_frame(net: nn.Module, generated: Sequence[np.ndarray], reference: Se
     def batches(videos):
         frames = np.concatenate([np.asarray(v) for v in videos])
         for i in range(0, len(frames), batch_size):
-            yield torch.from_numpy(np.ascontiguousarray(frames[i:i + batch_size])).permute(0, 3, 1, 2).contiguous()
+            yield torch.from_numpy(np.ascontiguousarray(frames[i : i + batch_size])).permute(0, 3, 1, 2).contiguous()
 
     probe = next(batches(reference))[:1]
     metric = FrechetInceptionDistance(feature=FrameFeatures(net, probe), normalize=False)

@@ -86,7 +86,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> tuple[
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         sign[2, 2] = -1.0
     r = u @ sign @ vt
-    var_s = (xs ** 2).sum() / len(src)
+    var_s = (xs**2).sum() / len(src)
     s = float(np.trace(np.diag(d) @ sign) / var_s) if with_scale and var_s > MIN_SCALE else 1.0
     t = mu_d - s * r @ mu_s
     return s, r, t
@@ -94,7 +94,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> tuple[
 
 def _align_rotation(xs: np.ndarray, xd: np.ndarray, r_est: np.ndarray, r_gt: np.ndarray) -> np.ndarray:
     """Rotation maximising position agreement (normalised) plus orientation agreement."""
-    norm = np.sqrt((xs ** 2).sum(1).mean() * (xd ** 2).sum(1).mean())
+    norm = np.sqrt((xs**2).sum(1).mean() * (xd**2).sum(1).mean())
     h = xd.T @ xs / len(xs) / max(norm, MIN_SCALE) + (r_gt @ np.swapaxes(r_est, -1, -2)).mean(0)
     u, _, vt = np.linalg.svd(h)
     sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
@@ -115,7 +115,7 @@ def ate_aligned(c2w_est: np.ndarray, c2w_gt: np.ndarray, orientations: bool = Tr
         mu_s, mu_d = p_est.mean(0), p_gt.mean(0)
         xs, xd = p_est - mu_s, p_gt - mu_d
         r = _align_rotation(xs, xd, c2w_est[:, :3, :3], c2w_gt[:, :3, :3])
-        var_s = (xs ** 2).sum()
+        var_s = (xs**2).sum()
         s = float(((xs @ r.T) * xd).sum() / var_s) if var_s > MIN_SCALE else 1.0
         t = mu_d - s * r @ mu_s
     else:
@@ -132,9 +132,11 @@ def camera_metrics(c2w_est: np.ndarray, c2w_gt: np.ndarray, metric_factor: float
     ``c2w_est`` and ``c2w_gt`` are relative to frame 0; ``metric_factor`` puts the estimate in the
     ground truth's metric scale (``T~ * factor``); without one the metric variants are NaN.
     """
-    out = {"rot_err": rot_err(c2w_est, c2w_gt),
-           "trans_err_rel": trans_err(c2w_est, c2w_gt, "relative"),
-           "cammc_rel": cammc(c2w_est, c2w_gt, "relative")}
+    out = {
+        "rot_err": rot_err(c2w_est, c2w_gt),
+        "trans_err_rel": trans_err(c2w_est, c2w_gt, "relative"),
+        "cammc_rel": cammc(c2w_est, c2w_gt, "relative"),
+    }
     if metric_factor is not None and np.isfinite(metric_factor) and metric_factor > 0:
         est = np.array(c2w_est, np.float64)
         est[:, :3, 3] *= metric_factor
@@ -147,5 +149,12 @@ def camera_metrics(c2w_est: np.ndarray, c2w_gt: np.ndarray, metric_factor: float
     return out
 
 
-METRIC_COLUMNS = ["rot_err", "trans_err_rel", "cammc_rel", "trans_err_metric", "cammc_metric",
-                  "ate_trans", "ate_rot_deg"]
+METRIC_COLUMNS = [
+    "rot_err",
+    "trans_err_rel",
+    "cammc_rel",
+    "trans_err_metric",
+    "cammc_metric",
+    "ate_trans",
+    "ate_rot_deg",
+]

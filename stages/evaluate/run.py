@@ -4,8 +4,8 @@ optional FVD, optional trajectory plots (docs/method.md#camera-metrics).
 Inputs: SAMPLES, a folder of videos (``<name>.mp4`` or ``<name>/`` frame folders; with
 ``estimated=True`` ``<name>.txt`` trajectories, the videos beside them for FVD) or a table (Parquet
 or CSV) with columns ``video`` and optionally ``trajectory``, ``gt_video``, ``metric_factor`` and
-``generated_video`` (with ``estimated``, the video whose trajectory ``video`` holds, for FVD); REFERENCE, a folder of ground-truth
-RealEstate10K files ``<name>.txt`` (which also give the intrinsics).
+``generated_video`` (with ``estimated``, the video whose trajectory ``video`` holds, for FVD);
+REFERENCE, a folder of ground-truth RealEstate10K files ``<name>.txt`` (which also give the intrinsics).
 Outputs in OUT: ``per_trial.parquet``, ``per_video.parquet``, ``summary.parquet``, ``plots/``.
 """
 
@@ -25,7 +25,6 @@ from stages.core import checks
 from stages.core.artifacts import FAILED, OK, merge_rows, read_arrays, read_table, write_table
 from stages.core.errors import RealcamError
 from stages.core.video import VIDEO_SUFFIXES, list_images, read_video
-
 from stages.settings import EvaluateSettings
 
 from .metrics import METRIC_COLUMNS, camera_metrics
@@ -67,8 +66,13 @@ def _is_sample(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
 
 
-def find_samples(samples: str | Path, reference: str | Path, estimated: bool = False,
-                 gt_videos: str | Path | None = None, exclude: str | Path | None = None) -> list[Sample]:
+def find_samples(
+    samples: str | Path,
+    reference: str | Path,
+    estimated: bool = False,
+    gt_videos: str | Path | None = None,
+    exclude: str | Path | None = None,
+) -> list[Sample]:
     """The samples to score, with their ground truth; input problems are ``RealcamError``.
 
     ``exclude``: a folder inside SAMPLES that is not a sample (the output folder)."""
@@ -77,71 +81,14 @@ def find_samples(samples: str | Path, reference: str | Path, estimated: bool = F
     gt_dir = Path(gt_videos) if gt_videos else None
     if gt_dir is not None:
         checks.input_dir(gt_dir, "folder of ground-truth videos (--gt-videos)")
-    skip = Path(exclude).resolve() if exclude is not None else None
 
     def gt_video_of(name: str) -> Path | None:
-        if gt_dir is None:
-            return None
-        for cand in [gt_dir / name, *(gt_dir / f"{name}{s}" for s in sorted(VIDEO_SUFFIXES))]:
-            if cand.exists():
-                return cand
-        return None
+        return _first_video(gt_dir, name) if gt_dir is not None else None
 
     if samples.is_file() and samples.suffix.lower() in TABLE_SUFFIXES:
-        if samples.suffix.lower() == ".csv":
-            try:
-                df = pd.read_csv(samples)
-            except Exception as err:
-                raise RealcamError(f"not a readable CSV table ({err.__class__.__name__})", samples) from None
-        else:
-            df = read_table(samples)
-        if "video" not in df.columns:
-            raise RealcamError("sample table lacks column 'video'", samples)
-        base = samples.parent
-        out = []
-        for row_no, row in enumerate(df.to_dict("records"), start=2):
-            video = Path(str(row["video"]))
-            video = video if video.is_absolute() else base / video
-            name = video.stem if video.suffix else video.name
-            traj = row.get("trajectory")
-            traj = (Path(str(traj)) if Path(str(traj)).is_absolute() else base / str(traj)) \
-                if isinstance(traj, str) and traj else reference / f"{name}.txt"
-            gtv = row.get("gt_video")
-            gtv = (Path(str(gtv)) if Path(str(gtv)).is_absolute() else base / str(gtv)) \
-                if isinstance(gtv, str) and gtv else gt_video_of(name)
-            factor = row.get("metric_factor")
-            if factor is not None and not (isinstance(factor, float) and np.isnan(factor)):
-                try:
-                    factor = float(factor)
-                except (TypeError, ValueError):
-                    raise RealcamError(f"metric_factor {factor!r} is not a number", samples, row_no) from None
-                if not (np.isfinite(factor) and factor > 0):
-                    raise RealcamError(f"metric_factor must be positive, got {factor}", samples, row_no)
-            else:
-                factor = None
-            gen = row.get("generated_video")
-            gen = (Path(str(gen)) if Path(str(gen)).is_absolute() else base / str(gen)) \
-                if isinstance(gen, str) and gen else None
-            out.append(Sample(name, video, traj, gtv, factor, gen))
+        out = _samples_from_table(samples, reference, gt_video_of)
     elif samples.is_dir():
-        out = []
-        for p in sorted(samples.iterdir()):
-            if p.name.startswith(".") or (skip is not None and p.resolve() == skip):
-                continue
-            if estimated:
-                if p.suffix.lower() != ".txt":
-                    continue
-            elif not _is_sample(p):
-                continue
-            name = p.stem if p.is_file() else p.name
-            gen = None
-            if estimated:  # the generated video may sit beside its trajectory (for FVD)
-                gen = next((c for c in [samples / name, *(samples / f"{name}{s}" for s in sorted(VIDEO_SUFFIXES))]
-                            if c.exists() and _is_video(c)), None)
-            out.append(Sample(name, p, reference / f"{name}.txt", gt_video_of(name), None, gen))
-        if not out:
-            what = "<name>.txt trajectories" if estimated else "videos (<name>.mp4 or <name>/ frame folders)"
-            raise RealcamError(f"folder holds no {what}", samples)
+        out = _samples_from_folder(samples, reference, estimated, gt_video_of, exclude)
     else:
         raise RealcamError("samples must be a folder or a .parquet/.csv table", samples)
     names = [s.name for s in out]
@@ -151,11 +98,81 @@ def find_samples(samples: str | Path, reference: str | Path, estimated: bool = F
     return out
 
 
+def _first_video(folder: Path, name: str, readable: bool = False) -> Path | None:
+    """``folder/name`` (frames) or ``folder/name.<video suffix>``, the first that exists."""
+    for cand in [folder / name, *(folder / f"{name}{s}" for s in sorted(VIDEO_SUFFIXES))]:
+        if cand.exists() and (not readable or _is_video(cand)):
+            return cand
+    return None
+
+
+def _samples_from_table(table: Path, reference: Path, gt_video_of) -> list[Sample]:
+    """Rows of a sample table (Parquet or CSV): ``video`` and optional ``trajectory``,
+    ``gt_video``, ``metric_factor``, ``generated_video``; relative paths from the table's folder."""
+    if table.suffix.lower() == ".csv":
+        try:
+            df = pd.read_csv(table)
+        except Exception as err:
+            raise RealcamError(f"not a readable CSV table ({err.__class__.__name__})", table) from None
+    else:
+        df = read_table(table)
+    if "video" not in df.columns:
+        raise RealcamError("sample table lacks column 'video'", table)
+    base = table.parent
+
+    def path_of(value) -> Path | None:
+        if not (isinstance(value, str) and value):
+            return None
+        return Path(value) if Path(value).is_absolute() else base / value
+
+    out = []
+    for row_no, row in enumerate(df.to_dict("records"), start=2):
+        video = path_of(str(row["video"])) or base
+        name = video.stem if video.suffix else video.name
+        traj = path_of(row.get("trajectory")) or reference / f"{name}.txt"
+        gtv = path_of(row.get("gt_video")) or gt_video_of(name)
+        factor = row.get("metric_factor")
+        if factor is not None and not (isinstance(factor, float) and np.isnan(factor)):
+            try:
+                factor = float(factor)
+            except (TypeError, ValueError):
+                raise RealcamError(f"metric_factor {factor!r} is not a number", table, row_no) from None
+            if not (np.isfinite(factor) and factor > 0):
+                raise RealcamError(f"metric_factor must be positive, got {factor}", table, row_no)
+        else:
+            factor = None
+        out.append(Sample(name, video, traj, gtv, factor, path_of(row.get("generated_video"))))
+    return out
+
+
+def _samples_from_folder(folder: Path, reference: Path, estimated: bool, gt_video_of, exclude) -> list[Sample]:
+    """Videos (or, ``estimated``, ``<name>.txt`` trajectories) of a folder, ``exclude`` left out."""
+    skip = Path(exclude).resolve() if exclude is not None else None
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or (skip is not None and p.resolve() == skip):
+            continue
+        if estimated:
+            if p.suffix.lower() != ".txt":
+                continue
+        elif not _is_sample(p):
+            continue
+        name = p.stem if p.is_file() else p.name
+        # with estimated trajectories, the generated video may sit beside each (for FVD)
+        gen = _first_video(folder, name, readable=True) if estimated else None
+        out.append(Sample(name, p, reference / f"{name}.txt", gt_video_of(name), None, gen))
+    if not out:
+        what = "<name>.txt trajectories" if estimated else "videos (<name>.mp4 or <name>/ frame folders)"
+        raise RealcamError(f"folder holds no {what}", folder)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # One video
 # ----------------------------------------------------------------------------------------------
-def metric_factor_from_depth(depth0: np.ndarray, size: tuple[int, int], trial: SfmTrial,
-                             max_depth: float = 20.0, min_points: int = 10) -> float | None:
+def metric_factor_from_depth(
+    depth0: np.ndarray, size: tuple[int, int], trial: SfmTrial, max_depth: float = 20.0, min_points: int = 10
+) -> float | None:
     """The ``align-scale`` factor of frame 0: median of D(u, v) / z over its SfM points."""
     from stages.align_scale import frame_scale  # built by the align-scale stage
 
@@ -177,14 +194,21 @@ def _load_depth0(depth_dir: Path | None, name: str) -> np.ndarray | None:
     if depth.ndim == 2:
         depth = depth[None]
     if depth.ndim != 3 or not np.issubdtype(depth.dtype, np.number):
-        raise RealcamError(f"'depth' must be numbers of shape (F, H, W), got {depth.dtype} {depth.shape}",
-                           path)
+        raise RealcamError(f"'depth' must be numbers of shape (F, H, W), got {depth.dtype} {depth.shape}", path)
     return np.asarray(depth[0], np.float64)
 
 
-def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", seed: int = 0,
-                   estimated: bool = False, depth_dir: str | Path | None = None,
-                   max_depth: float = 20.0, num_threads: int = 1) -> tuple[list[dict], dict, dict]:
+def evaluate_video(
+    sample: Sample,
+    *,
+    trials: int = 5,
+    mapper: str = "global",
+    seed: int = 0,
+    estimated: bool = False,
+    depth_dir: str | Path | None = None,
+    max_depth: float = 20.0,
+    num_threads: int = 1,
+) -> tuple[list[dict], dict, dict]:
     """Score one sample. Returns (per-trial rows, per-video row, trajectories for the plot).
 
     Problems with this sample (unreadable video or trajectory) make a failed row, not an error.
@@ -192,8 +216,15 @@ def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", s
     base = {"video": sample.name}
 
     def failed(reason: str):
-        row = {**base, "status": FAILED, "reason": reason, "n_success": 0, "n_trials": 0,
-               "n_frames": 0, **{c: np.nan for c in METRIC_COLUMNS}}
+        row = {
+            **base,
+            "status": FAILED,
+            "reason": reason,
+            "n_success": 0,
+            "n_trials": 0,
+            "n_frames": 0,
+            **dict.fromkeys(METRIC_COLUMNS, np.nan),
+        }
         return [], row, {}
 
     try:
@@ -216,18 +247,25 @@ def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", s
             height, width = frames.shape[1:3]
             size = (width, height)
             k = cam.denormalize_intrinsics(gt.intrinsics[0], width, height)
-            results = estimate_poses(frames, k, trials=trials, mapper=mapper, seed=seed,
-                                     num_threads=num_threads)
+            results = estimate_poses(frames, k, trials=trials, mapper=mapper, seed=seed, num_threads=num_threads)
     except RealcamError as err:
         return failed(str(err))
     note = "" if n == len(gt) else f"{len(gt)} ground-truth frames, {n} scored"
     rows, plot = [], {"gt": gt_rel[:n], "est": []}
     for t, tr in enumerate(results):
-        row = {**base, "trial": t, "seed": tr.seed, "status": OK if tr.ok else FAILED,
-               "reason": tr.reason, "seconds": tr.seconds, "n_points": tr.n_points,
-               "n_registered": int(tr.registered.sum()) if tr.registered is not None else 0,
-               "unregistered": ",".join(map(str, tr.unregistered)), "metric_factor": np.nan}
-        metrics = {c: np.nan for c in METRIC_COLUMNS}
+        row = {
+            **base,
+            "trial": t,
+            "seed": tr.seed,
+            "status": OK if tr.ok else FAILED,
+            "reason": tr.reason,
+            "seconds": tr.seconds,
+            "n_points": tr.n_points,
+            "n_registered": int(tr.registered.sum()) if tr.registered is not None else 0,
+            "unregistered": ",".join(map(str, tr.unregistered)),
+            "metric_factor": np.nan,
+        }
+        metrics = dict.fromkeys(METRIC_COLUMNS, np.nan)
         if tr.ok:
             factor = sample.metric_factor
             if factor is None and depth0 is not None:
@@ -240,12 +278,16 @@ def evaluate_video(sample: Sample, *, trials: int = 5, mapper: str = "global", s
     good = [r for r in rows if r["status"] == OK]
     video = {**base, "n_success": len(good), "n_trials": len(rows), "n_frames": n}
     if good:
-        video.update({c: float(np.nanmean([r[c] for r in good])) if not all(np.isnan(r[c]) for r in good)
-                      else np.nan for c in METRIC_COLUMNS})
+        video.update(
+            {
+                c: float(np.nanmean([r[c] for r in good])) if not all(np.isnan(r[c]) for r in good) else np.nan
+                for c in METRIC_COLUMNS
+            }
+        )
         video.update(status=OK, reason=note)
     else:
         reasons = sorted({r["reason"] for r in rows})
-        video.update({c: np.nan for c in METRIC_COLUMNS})
+        video.update(dict.fromkeys(METRIC_COLUMNS, np.nan))
         video.update(status=FAILED, reason="all trials failed: " + "; ".join(reasons))
     return rows, video, plot
 
@@ -259,8 +301,14 @@ def summarize(per_video: pd.DataFrame, per_trial: pd.DataFrame, extra: dict[str,
     rows = []
     for c in METRIC_COLUMNS:
         vals = ok[c].dropna().to_numpy(float)
-        rows.append({"metric": c, "mean": float(vals.mean()) if len(vals) else np.nan,
-                     "median": float(np.median(vals)) if len(vals) else np.nan, "n_videos": len(vals)})
+        rows.append(
+            {
+                "metric": c,
+                "mean": float(vals.mean()) if len(vals) else np.nan,
+                "median": float(np.median(vals)) if len(vals) else np.nan,
+                "n_videos": len(vals),
+            }
+        )
     n_trials = int(per_video["n_trials"].sum())
     n_success = int(per_video["n_success"].sum())
     rate = 1.0 - n_success / n_trials if n_trials else np.nan
@@ -280,6 +328,7 @@ def plot_trajectories(path: Path, gt: np.ndarray, estimates: list[np.ndarray], t
     from PIL import Image, ImageDraw
 
     from stages.core.artifacts import atomic_path
+
     from .metrics import scene_scale
 
     size, margin = 400, 30
@@ -318,9 +367,15 @@ def plot_trajectories(path: Path, gt: np.ndarray, estimates: list[np.ndarray], t
 # ----------------------------------------------------------------------------------------------
 # The stage
 # ----------------------------------------------------------------------------------------------
-def evaluate(samples: str | Path, reference: str | Path, out: str | Path,
-             settings: EvaluateSettings | None = None, *, progress: Callable[[str], None] | None = None,
-             **overrides) -> dict:
+def evaluate(
+    samples: str | Path,
+    reference: str | Path,
+    out: str | Path,
+    settings: EvaluateSettings | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    **overrides,
+) -> dict:
     """Run the evaluation protocol; writes the three tables (and plots) into ``out``.
 
     ``overrides`` are :class:`~stages.settings.EvaluateSettings` fields. Every option and input is
@@ -332,8 +387,11 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path,
     if s.fvd or s.fid is not None:
         missing = [x.name for x in items if x.fvd_video is None]
         if missing:
-            raise RealcamError(f"FVD needs the generated video of every sample; none for {missing[0]} "
-                               "(put <name>.mp4 beside <name>.txt, or a generated_video column)", samples)
+            raise RealcamError(
+                f"FVD needs the generated video of every sample; none for {missing[0]} "
+                "(put <name>.mp4 beside <name>.txt, or a generated_video column)",
+                samples,
+            )
     old_trial = read_table(out / PER_TRIAL) if (out / PER_TRIAL).exists() and not s.overwrite else None
     old_video = read_table(out / PER_VIDEO) if (out / PER_VIDEO).exists() and not s.overwrite else None
     done = set() if old_video is None else set(old_video.loc[old_video["status"] == OK, "video"])
@@ -347,8 +405,9 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path,
     if s.fvd or s.fid is not None:
         from .fvd import fvd_for_samples
 
-        extra = fvd_for_samples([(x.fvd_video, x.gt_video) for x in items], s.i3d if s.fvd else None,
-                                frames=s.fvd_frames, fid=s.fid)
+        extra = fvd_for_samples(
+            [(x.fvd_video, x.gt_video) for x in items], s.i3d if s.fvd else None, frames=s.fvd_frames, fid=s.fid
+        )
     summary = summarize(per_video, per_trial, extra)
     for name, table in ((PER_TRIAL, per_trial), (PER_VIDEO, per_video), (SUMMARY, summary)):
         with checks.writing(out / name):
@@ -359,18 +418,30 @@ def evaluate(samples: str | Path, reference: str | Path, out: str | Path,
             if traj and traj.get("est"):
                 with checks.writing(out / "plots" / f"{x.name}.png"):
                     plot_trajectories(out / "plots" / f"{x.name}.png", traj["gt"], traj["est"], x.name)
-    return {"per_trial": per_trial, "per_video": per_video, "summary": summary,
-            "skipped": [x.name for x in items if x.name in done]}
+    return {
+        "per_trial": per_trial,
+        "per_video": per_video,
+        "summary": summary,
+        "skipped": [x.name for x in items if x.name in done],
+    }
 
 
-def score_videos(todo: list[Sample], settings: EvaluateSettings,
-                 progress: Callable[[str], None] | None = None) -> dict[str, tuple]:
+def score_videos(
+    todo: list[Sample], settings: EvaluateSettings, progress: Callable[[str], None] | None = None
+) -> dict[str, tuple]:
     """:func:`evaluate_video` of each sample, in ``settings.workers`` processes; the cores are
     shared out among the parallel videos (COLMAP threads within one video)."""
     s = settings
     threads = max(1, (os.cpu_count() or 1) // min(s.workers, max(len(todo), 1)))
-    kwargs = dict(trials=s.trials, mapper=s.mapper, seed=s.seed, estimated=s.estimated, depth_dir=s.depth_dir,
-                  max_depth=s.max_depth, num_threads=threads)
+    kwargs = dict(
+        trials=s.trials,
+        mapper=s.mapper,
+        seed=s.seed,
+        estimated=s.estimated,
+        depth_dir=s.depth_dir,
+        max_depth=s.max_depth,
+        num_threads=threads,
+    )
     results: dict[str, tuple] = {}
     if s.workers == 1 or len(todo) <= 1:
         for x in todo:
@@ -392,8 +463,19 @@ def merge_tables(old_trial, old_video, todo: list[Sample], results: dict[str, tu
     samples of this run."""
     trial_rows = [r for x in todo for r in results[x.name][0]]
     video_rows = [results[x.name][1] for x in todo]
-    trial_cols = ["video", "trial", "seed", "status", "reason", "seconds", "n_points", "n_registered",
-                  "unregistered", "metric_factor", *METRIC_COLUMNS]
+    trial_cols = [
+        "video",
+        "trial",
+        "seed",
+        "status",
+        "reason",
+        "seconds",
+        "n_points",
+        "n_registered",
+        "unregistered",
+        "metric_factor",
+        *METRIC_COLUMNS,
+    ]
     video_cols = ["video", *METRIC_COLUMNS, "n_success", "n_trials", "n_frames", "status", "reason"]
     new_trial = pd.DataFrame(trial_rows, columns=trial_cols)
     new_video = pd.DataFrame(video_rows, columns=video_cols)

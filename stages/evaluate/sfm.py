@@ -70,9 +70,14 @@ def extract(image_dir: Path, database: Path, k: np.ndarray, num_threads: int = 1
     reader = pycolmap.ImageReaderOptions(camera_model="PINHOLE", camera_params=params)
     opts = pycolmap.FeatureExtractionOptions()
     opts.num_threads = num_threads
-    pycolmap.extract_features(database, image_dir, camera_mode=pycolmap.CameraMode.SINGLE,
-                              reader_options=reader, extraction_options=opts,
-                              device=pycolmap.Device.cpu)
+    pycolmap.extract_features(
+        database,
+        image_dir,
+        camera_mode=pycolmap.CameraMode.SINGLE,
+        reader_options=reader,
+        extraction_options=opts,
+        device=pycolmap.Device.cpu,
+    )
 
 
 def _mapper_options(mapper: str, seed: int, num_threads: int):
@@ -101,8 +106,16 @@ def _mapper_options(mapper: str, seed: int, num_threads: int):
     return opts
 
 
-def map_trial(image_dir: Path, features_db: Path, n_frames: int, work: Path, *, mapper: str = "global",
-              seed: int = 0, num_threads: int = 1) -> SfmTrial:
+def map_trial(
+    image_dir: Path,
+    features_db: Path,
+    n_frames: int,
+    work: Path,
+    *,
+    mapper: str = "global",
+    seed: int = 0,
+    num_threads: int = 1,
+) -> SfmTrial:
     """Match and map one trial from a database holding the features; never raises for SfM failures."""
     import time
 
@@ -116,16 +129,16 @@ def map_trial(image_dir: Path, features_db: Path, n_frames: int, work: Path, *, 
     pycolmap.set_random_seed(seed)
 
     def failed(reason: str) -> SfmTrial:
-        return SfmTrial(seed, False, reason, seconds=time.perf_counter() - t0,
-                        cpu_seconds=time.process_time() - c0)
+        return SfmTrial(seed, False, reason, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
 
     try:
         match_opts = pycolmap.FeatureMatchingOptions()
         match_opts.num_threads = num_threads
         verify = pycolmap.TwoViewGeometryOptions()
         verify.ransac.random_seed = seed
-        pycolmap.match_sequential(database, matching_options=match_opts,
-                                  verification_options=verify, device=pycolmap.Device.cpu)
+        pycolmap.match_sequential(
+            database, matching_options=match_opts, verification_options=verify, device=pycolmap.Device.cpu
+        )
         opts = _mapper_options(mapper, seed, num_threads)
         out = work / "sparse"
         out.mkdir(exist_ok=True)
@@ -156,8 +169,9 @@ def map_trial(image_dir: Path, features_db: Path, n_frames: int, work: Path, *, 
     if n_reg < MIN_REGISTERED:
         return failed(f"only {n_reg}/{n_frames} frames registered")
     c2w = np.full_like(w2c, np.nan)
-    c2w[registered] = cam.relative_poses(cam.w2c_to_c2w(w2c[registered]),
-                                         reference=int(np.flatnonzero(np.flatnonzero(registered) == 0)[0]))
+    c2w[registered] = cam.relative_poses(
+        cam.w2c_to_c2w(w2c[registered]), reference=int(np.flatnonzero(np.flatnonzero(registered) == 0)[0])
+    )
     # frame-0 observations: keypoint and depth of its 3D point in camera 0 (relative = SfM scale)
     uv, z = [], []
     for p2d in frame0.points2D:
@@ -166,13 +180,30 @@ def map_trial(image_dir: Path, features_db: Path, n_frames: int, work: Path, *, 
             zc = (w2c[0, :3, :3] @ xyz + w2c[0, :3, 3])[2]
             uv.append(np.asarray(p2d.xy, dtype=np.float64))
             z.append(zc)
-    return SfmTrial(seed, True, "" if n_reg == n_frames else f"{n_frames - n_reg} frame(s) not registered",
-                    c2w, registered, int(rec.num_points3D()), time.perf_counter() - t0,
-                    time.process_time() - c0, np.asarray(uv).reshape(-1, 2), np.asarray(z, dtype=np.float64))
+    return SfmTrial(
+        seed,
+        True,
+        "" if n_reg == n_frames else f"{n_frames - n_reg} frame(s) not registered",
+        c2w,
+        registered,
+        int(rec.num_points3D()),
+        time.perf_counter() - t0,
+        time.process_time() - c0,
+        np.asarray(uv).reshape(-1, 2),
+        np.asarray(z, dtype=np.float64),
+    )
 
 
-def estimate_poses(frames: np.ndarray, k: np.ndarray, *, trials: int = 5, mapper: str = "global",
-                   seed: int = 0, num_threads: int = 1, work_dir: str | Path | None = None) -> list[SfmTrial]:
+def estimate_poses(
+    frames: np.ndarray,
+    k: np.ndarray,
+    *,
+    trials: int = 5,
+    mapper: str = "global",
+    seed: int = 0,
+    num_threads: int = 1,
+    work_dir: str | Path | None = None,
+) -> list[SfmTrial]:
     """Run ``trials`` SfM trials on ``frames`` ``(F, H, W, 3)`` uint8 with pixel intrinsics ``k``.
 
     Trial ``t`` uses seed ``seed + t``. Every trial comes back (failed ones with a reason).
@@ -183,8 +214,9 @@ def estimate_poses(frames: np.ndarray, k: np.ndarray, *, trials: int = 5, mapper
         k = k[0]
     n = len(frames)
     if n < MIN_REGISTERED:
-        return [SfmTrial(seed + t, False, f"only {n} frame(s); SfM needs at least {MIN_REGISTERED}")
-                for t in range(trials)]
+        return [
+            SfmTrial(seed + t, False, f"only {n} frame(s); SfM needs at least {MIN_REGISTERED}") for t in range(trials)
+        ]
     with tempfile.TemporaryDirectory(prefix="realcam-sfm-", dir=work_dir) as tmp:
         tmp = Path(tmp)
         image_dir = tmp / "images"
@@ -195,5 +227,7 @@ def estimate_poses(frames: np.ndarray, k: np.ndarray, *, trials: int = 5, mapper
         except Exception as err:
             reason = f"feature extraction failed: {err}".splitlines()[0][:200]
             return [SfmTrial(seed + t, False, reason) for t in range(trials)]
-        return [map_trial(image_dir, features, n, tmp / f"trial{t}", mapper=mapper, seed=seed + t,
-                          num_threads=num_threads) for t in range(trials)]
+        return [
+            map_trial(image_dir, features, n, tmp / f"trial{t}", mapper=mapper, seed=seed + t, num_threads=num_threads)
+            for t in range(trials)
+        ]

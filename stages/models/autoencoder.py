@@ -19,10 +19,15 @@ from .configs import AutoencoderConfig
 def build_autoencoder(cfg: AutoencoderConfig) -> AutoencoderKL:
     n = len(cfg.ch_mult)
     return AutoencoderKL(
-        in_channels=3, out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=tuple(cfg.ch * m for m in cfg.ch_mult), layers_per_block=cfg.num_res_blocks,
-        latent_channels=cfg.z_channels, norm_num_groups=cfg.norm_groups, sample_size=256,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(cfg.ch * m for m in cfg.ch_mult),
+        layers_per_block=cfg.num_res_blocks,
+        latent_channels=cfg.z_channels,
+        norm_num_groups=cfg.norm_groups,
+        sample_size=256,
         scaling_factor=cfg.scale_factor,
     )
 
@@ -112,8 +117,14 @@ def diffusers_tensor_to_ldm(name: str, tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def encode(vae: AutoencoderKL, video: torch.Tensor, scale_factor: float, perframe: bool = False,
-           sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+def encode(
+    vae: AutoencoderKL,
+    video: torch.Tensor,
+    scale_factor: float,
+    perframe: bool = False,
+    sample: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``video (B, 3, T, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, 4, T, H/8, W/8)``."""
     b = video.shape[0]
     frames = rearrange(video, "b c t h w -> (b t) c h w")
@@ -144,9 +155,20 @@ def _image_batch(images, device) -> torch.Tensor:
 POSTERIOR_STD = 0.01
 
 
-def fit_autoencoder(vae: AutoencoderKL, images, steps: int, *, batch: int = 8, crop: int = 64,
-                    lr: float = 1e-3, kl_weight: float = 1e-6, scale_factor: float = 0.18215,
-                    posterior_std: float = POSTERIOR_STD, seed: int = 0, on_step=None) -> list[float]:
+def fit_autoencoder(
+    vae: AutoencoderKL,
+    images,
+    steps: int,
+    *,
+    batch: int = 8,
+    crop: int = 64,
+    lr: float = 1e-3,
+    kl_weight: float = 1e-6,
+    scale_factor: float = 0.18215,
+    posterior_std: float = POSTERIOR_STD,
+    seed: int = 0,
+    on_step=None,
+) -> list[float]:
     """Fit ``vae`` to ``images`` (``(N, H, W, 3)`` uint8) for ``steps`` Adam steps on random
     ``crop x crop`` patches (L1 + MSE reconstruction of the posterior mean and a small KL term),
     then rescale its latent space so that ``scale_factor * z`` has unit standard deviation on the
@@ -169,8 +191,12 @@ def fit_autoencoder(vae: AutoencoderKL, images, steps: int, *, batch: int = 8, c
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     losses = []
     for step in range(steps):
-        idx, ys, xs = rng.integers(0, n, batch), rng.integers(0, h - crop + 1, batch), rng.integers(0, w - crop + 1, batch)
-        patches = np.stack([images[i, y:y + crop, x:x + crop] for i, y, x in zip(idx, ys, xs)])
+        idx, ys, xs = (
+            rng.integers(0, n, batch),
+            rng.integers(0, h - crop + 1, batch),
+            rng.integers(0, w - crop + 1, batch),
+        )
+        patches = np.stack([images[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
         x = _image_batch(patches, device)
         dist = vae.encode(x).latent_dist
         rec = vae.decode(dist.mode()).sample  # the stages encode with the mode, not a sample

@@ -31,18 +31,26 @@ from .layers import FeedForward
 def skew(t: torch.Tensor) -> torch.Tensor:
     """``[t]x`` for ``t (..., 3)``."""
     z = torch.zeros_like(t[..., 0])
-    return torch.stack([
-        torch.stack([z, -t[..., 2], t[..., 1]], -1),
-        torch.stack([t[..., 2], z, -t[..., 0]], -1),
-        torch.stack([-t[..., 1], t[..., 0], z], -1),
-    ], -2)
+    return torch.stack(
+        [
+            torch.stack([z, -t[..., 2], t[..., 1]], -1),
+            torch.stack([t[..., 2], z, -t[..., 0]], -1),
+            torch.stack([-t[..., 1], t[..., 0], z], -1),
+        ],
+        -2,
+    )
 
 
 EPIPOLAR_FORMS = ("official", "exact")
 
 
-def pairwise_fundamental(k: torch.Tensor, c2w: torch.Tensor, perturb: float = 1e-6,
-                         generator: torch.Generator | None = None, form: str = "official") -> torch.Tensor:
+def pairwise_fundamental(
+    k: torch.Tensor,
+    c2w: torch.Tensor,
+    perturb: float = 1e-6,
+    generator: torch.Generator | None = None,
+    form: str = "official",
+) -> torch.Tensor:
     """Fundamental matrices between all frame pairs.
 
     ``k (B, T, 3, 3)`` pixel intrinsics, ``c2w (B, T, 4, 4)``. Returns ``F (B, T, T, 3, 3)``: a pixel
@@ -82,8 +90,9 @@ def cell_centres(n: int, downsample: int, form: str = "official", device=None) -
     return (i + 0.5) * downsample
 
 
-def epipolar_mask(fundamental: torch.Tensor, height: int, width: int, downsample: int,
-                  form: str = "official") -> torch.Tensor:
+def epipolar_mask(
+    fundamental: torch.Tensor, height: int, width: int, downsample: int, form: str = "official"
+) -> torch.Tensor:
     """Hard epipolar mask at a feature map of ``height x width`` cells of ``downsample`` pixels.
 
     ``fundamental (B, T, T, 3, 3)`` in image pixels; cell centres by :func:`cell_centres`.
@@ -104,7 +113,7 @@ def epipolar_mask(fundamental: torch.Tensor, height: int, width: int, downsample
         lines = fundamental[:, i].double() @ grid.T  # (B, T, 3, HW): lines in every frame j
         lines = lines / lines[..., :2, :].norm(dim=-2, keepdim=True).clamp_min(1e-30)
         dist = (lines.transpose(-1, -2).float() @ grid.T.float()).abs()  # (B, T, HW_q, HW_k)
-        out[:, i * n:(i + 1) * n] = rearrange(dist < threshold, "b t p q -> b p (t q)")
+        out[:, i * n : (i + 1) * n] = rearrange(dist < threshold, "b t p q -> b p (t q)")
     return out
 
 
@@ -132,8 +141,10 @@ class EpipolarCrossAttention(nn.Module):
             context = torch.cat([self.register_tokens.to(x.dtype).expand(b, -1, -1), x], dim=1)
             if mask is not None:
                 mask = F.pad(mask, (self.num_register_tokens, 0), value=True)
-        q, k, v = (rearrange(t, "b l (h d) -> b h l d", h=self.heads)
-                   for t in (self.to_q(x), self.to_k(context), self.to_v(context)))
+        q, k, v = (
+            rearrange(t, "b l (h d) -> b h l d", h=self.heads)
+            for t in (self.to_q(x), self.to_k(context), self.to_v(context))
+        )
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, None])
         return self.to_out(rearrange(out, "b h l d -> b l (h d)"))
 
@@ -188,8 +199,9 @@ class TemporalSelfAttention(nn.Module):
 
     def forward(self, x):
         x = self.pos_encoder(x)
-        q, k, v = (rearrange(t, "b l (h d) -> b h l d", h=self.heads)
-                   for t in (self.to_q(x), self.to_k(x), self.to_v(x)))
+        q, k, v = (
+            rearrange(t, "b l (h d) -> b h l d", h=self.heads) for t in (self.to_q(x), self.to_k(x), self.to_v(x))
+        )
         out = rearrange(F.scaled_dot_product_attention(q, k, v), "b h l d -> b l (h d)")
         return self.to_out[1](self.to_out[0](out))
 
@@ -241,8 +253,7 @@ class CameraPoseEncoder(nn.Module):
             for j in range(cfg.nums_rb):
                 in_c = (ch[i - 1] if i else ch[0]) if j == 0 else c
                 convs.append(PoseResBlock(in_c, c, down=(j == 0 and i != 0), ksize=cfg.ksize, sk=cfg.sk))
-                attns.append(PoseTemporalBlock(c, cfg.temporal_attention_nhead,
-                                               cfg.temporal_position_encoding_max_len))
+                attns.append(PoseTemporalBlock(c, cfg.temporal_attention_nhead, cfg.temporal_position_encoding_max_len))
             self.encoder_down_conv_blocks.append(convs)
             self.encoder_down_attention_blocks.append(attns)
 
@@ -263,9 +274,17 @@ class CameraPoseEncoder(nn.Module):
         return features
 
 
-def camera_condition(pose_encoder: CameraPoseEncoder | None, cfg: CameraConfig, k: torch.Tensor,
-                     c2w: torch.Tensor, height: int, width: int, epipolar: bool,
-                     generator: torch.Generator | None = None, dtype: torch.dtype | None = None) -> dict:
+def camera_condition(
+    pose_encoder: CameraPoseEncoder | None,
+    cfg: CameraConfig,
+    k: torch.Tensor,
+    c2w: torch.Tensor,
+    height: int,
+    width: int,
+    epipolar: bool,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> dict:
     """Everything the UNet's camera hooks need, from pixel intrinsics ``k (B, T, 3, 3)`` and
     relative ``c2w (B, T, 4, 4)`` (frame of the condition image = identity) at ``height x width``.
 

@@ -25,11 +25,23 @@ from .configs import ModelConfig
 
 FORMAT = "realcam-model/1"
 SCHEDULE_BUFFERS = {
-    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
-    "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
-    "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
-    "posterior_mean_coef1", "posterior_mean_coef2", "scale_factor", "logvar", "scale_arr",
-    "depth_predictor_normalizer_mean", "depth_predictor_normalizer_std",
+    "betas",
+    "alphas_cumprod",
+    "alphas_cumprod_prev",
+    "sqrt_alphas_cumprod",
+    "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod",
+    "sqrt_recip_alphas_cumprod",
+    "sqrt_recipm1_alphas_cumprod",
+    "posterior_variance",
+    "posterior_log_variance_clipped",
+    "posterior_mean_coef1",
+    "posterior_mean_coef2",
+    "scale_factor",
+    "logvar",
+    "scale_arr",
+    "depth_predictor_normalizer_mean",
+    "depth_predictor_normalizer_std",
 }
 IGNORED_PREFIXES = ("depth_predictor.", "model_ema.")
 FIRST_STAGE = "first_stage_model."
@@ -51,8 +63,10 @@ class LoadReport:
 
     def summary(self) -> str:
         miss = ", ".join(f"{k}: {v}" for k, v in self.missing_by_module().items()) or "none"
-        return (f"loaded {self.loaded} tensors from {len(self.files)} file(s); missing {len(self.missing)} "
-                f"({miss}); ignored {len(self.ignored)} non-network entries")
+        return (
+            f"loaded {self.loaded} tensors from {len(self.files)} file(s); missing {len(self.missing)} "
+            f"({miss}); ignored {len(self.ignored)} non-network entries"
+        )
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -87,7 +101,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             continue
         for prefix in ("_forward_module.", "module."):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         out[key.replace("framestride_embed", "fps_embedding")] = value
     if not out:
         raise RealcamError("checkpoint holds no tensors", source=path)
@@ -123,7 +137,7 @@ def _to_model_names(sd: dict[str, torch.Tensor], model, source) -> tuple[dict, l
             ignored.append(key)
             continue
         if key.startswith(FIRST_STAGE) and key not in own:
-            name = ae.ldm_to_diffusers_name(key[len(FIRST_STAGE):], n_levels)
+            name = ae.ldm_to_diffusers_name(key[len(FIRST_STAGE) :], n_levels)
             if name is None:
                 unknown.append(key)
                 continue
@@ -133,8 +147,13 @@ def _to_model_names(sd: dict[str, torch.Tensor], model, source) -> tuple[dict, l
     return mapped, ignored, unknown
 
 
-def load_checkpoint(model, *paths: str | Path, require_all: bool = False,
-                    report: LoadReport | None = None, preloaded: dict | None = None) -> LoadReport:
+def load_checkpoint(
+    model,
+    *paths: str | Path,
+    require_all: bool = False,
+    report: LoadReport | None = None,
+    preloaded: dict | None = None,
+) -> LoadReport:
     """Load one or more checkpoints (later files override earlier ones, e.g. the DynamiCrafter
     ``model.ckpt`` then a RealCam-I2V camera file) with strict name and shape checking.
 
@@ -150,10 +169,16 @@ def load_checkpoint(model, *paths: str | Path, require_all: bool = False,
         unexpected = sorted(unknown + [k for k in mapped if k not in own])
         if unexpected:
             shown = ", ".join(unexpected[:8]) + (f" and {len(unexpected) - 8} more" if len(unexpected) > 8 else "")
-            raise RealcamError(f"{len(unexpected)} unexpected key(s) not in the {model.camera_mode!r} "
-                               f"{model.config.name} model: {shown}", source=path)
-        bad = [f"{k} {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in mapped.items()
-               if tuple(v.shape) != tuple(own[k].shape)]
+            raise RealcamError(
+                f"{len(unexpected)} unexpected key(s) not in the {model.camera_mode!r} "
+                f"{model.config.name} model: {shown}",
+                source=path,
+            )
+        bad = [
+            f"{k} {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+            for k, v in mapped.items()
+            if tuple(v.shape) != tuple(own[k].shape)
+        ]
         if bad:
             raise RealcamError(f"shape mismatch: {'; '.join(bad[:5])}", source=path)
         merged.update(mapped)
@@ -162,8 +187,9 @@ def load_checkpoint(model, *paths: str | Path, require_all: bool = False,
     missing = sorted(k for k in own if k not in merged)
     if require_all and missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        raise RealcamError(f"{len(missing)} model key(s) missing from the checkpoint: {shown}",
-                           source=paths[-1] if paths else None)
+        raise RealcamError(
+            f"{len(missing)} model key(s) missing from the checkpoint: {shown}", source=paths[-1] if paths else None
+        )
     model.load_state_dict(merged, strict=False, assign=any(p.is_meta for p in model.parameters()))
     report.loaded = len(merged)
     report.missing = missing
@@ -176,15 +202,14 @@ def official_state_dict(model) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in model.state_dict().items():
         if key.startswith(FIRST_STAGE):
-            name = key[len(FIRST_STAGE):]
+            name = key[len(FIRST_STAGE) :]
             out[FIRST_STAGE + ae.diffusers_to_ldm_name(name, n_levels)] = ae.diffusers_tensor_to_ldm(name, value)
         else:
             out[key] = value
     return out
 
 
-def save_checkpoint(model, out_dir: str | Path, only_trainable: bool = False,
-                    extra: dict | None = None) -> Path:
+def save_checkpoint(model, out_dir: str | Path, only_trainable: bool = False, extra: dict | None = None) -> Path:
     """Write ``out_dir/model.safetensors`` + ``out_dir/config.json`` atomically.
 
     ``only_trainable`` keeps just the parameters with ``requires_grad`` (the camera modules after
@@ -198,8 +223,13 @@ def save_checkpoint(model, out_dir: str | Path, only_trainable: bool = False,
         names = {n for n, p in model.named_parameters() if p.requires_grad}
         sd = {k: v for k, v in sd.items() if k in names}
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
-    meta = {"format": FORMAT, "camera": model.camera_mode, "only_trainable": only_trainable,
-            "config": model.config.to_dict(), **(extra or {})}
+    meta = {
+        "format": FORMAT,
+        "camera": model.camera_mode,
+        "only_trainable": only_trainable,
+        "config": model.config.to_dict(),
+        **(extra or {}),
+    }
     with atomic_dir(out_dir) as tmp:
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -222,15 +252,23 @@ def resolve_checkpoint(spec: str | Path, filename: str = "model.ckpt") -> Path:
 
         found, reason = hub_file(text, filename)
         if found is None:
-            raise RealcamError(f"cannot fetch {filename} from the Hugging Face Hub ({reason}; when online: "
-                               f"{download_command(text, filename)})", source=text)
+            raise RealcamError(
+                f"cannot fetch {filename} from the Hugging Face Hub ({reason}; when online: "
+                f"{download_command(text, filename)})",
+                source=text,
+            )
         return found
     raise RealcamError("checkpoint not found (a file, a folder or a Hugging Face id)", source=text)
 
 
-def load_pretrained(config: str = "512", base: str | Path = "Doubiiu/DynamiCrafter_512",
-                    camera_weights: str | Path | None = None, camera: str = "realcam",
-                    camera_filename: str | None = None, device=None):
+def load_pretrained(
+    config: str = "512",
+    base: str | Path = "Doubiiu/DynamiCrafter_512",
+    camera_weights: str | Path | None = None,
+    camera: str = "realcam",
+    camera_filename: str | None = None,
+    device=None,
+):
     """The official weights: DynamiCrafter ``model.ckpt`` (``Doubiiu/DynamiCrafter`` for 256,
     ``_512``, ``_1024``) plus, for a camera model, a RealCam-I2V camera checkpoint
     (e.g. ``512_realcam-i2v_50k.safetensors``: a path, or a Hub id with ``camera_filename``)."""
@@ -241,15 +279,15 @@ def load_pretrained(config: str = "512", base: str | Path = "Doubiiu/DynamiCraft
     if camera_weights is not None:
         files.append(resolve_checkpoint(camera_weights, camera_filename or f"{config}_realcam-i2v_50k.safetensors"))
     elif camera != "none":
-        raise RealcamError("a camera model needs camera_weights (the RealCam-I2V checkpoint)",
-                           source="camera_weights")
+        raise RealcamError("a camera model needs camera_weights (the RealCam-I2V checkpoint)", source="camera_weights")
     report = load_checkpoint(model, *files)
     from .trainable import is_camera_parameter
 
     lost = [k for k in report.missing if is_camera_parameter(k)]
     if camera != "none" and lost:
-        raise RealcamError(f"{len(lost)} camera weight(s) missing, e.g. {lost[0]}: the model would "
-                           "ignore the camera", source=files[-1])
+        raise RealcamError(
+            f"{len(lost)} camera weight(s) missing, e.g. {lost[0]}: the model would ignore the camera", source=files[-1]
+        )
     return model, report
 
 

@@ -159,8 +159,12 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> "ModelConfig":
         data = dict(data)
         subs = {
-            "unet": UNetConfig, "autoencoder": AutoencoderConfig, "text": TextEncoderConfig,
-            "image": ImageEncoderConfig, "resampler": ResamplerConfig, "camera": CameraConfig,
+            "unet": UNetConfig,
+            "autoencoder": AutoencoderConfig,
+            "text": TextEncoderConfig,
+            "image": ImageEncoderConfig,
+            "resampler": ResamplerConfig,
+            "camera": CameraConfig,
         }
         kwargs = {}
         for key, value in data.items():
@@ -179,20 +183,46 @@ class ModelConfig:
 def _tiny() -> ModelConfig:
     frames = 4
     return ModelConfig(
-        name="tiny", width=64, height=64, frames=frames,
-        unet=UNetConfig(model_channels=32, attention_resolutions=(1, 2), num_res_blocks=1,
-                        channel_mult=(1, 2), dropout=0.0, num_head_channels=16, context_dim=32,
-                        temporal_length=frames, image_tokens_per_frame=4, default_fs=3,
-                        image_cross_attention_scale_learnable=True),
+        name="tiny",
+        width=64,
+        height=64,
+        frames=frames,
+        unet=UNetConfig(
+            model_channels=32,
+            attention_resolutions=(1, 2),
+            num_res_blocks=1,
+            channel_mult=(1, 2),
+            dropout=0.0,
+            num_head_channels=16,
+            context_dim=32,
+            temporal_length=frames,
+            image_tokens_per_frame=4,
+            default_fs=3,
+            image_cross_attention_scale_learnable=True,
+        ),
         autoencoder=AutoencoderConfig(ch=32, ch_mult=(1, 1, 1, 1), num_res_blocks=1),
         text=TextEncoderConfig(vocab_size=49408, width=32, layers=2, heads=2, embed_dim=32),
-        image=ImageEncoderConfig(image_size=28, patch_size=14, width=32, layers=2, heads=2,
-                                 embed_dim=32, text_width=32),
-        resampler=ResamplerConfig(dim=32, depth=1, dim_head=16, heads=2, num_queries=4,
-                                  embedding_dim=32, output_dim=32, ff_mult=2, video_length=frames),
-        camera=CameraConfig(channels=(32, 64), temporal_attention_nhead=2,
-                            temporal_position_encoding_max_len=frames, epipolar_resolutions=(2, 1),
-                            epipolar_form="exact"),
+        image=ImageEncoderConfig(
+            image_size=28, patch_size=14, width=32, layers=2, heads=2, embed_dim=32, text_width=32
+        ),
+        resampler=ResamplerConfig(
+            dim=32,
+            depth=1,
+            dim_head=16,
+            heads=2,
+            num_queries=4,
+            embedding_dim=32,
+            output_dim=32,
+            ff_mult=2,
+            video_length=frames,
+        ),
+        camera=CameraConfig(
+            channels=(32, 64),
+            temporal_attention_nhead=2,
+            temporal_position_encoding_max_len=frames,
+            epipolar_resolutions=(2, 1),
+            epipolar_form="exact",
+        ),
     )
 
 
@@ -204,34 +234,64 @@ def _small() -> ModelConfig:
     frames = 16
     tiny = _tiny()
     return dataclasses.replace(
-        tiny, name="small", width=128, height=128, frames=frames,
-        unet=dataclasses.replace(tiny.unet, attention_resolutions=(4,), channel_mult=(1, 2, 2),
-                                 temporal_length=frames),
+        tiny,
+        name="small",
+        width=128,
+        height=128,
+        frames=frames,
+        unet=dataclasses.replace(tiny.unet, attention_resolutions=(4,), channel_mult=(1, 2, 2), temporal_length=frames),
         autoencoder=dataclasses.replace(tiny.autoencoder, ch_mult=(1, 2, 2)),
         resampler=dataclasses.replace(tiny.resampler, video_length=frames),
-        camera=dataclasses.replace(tiny.camera, downscale_factor=4, channels=(32, 64, 64),
-                                   temporal_position_encoding_max_len=frames, epipolar_resolutions=(4,)),
+        camera=dataclasses.replace(
+            tiny.camera,
+            downscale_factor=4,
+            channels=(32, 64, 64),
+            temporal_position_encoding_max_len=frames,
+            epipolar_resolutions=(4,),
+        ),
     )
 
 
 def _official(name: str) -> ModelConfig:
     if name == "256":
-        return ModelConfig(name="256", width=256, height=256, parameterization="eps",
-                           zero_terminal_snr=False, fps_condition_type="fs",
-                           unet=UNetConfig(default_fs=3, image_cross_attention_scale_learnable=True),
-                           camera=CameraConfig(epipolar_resolutions=(8, 4, 2, 1)))
+        return ModelConfig(
+            name="256",
+            width=256,
+            height=256,
+            parameterization="eps",
+            zero_terminal_snr=False,
+            fps_condition_type="fs",
+            unet=UNetConfig(default_fs=3, image_cross_attention_scale_learnable=True),
+            camera=CameraConfig(epipolar_resolutions=(8, 4, 2, 1)),
+        )
     if name == "512":
-        return ModelConfig(name="512", width=512, height=320, parameterization="v",
-                           zero_terminal_snr=True, fps_condition_type="fps", perframe_ae=True,
-                           use_dynamic_rescale=True, base_scale=0.7,
-                           unet=UNetConfig(default_fs=10, use_checkpoint=True),
-                           camera=CameraConfig(epipolar_resolutions=(8, 4, 2)))
+        return ModelConfig(
+            name="512",
+            width=512,
+            height=320,
+            parameterization="v",
+            zero_terminal_snr=True,
+            fps_condition_type="fps",
+            perframe_ae=True,
+            use_dynamic_rescale=True,
+            base_scale=0.7,
+            unet=UNetConfig(default_fs=10, use_checkpoint=True),
+            camera=CameraConfig(epipolar_resolutions=(8, 4, 2)),
+        )
     if name == "1024":
-        return ModelConfig(name="1024", width=1024, height=576, parameterization="v",
-                           zero_terminal_snr=True, fps_condition_type="fps", perframe_ae=True,
-                           use_dynamic_rescale=True, base_scale=0.3,
-                           unet=UNetConfig(default_fs=10, use_checkpoint=True),
-                           camera=CameraConfig(epipolar_resolutions=(8, 4, 2)))
+        return ModelConfig(
+            name="1024",
+            width=1024,
+            height=576,
+            parameterization="v",
+            zero_terminal_snr=True,
+            fps_condition_type="fps",
+            perframe_ae=True,
+            use_dynamic_rescale=True,
+            base_scale=0.3,
+            unet=UNetConfig(default_fs=10, use_checkpoint=True),
+            camera=CameraConfig(epipolar_resolutions=(8, 4, 2)),
+        )
     raise KeyError(name)
 
 
@@ -247,8 +307,7 @@ def get_config(name: str) -> ModelConfig:
         return _small()
     if name in CONFIG_NAMES:
         return _official(name)
-    raise RealcamError(f"unknown model config {name!r}; choose one of {', '.join(CONFIG_NAMES)}",
-                       source="config")
+    raise RealcamError(f"unknown model config {name!r}; choose one of {', '.join(CONFIG_NAMES)}", source="config")
 
 
 def replace(config: ModelConfig, **changes) -> ModelConfig:

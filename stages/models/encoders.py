@@ -161,8 +161,7 @@ class FrozenOpenCLIPImageEmbedderV2(nn.Module):
 
         size = self.cfg.image_size
         dtype = x.dtype
-        x = kornia.geometry.resize(x.float(), (size, size), interpolation="bicubic", align_corners=True,
-                                   antialias=True)
+        x = kornia.geometry.resize(x.float(), (size, size), interpolation="bicubic", align_corners=True, antialias=True)
         x = (x + 1.0) / 2.0
         return kornia.enhance.normalize(x, self.mean.flatten(), self.std.flatten()).to(dtype)
 
@@ -209,12 +208,22 @@ class Resampler(nn.Module):
         self.proj_out = nn.Linear(cfg.dim, cfg.output_dim)
         self.norm_out = nn.LayerNorm(cfg.output_dim)
         inner = int(cfg.dim * cfg.ff_mult)
-        self.layers = nn.ModuleList([
-            nn.ModuleList([
-                PerceiverAttention(cfg.dim, cfg.dim_head, cfg.heads),
-                nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, inner, bias=False), nn.GELU(),
-                              nn.Linear(inner, cfg.dim, bias=False)),
-            ]) for _ in range(cfg.depth)])
+        self.layers = nn.ModuleList(
+            [
+                nn.ModuleList(
+                    [
+                        PerceiverAttention(cfg.dim, cfg.dim_head, cfg.heads),
+                        nn.Sequential(
+                            nn.LayerNorm(cfg.dim),
+                            nn.Linear(cfg.dim, inner, bias=False),
+                            nn.GELU(),
+                            nn.Linear(inner, cfg.dim, bias=False),
+                        ),
+                    ]
+                )
+                for _ in range(cfg.depth)
+            ]
+        )
 
     def forward(self, x):
         latents = self.latents.expand(x.shape[0], -1, -1)
@@ -233,13 +242,17 @@ def load_tokenizer(name: str = TOKENIZER, option: str = "--prompt"):
     hint = " (--negative-prompt '' uses the empty prompt, which needs none)" if option == "--negative-prompt" else ""
     ok, reason = hub_model_available(name, marker="vocab.json")
     if not ok:
-        raise RealcamError(f"the tokenizer {name} is unavailable ({reason}; when online: "
-                           f"{download_command(name)}); a prompt needs it{hint}", option)
+        raise RealcamError(
+            f"the tokenizer {name} is unavailable ({reason}; when online: "
+            f"{download_command(name)}); a prompt needs it{hint}",
+            option,
+        )
     try:
         return _tokenizer(name)
     except Exception as exc:
-        raise RealcamError(f"cannot load the tokenizer {name} ({type(exc).__name__}); a prompt needs it{hint}",
-                           option) from None
+        raise RealcamError(
+            f"cannot load the tokenizer {name} ({type(exc).__name__}); a prompt needs it{hint}", option
+        ) from None
 
 
 @functools.lru_cache(maxsize=4)

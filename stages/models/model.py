@@ -39,8 +39,9 @@ class CameraI2V(nn.Module):
     def __init__(self, config: ModelConfig, camera: str = "realcam", encoders: bool = True):
         super().__init__()
         if camera not in CAMERA_MODES:
-            raise RealcamError(f"unknown camera mode {camera!r}; choose one of {', '.join(CAMERA_MODES)}",
-                               source="camera")
+            raise RealcamError(
+                f"unknown camera mode {camera!r}; choose one of {', '.join(CAMERA_MODES)}", source="camera"
+            )
         self.config = config
         self.camera_mode = camera
         self.model = DiffusionWrapper(UNet3D(config.unet))
@@ -74,9 +75,16 @@ class CameraI2V(nn.Module):
             return torch.div(fps, stride.double(), rounding_mode="floor").long()
         return stride.long()
 
-    def condition(self, tokens: torch.Tensor, image: torch.Tensor, latent: torch.Tensor, frames: int,
-                  stride: torch.Tensor, source_fps: float | torch.Tensor = DEFAULT_FPS,
-                  keep_image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def condition(
+        self,
+        tokens: torch.Tensor,
+        image: torch.Tensor,
+        latent: torch.Tensor,
+        frames: int,
+        stride: torch.Tensor,
+        source_fps: float | torch.Tensor = DEFAULT_FPS,
+        keep_image: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The conditioning contract, one function for training and sampling
         (docs/method.md#conditioning): ``(context, concat, fs)``.
 
@@ -97,8 +105,14 @@ class CameraI2V(nn.Module):
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         self.unet.set_gradient_checkpointing(enabled)
 
-    def camera_inputs(self, k: torch.Tensor, c2w: torch.Tensor, height: int | None = None,
-                      width: int | None = None, generator: torch.Generator | None = None) -> dict | None:
+    def camera_inputs(
+        self,
+        k: torch.Tensor,
+        c2w: torch.Tensor,
+        height: int | None = None,
+        width: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict | None:
         """Pose features and epipolar masks for pixel intrinsics ``k (B, T, 3, 3)`` and relative
         ``c2w (B, T, 4, 4)`` at the generation resolution."""
         if not self.has_camera:
@@ -106,12 +120,29 @@ class CameraI2V(nn.Module):
         height = height or self.config.height
         width = width or self.config.width
         dtype = next(self.pose_encoder.parameters()).dtype
-        return camera_condition(self.pose_encoder, self.config.camera, k, c2w, height, width,
-                                epipolar=self.camera_mode == "realcam", generator=generator, dtype=dtype)
+        return camera_condition(
+            self.pose_encoder,
+            self.config.camera,
+            k,
+            c2w,
+            height,
+            width,
+            epipolar=self.camera_mode == "realcam",
+            generator=generator,
+            dtype=dtype,
+        )
 
-    def forward(self, x_noisy: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
-                concat: torch.Tensor, fs: torch.Tensor | None = None, camera: dict | None = None,
-                k: torch.Tensor | None = None, c2w: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x_noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+        context: torch.Tensor,
+        concat: torch.Tensor,
+        fs: torch.Tensor | None = None,
+        camera: dict | None = None,
+        k: torch.Tensor | None = None,
+        c2w: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """One denoiser evaluation (``hybrid`` conditioning): ``x_noisy`` and ``concat`` (the
         condition latent, repeated over frames) are ``(B, 4, T, h, w)``; ``context`` is text tokens
         then image tokens; the camera is given either as ``camera`` (from :meth:`camera_inputs`) or
@@ -134,17 +165,30 @@ class CameraI2V(nn.Module):
         return self.image_proj_model(self.embedder(image))
 
     def encode_video(self, video: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:
-        return ae.encode(self.first_stage_model, video, self.config.autoencoder.scale_factor,
-                         perframe=self.config.perframe_ae, sample=sample, generator=generator)
+        return ae.encode(
+            self.first_stage_model,
+            video,
+            self.config.autoencoder.scale_factor,
+            perframe=self.config.perframe_ae,
+            sample=sample,
+            generator=generator,
+        )
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        return ae.decode(self.first_stage_model, latents, self.config.autoencoder.scale_factor,
-                         perframe=self.config.perframe_ae)
+        return ae.decode(
+            self.first_stage_model, latents, self.config.autoencoder.scale_factor, perframe=self.config.perframe_ae
+        )
 
 
-def build_model(config: str | ModelConfig = "tiny", camera: str = "realcam", epipolar: bool = True,
-                encoders: bool = True, gradient_checkpointing: bool | None = None,
-                perframe_ae: bool | None = None, device: str | torch.device | None = None) -> CameraI2V:
+def build_model(
+    config: str | ModelConfig = "tiny",
+    camera: str = "realcam",
+    epipolar: bool = True,
+    encoders: bool = True,
+    gradient_checkpointing: bool | None = None,
+    perframe_ae: bool | None = None,
+    device: str | torch.device | None = None,
+) -> CameraI2V:
     """Build the model from a named config (``tiny``, ``small``, ``256``, ``512``, ``1024``) or a config.
 
     ``camera="realcam"`` with ``epipolar=False`` gives the pose-encoder-only model; build under

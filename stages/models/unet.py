@@ -28,8 +28,7 @@ from .layers import FeedForward, attention, maybe_checkpoint, normalization, zer
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: int = 10000) -> torch.Tensor:
     """Sinusoidal embedding ``[cos(t f), sin(t f)]``, ``f = exp(-ln(max_period) k / half)``."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32,
-                                                            device=timesteps.device) / half)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half)
     args = timesteps[:, None].float() * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     if dim % 2:
@@ -38,8 +37,17 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: int = 1000
 
 
 class CrossAttention(nn.Module):
-    def __init__(self, query_dim, context_dim=None, heads=8, dim_head=64, dropout=0.0,
-                 image_cross_attention=False, scale_learnable=False, text_context_len=77):
+    def __init__(
+        self,
+        query_dim,
+        context_dim=None,
+        heads=8,
+        dim_head=64,
+        dropout=0.0,
+        image_cross_attention=False,
+        scale_learnable=False,
+        text_context_len=77,
+    ):
         super().__init__()
         inner = heads * dim_head
         self.context_dim = context_dim
@@ -65,7 +73,7 @@ class CrossAttention(nn.Module):
         text = context[:, : self.text_context_len]
         out = attention(q, self.to_k(text), self.to_v(text), self.heads)
         if self.image_cross_attention:
-            image = context[:, self.text_context_len:]
+            image = context[:, self.text_context_len :]
             out_ip = attention(q, self.to_k_ip(image), self.to_v_ip(image), self.heads)
             if self.scale_learnable:
                 out_ip = out_ip * (torch.tanh(self.alpha) + 1)
@@ -74,15 +82,32 @@ class CrossAttention(nn.Module):
 
 
 class BasicTransformerBlock(nn.Module):
-    def __init__(self, dim, n_heads, d_head, dropout=0.0, context_dim=None, temporal=False,
-                 image_cross_attention=False, scale_learnable=False, text_context_len=77):
+    def __init__(
+        self,
+        dim,
+        n_heads,
+        d_head,
+        dropout=0.0,
+        context_dim=None,
+        temporal=False,
+        image_cross_attention=False,
+        scale_learnable=False,
+        text_context_len=77,
+    ):
         super().__init__()
         self.temporal = temporal
         self.attn1 = CrossAttention(dim, None, n_heads, d_head, dropout)
         self.ff = FeedForward(dim, dropout=dropout)
-        self.attn2 = CrossAttention(dim, None if temporal else context_dim, n_heads, d_head, dropout,
-                                    image_cross_attention=image_cross_attention and not temporal,
-                                    scale_learnable=scale_learnable, text_context_len=text_context_len)
+        self.attn2 = CrossAttention(
+            dim,
+            None if temporal else context_dim,
+            n_heads,
+            d_head,
+            dropout,
+            image_cross_attention=image_cross_attention and not temporal,
+            scale_learnable=scale_learnable,
+            text_context_len=text_context_len,
+        )
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.norm3 = nn.LayerNorm(dim)
@@ -109,21 +134,40 @@ class BasicTransformerBlock(nn.Module):
 
 
 class SpatialTransformer(nn.Module):
-    def __init__(self, channels, n_heads, d_head, depth=1, dropout=0.0, context_dim=None,
-                 use_linear=True, image_cross_attention=False, scale_learnable=False,
-                 text_context_len=77):
+    def __init__(
+        self,
+        channels,
+        n_heads,
+        d_head,
+        depth=1,
+        dropout=0.0,
+        context_dim=None,
+        use_linear=True,
+        image_cross_attention=False,
+        scale_learnable=False,
+        text_context_len=77,
+    ):
         super().__init__()
         inner = n_heads * d_head
         self.use_linear = use_linear
         self.norm = nn.GroupNorm(32, channels, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner) if use_linear else nn.Conv2d(channels, inner, 1)
-        self.transformer_blocks = nn.ModuleList([
-            BasicTransformerBlock(inner, n_heads, d_head, dropout, context_dim,
-                                  image_cross_attention=image_cross_attention,
-                                  scale_learnable=scale_learnable, text_context_len=text_context_len)
-            for _ in range(depth)])
-        self.proj_out = zero_module(nn.Linear(inner, channels) if use_linear
-                                    else nn.Conv2d(inner, channels, 1))
+        self.transformer_blocks = nn.ModuleList(
+            [
+                BasicTransformerBlock(
+                    inner,
+                    n_heads,
+                    d_head,
+                    dropout,
+                    context_dim,
+                    image_cross_attention=image_cross_attention,
+                    scale_learnable=scale_learnable,
+                    text_context_len=text_context_len,
+                )
+                for _ in range(depth)
+            ]
+        )
+        self.proj_out = zero_module(nn.Linear(inner, channels) if use_linear else nn.Conv2d(inner, channels, 1))
 
     def forward(self, x, context=None):
         b, c, h, w = x.shape
@@ -147,19 +191,17 @@ class SpatialTransformer(nn.Module):
 class TemporalTransformer(nn.Module):
     """Self-attention over frames at each pixel; input and output ``b c t h w``."""
 
-    def __init__(self, channels, n_heads, d_head, depth=1, dropout=0.0, use_linear=True,
-                 camera_hooks=True):
+    def __init__(self, channels, n_heads, d_head, depth=1, dropout=0.0, use_linear=True, camera_hooks=True):
         super().__init__()
         inner = n_heads * d_head
         self.use_linear = use_linear
         self.camera_hooks = camera_hooks  # False for the UNet's extra ``init_attn``
         self.norm = nn.GroupNorm(32, channels, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner) if use_linear else nn.Conv1d(channels, inner, 1)
-        self.transformer_blocks = nn.ModuleList([
-            BasicTransformerBlock(inner, n_heads, d_head, dropout, temporal=True)
-            for _ in range(depth)])
-        self.proj_out = zero_module(nn.Linear(inner, channels) if use_linear
-                                    else nn.Conv1d(inner, channels, 1))
+        self.transformer_blocks = nn.ModuleList(
+            [BasicTransformerBlock(inner, n_heads, d_head, dropout, temporal=True) for _ in range(depth)]
+        )
+        self.proj_out = zero_module(nn.Linear(inner, channels) if use_linear else nn.Conv1d(inner, channels, 1))
 
     def forward(self, x, camera=None):
         b, c, t, h, w = x.shape
@@ -189,14 +231,16 @@ class TemporalConvBlock(nn.Module):
     def __init__(self, channels, dropout=0.1):
         super().__init__()
         k, p = (3, 1, 1), (1, 0, 0)
-        self.conv1 = nn.Sequential(nn.GroupNorm(32, channels), nn.SiLU(),
-                                   nn.Conv3d(channels, channels, k, padding=p))
-        self.conv2 = nn.Sequential(nn.GroupNorm(32, channels), nn.SiLU(), nn.Dropout(dropout),
-                                   nn.Conv3d(channels, channels, k, padding=p))
-        self.conv3 = nn.Sequential(nn.GroupNorm(32, channels), nn.SiLU(), nn.Dropout(dropout),
-                                   nn.Conv3d(channels, channels, k, padding=p))
-        self.conv4 = nn.Sequential(nn.GroupNorm(32, channels), nn.SiLU(), nn.Dropout(dropout),
-                                   nn.Conv3d(channels, channels, k, padding=p))
+        self.conv1 = nn.Sequential(nn.GroupNorm(32, channels), nn.SiLU(), nn.Conv3d(channels, channels, k, padding=p))
+        self.conv2 = nn.Sequential(
+            nn.GroupNorm(32, channels), nn.SiLU(), nn.Dropout(dropout), nn.Conv3d(channels, channels, k, padding=p)
+        )
+        self.conv3 = nn.Sequential(
+            nn.GroupNorm(32, channels), nn.SiLU(), nn.Dropout(dropout), nn.Conv3d(channels, channels, k, padding=p)
+        )
+        self.conv4 = nn.Sequential(
+            nn.GroupNorm(32, channels), nn.SiLU(), nn.Dropout(dropout), nn.Conv3d(channels, channels, k, padding=p)
+        )
         zero_module(self.conv4[-1])
 
     def forward(self, x):
@@ -207,13 +251,17 @@ class ResBlock(nn.Module):
     def __init__(self, channels, emb_channels, dropout, out_channels=None, temporal_conv=False):
         super().__init__()
         out_channels = out_channels or channels
-        self.in_layers = nn.Sequential(normalization(channels), nn.SiLU(),
-                                       nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(
+            normalization(channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
-        self.out_layers = nn.Sequential(normalization(out_channels), nn.SiLU(), nn.Dropout(dropout),
-                                        zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)))
-        self.skip_connection = (nn.Identity() if out_channels == channels
-                                else nn.Conv2d(channels, out_channels, 1))
+        self.out_layers = nn.Sequential(
+            normalization(out_channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
+        )
+        self.skip_connection = nn.Identity() if out_channels == channels else nn.Conv2d(channels, out_channels, 1)
         if temporal_conv:
             # (sic) the official parameter name is misspelt
             self.temopral_conv = TemporalConvBlock(out_channels, dropout=0.1)
@@ -283,16 +331,23 @@ class UNet3D(nn.Module):
 
         def spatial(ch):
             heads = ch // cfg.num_head_channels
-            return SpatialTransformer(ch, heads, cfg.num_head_channels, cfg.transformer_depth,
-                                      context_dim=cfg.context_dim, use_linear=cfg.use_linear,
-                                      image_cross_attention=cfg.image_cross_attention,
-                                      scale_learnable=cfg.image_cross_attention_scale_learnable,
-                                      text_context_len=cfg.text_context_len)
+            return SpatialTransformer(
+                ch,
+                heads,
+                cfg.num_head_channels,
+                cfg.transformer_depth,
+                context_dim=cfg.context_dim,
+                use_linear=cfg.use_linear,
+                image_cross_attention=cfg.image_cross_attention,
+                scale_learnable=cfg.image_cross_attention_scale_learnable,
+                text_context_len=cfg.text_context_len,
+            )
 
         def temporal(ch):
             heads = ch // cfg.num_head_channels
-            return TemporalTransformer(ch, heads, cfg.num_head_channels, cfg.transformer_depth,
-                                       use_linear=cfg.use_linear)
+            return TemporalTransformer(
+                ch, heads, cfg.num_head_channels, cfg.transformer_depth, use_linear=cfg.use_linear
+            )
 
         def res(ch, out):
             return ResBlock(ch, ted, cfg.dropout, out, temporal_conv=cfg.temporal_conv)
@@ -300,8 +355,15 @@ class UNet3D(nn.Module):
         self.input_blocks = nn.ModuleList([TimestepEmbedSequential(nn.Conv2d(cfg.in_channels, mc, 3, padding=1))])
         if cfg.addition_attention:
             self.init_attn = TimestepEmbedSequential(
-                TemporalTransformer(mc, cfg.init_attn_heads, cfg.num_head_channels,
-                                    cfg.transformer_depth, use_linear=False, camera_hooks=False))
+                TemporalTransformer(
+                    mc,
+                    cfg.init_attn_heads,
+                    cfg.num_head_channels,
+                    cfg.transformer_depth,
+                    use_linear=False,
+                    camera_hooks=False,
+                )
+            )
         chans, ch, ds = [mc], mc, 1
         self.input_ds, self.output_ds = [1], []
         for level, mult in enumerate(cfg.channel_mult):
@@ -340,8 +402,9 @@ class UNet3D(nn.Module):
                     layers.append(Upsample(ch))
                     ds //= 2
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
-        self.out = nn.Sequential(normalization(ch), nn.SiLU(),
-                                 zero_module(nn.Conv2d(mc, cfg.out_channels, 3, padding=1)))
+        self.out = nn.Sequential(
+            normalization(ch), nn.SiLU(), zero_module(nn.Conv2d(mc, cfg.out_channels, 3, padding=1))
+        )
         self.set_gradient_checkpointing(cfg.use_checkpoint)
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
@@ -386,8 +449,9 @@ class UNet3D(nn.Module):
         if cfg.fs_condition:
             if fs is None:
                 fs = torch.full((b,), cfg.default_fs, dtype=torch.long, device=x.device)
-            fs_emb = self.fps_embedding(timestep_embedding(torch.as_tensor(fs, device=x.device).reshape(b),
-                                                           cfg.model_channels).type(x.dtype))
+            fs_emb = self.fps_embedding(
+                timestep_embedding(torch.as_tensor(fs, device=x.device).reshape(b), cfg.model_channels).type(x.dtype)
+            )
             emb = emb + fs_emb.repeat_interleave(t, dim=0)
         h = rearrange(x, "b c t h w -> (b t) c h w")
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..core import cameras as cam
 from ..core.artifacts import read_table
 from ..core.dataset import find_clips
 from ..core.errors import RealcamError
+from ..core.image import fit_image
 from ..core.video import list_images, read_image, read_video
 
 MAX_STRIDE = 10
@@ -52,8 +52,13 @@ def _frame_source(clip, frames_root: Path, n_cams: int):
     return None
 
 
-def load_clips(filtered_dir: str | Path, frames_root: str | Path, *, relative_scale: bool = False,
-               captions: str | Path | None = None) -> tuple[list[ClipRecord], list[dict]]:
+def load_clips(
+    filtered_dir: str | Path,
+    frames_root: str | Path,
+    *,
+    relative_scale: bool = False,
+    captions: str | Path | None = None,
+) -> tuple[list[ClipRecord], list[dict]]:
     """Kept clips with their cameras and frames; returns ``(clips, skipped)`` (skipped with reasons)."""
     filtered_dir, frames_root = Path(filtered_dir), Path(frames_root)
     if not filtered_dir.is_dir():
@@ -67,7 +72,7 @@ def load_clips(filtered_dir: str | Path, frames_root: str | Path, *, relative_sc
     for clip_id in keep["clip_id"].astype(str):
         clip = dataset.get(clip_id)
         try:
-            source = (clip.camera_path if relative_scale and clip else filtered_dir / "cameras" / f"{clip_id}.txt")
+            source = clip.camera_path if relative_scale and clip else filtered_dir / "cameras" / f"{clip_id}.txt"
             cams = cam.read_re10k(source)
         except RealcamError as err:
             skipped.append({"item": clip_id, "reason": str(err)})
@@ -108,8 +113,17 @@ def usable_strides(n_frames: int, frames: int, max_stride: int = MAX_STRIDE) -> 
 class ClipDataset(torch.utils.data.Dataset):
     """``dataset[n]`` is sample number ``n`` (any non-negative integer; clips repeat per epoch)."""
 
-    def __init__(self, clips: list[ClipRecord], *, frames: int, size: tuple[int, int], train: bool = True,
-                 seed: int = 0, max_stride: int = MAX_STRIDE, val_stride: int = VAL_STRIDE):
+    def __init__(
+        self,
+        clips: list[ClipRecord],
+        *,
+        frames: int,
+        size: tuple[int, int],
+        train: bool = True,
+        seed: int = 0,
+        max_stride: int = MAX_STRIDE,
+        val_stride: int = VAL_STRIDE,
+    ):
         self.clips = [c for c in clips if usable_strides(len(c), frames, max_stride if train else val_stride) > 0]
         self.too_short = [c.clip_id for c in clips if c not in self.clips]
         if not self.clips:
@@ -142,10 +156,7 @@ class ClipDataset(torch.utils.data.Dataset):
         idx, cond, stride = self.choose(int(n), clip)
         images = _read_frames(clip, idx)
         src = (images[0].shape[1], images[0].shape[0])
-        resized, (left, top) = cam.resize_crop_geometry(src, self.size)
-        w, h = self.size
-        video = np.stack([np.asarray(Image.fromarray(im).resize(resized, Image.BICUBIC))[top:top + h, left:left + w]
-                          for im in images])
+        video = np.stack([fit_image(im, None, self.size)[0] for im in images])
         k = cam.resize_crop_intrinsics(cam.denormalize_intrinsics(clip.cameras.intrinsics[idx], *src), src, self.size)
         c2w = cam.relative_poses(clip.cameras.c2w[idx], reference=cond)
         return {
@@ -199,6 +210,9 @@ def collate(items: list[dict]) -> dict:
     out = {}
     for key in items[0]:
         values = [it[key] for it in items]
-        out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else (
-            torch.tensor(values) if isinstance(values[0], (int, float)) else values)
+        out[key] = (
+            torch.stack(values)
+            if isinstance(values[0], torch.Tensor)
+            else (torch.tensor(values) if isinstance(values[0], (int, float)) else values)
+        )
     return out

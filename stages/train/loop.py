@@ -86,16 +86,29 @@ class DiffusionTrainer(nn.Module):
             z0 = m.encode_video(video, sample=True, generator=generator).to(dtype)
             # The contract shared with sampling; the concat latent is never dropped, only the CLIP
             # image is (official get_batch_input).
-            context, concat, fs = m.condition(self.tokens(batch["caption"], drop_text.cpu()).to(device),
-                                              video[rows, :, cond], z0[rows, :, cond], t_frames,
-                                              batch["stride"], batch["fps"], keep_image=~drop_image)
+            context, concat, fs = m.condition(
+                self.tokens(batch["caption"], drop_text.cpu()).to(device),
+                video[rows, :, cond],
+                z0[rows, :, cond],
+                t_frames,
+                batch["stride"],
+                batch["fps"],
+                keep_image=~drop_image,
+            )
         timesteps = torch.randint(0, NUM_TRAIN_TIMESTEPS, (b,), generator=generator).to(device)
         noise = torch.randn(z0.shape, generator=generator).to(device, dtype)
         z0 = rescale_z0(self.schedule, z0, timesteps)  # dynamic rescale (512/1024); concat keeps z0
         z_t = q_sample(self.schedule, z0, timesteps, noise)
         target = training_target(self.schedule, z0, noise, timesteps)
-        out = m(z_t, timesteps, context, concat, fs=fs,
-                k=batch["k"].to(device, torch.float32), c2w=batch["c2w"].to(device, torch.float32))
+        out = m(
+            z_t,
+            timesteps,
+            context,
+            concat,
+            fs=fs,
+            k=batch["k"].to(device, torch.float32),
+            c2w=batch["c2w"].to(device, torch.float32),
+        )
         return nn.functional.mse_loss(out.float(), target.float())
 
 
@@ -112,8 +125,7 @@ def init_distributed(device: str) -> tuple[int, int]:
     """Initialise torch.distributed through DeepSpeed (a single process gets a local rendezvous)."""
     import deepspeed
 
-    for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"),
-                       ("MASTER_ADDR", "127.0.0.1")):
+    for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
         os.environ.setdefault(key, value)
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
     if not torch.distributed.is_initialized():
@@ -140,40 +152,49 @@ def scalar_parameters_as_vectors(module: nn.Module):
 
 def deepspeed_config(cfg: TrainConfig, world: int) -> dict:
     if cfg.batch % (cfg.micro_batch * world):
-        raise RealcamError(f"batch {cfg.batch} is not a multiple of micro-batch x processes "
-                           f"({cfg.micro_batch} x {world})", "--batch")
+        raise RealcamError(
+            f"batch {cfg.batch} is not a multiple of micro-batch x processes ({cfg.micro_batch} x {world})", "--batch"
+        )
     return {
         "train_micro_batch_size_per_gpu": cfg.micro_batch,
         "gradient_accumulation_steps": cfg.batch // (cfg.micro_batch * world),
         "gradient_clipping": cfg.grad_clip,
         "zero_optimization": {"stage": 1},
-        "optimizer": {"type": "AdamW", "params": {"lr": cfg.lr, "betas": [0.9, 0.999], "eps": 1e-8,
-                                                   "weight_decay": WEIGHT_DECAY, "torch_adam": True}},
+        "optimizer": {
+            "type": "AdamW",
+            "params": {
+                "lr": cfg.lr,
+                "betas": [0.9, 0.999],
+                "eps": 1e-8,
+                "weight_decay": WEIGHT_DECAY,
+                "torch_adam": True,
+            },
+        },
         "fp16": {"enabled": cfg.precision == "fp16", "initial_scale_power": 16},
         "bf16": {"enabled": cfg.precision == "bf16"},
-        "steps_per_print": 10 ** 9,
+        "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
 
 
 def _memory_mb(device: str) -> float:
     if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2 ** 20
+        return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ----------------------------------------------------------------------------------------------
 # The loop
 # ----------------------------------------------------------------------------------------------
-def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None,
-          log: Callable[[str], None] | None = None) -> pd.DataFrame:
+def train(
+    cfg: TrainConfig, progress: Callable[[int, float], None] | None = None, log: Callable[[str], None] | None = None
+) -> pd.DataFrame:
     """Train the camera modules; returns the metrics table (rank 0 also writes it)."""
     cfg = cfg.check()
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
     if cfg.precision == "fp16" and not device.startswith("cuda"):
-        raise RealcamError("fp16 training needs a GPU (DeepSpeed on the CPU supports fp32 and bf16)",
-                           "--precision")
+        raise RealcamError("fp16 training needs a GPU (DeepSpeed on the CPU supports fp32 and bf16)", "--precision")
     if cfg.resume:
         resume_tag(out / "checkpoints")  # a usable checkpoint, named before anything starts
     dataset, skipped = load_dataset(cfg)  # before DeepSpeed and the model: a wrong --frames is named at once
@@ -194,16 +215,34 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
     start, history = resume(engine, out, cfg.resume)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "train_config.json", json.dumps(
-            {**asdict(cfg), "world_size": world, "accumulation": accum, "deepspeed": ds_cfg,
-             "skipped": skipped, "trainable": trainable_report(model).to_dict("records")}, indent=2) + "\n")
+        atomic_write_text(
+            out / "train_config.json",
+            json.dumps(
+                {
+                    **asdict(cfg),
+                    "world_size": world,
+                    "accumulation": accum,
+                    "deepspeed": ds_cfg,
+                    "skipped": skipped,
+                    "trainable": trainable_report(model).to_dict("records"),
+                },
+                indent=2,
+            )
+            + "\n",
+        )
         if log:
-            log(f"{len(dataset)} clips ({len(skipped)} skipped), world size {world}, "
-                f"accumulation {accum}, device {device}, precision {cfg.precision}")
+            log(
+                f"{len(dataset)} clips ({len(skipped)} skipped), world size {world}, "
+                f"accumulation {accum}, device {device}, precision {cfg.precision}"
+            )
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=RankBatches(start, cfg.steps, accum, world, rank, cfg.micro_batch),
-        num_workers=cfg.workers, pin_memory=device.startswith("cuda"), collate_fn=collate,
-        persistent_workers=False)
+        dataset,
+        batch_sampler=RankBatches(start, cfg.steps, accum, world, rank, cfg.micro_batch),
+        num_workers=cfg.workers,
+        pin_memory=device.startswith("cuda"),
+        collate_fn=collate,
+        persistent_workers=False,
+    )
     history = run_steps(cfg, engine, model, iter(loader), start, accum, rank, world, device, history, progress)
     torch.distributed.barrier()
     return history
@@ -215,13 +254,13 @@ def load_dataset(cfg: TrainConfig) -> tuple[ClipDataset, list[dict]]:
     from ..models.configs import get_config
 
     mc = get_config(cfg.res)
-    clips, skipped = load_clips(cfg.data, cfg.frames_root, relative_scale=cfg.relative_scale,
-                                captions=cfg.captions)
+    clips, skipped = load_clips(cfg.data, cfg.frames_root, relative_scale=cfg.relative_scale, captions=cfg.captions)
     if not clips:
         reasons = "; ".join(f"{s['item']}: {s['reason']}" for s in skipped[:3])
         more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-        raise RealcamError(f"none of the {len(skipped)} kept clips can be read from {cfg.frames_root} "
-                           f"({reasons}{more})", "--frames")
+        raise RealcamError(
+            f"none of the {len(skipped)} kept clips can be read from {cfg.frames_root} ({reasons}{more})", "--frames"
+        )
     dataset = ClipDataset(clips, frames=mc.frames, size=(mc.width, mc.height), train=True, seed=cfg.seed)
     skipped += [{"item": c, "reason": f"fewer than {mc.frames} frames at stride 1"} for c in dataset.too_short]
     return dataset, skipped
@@ -264,8 +303,11 @@ def resume(engine, out: Path, enabled: bool) -> tuple[int, pd.DataFrame]:
         _, client = engine.load_checkpoint(str(ckpt_dir), tag=resume_tag(ckpt_dir), load_module_strict=False)
         start = int(client["step"])
     except Exception as exc:  # truncated or foreign files: DeepSpeed's own errors vary
-        raise RealcamError(f"cannot resume from the last checkpoint ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:160] if str(exc) else 'unreadable'})", ckpt_dir) from None
+        raise RealcamError(
+            f"cannot resume from the last checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160] if str(exc) else 'unreadable'})",
+            ckpt_dir,
+        ) from None
     history = pd.DataFrame()
     if (out / "metrics.parquet").exists():
         history = read_table(out / "metrics.parquet")
@@ -273,8 +315,19 @@ def resume(engine, out: Path, enabled: bool) -> tuple[int, pd.DataFrame]:
     return start, history
 
 
-def run_steps(cfg: TrainConfig, engine, model: CameraI2V, batches, start: int, accum: int, rank: int,
-              world: int, device: str, history: pd.DataFrame, progress=None) -> pd.DataFrame:
+def run_steps(
+    cfg: TrainConfig,
+    engine,
+    model: CameraI2V,
+    batches,
+    start: int,
+    accum: int,
+    rank: int,
+    world: int,
+    device: str,
+    history: pd.DataFrame,
+    progress=None,
+) -> pd.DataFrame:
     """The optimiser steps from ``start`` to ``cfg.steps``: checkpoints every ``ckpt_every``,
     metrics every ``log_every`` (and at the end)."""
     out = Path(cfg.out)
@@ -284,12 +337,12 @@ def run_steps(cfg: TrainConfig, engine, model: CameraI2V, batches, start: int, a
         t0 = time.perf_counter()
         # Anything drawing from the global generators (e.g. the epipolar zero-translation jitter)
         # sees the same numbers at a step whether or not the run was resumed.
-        torch.manual_seed(int(np.random.default_rng([cfg.seed, 11, step, rank]).integers(2 ** 62)))
+        torch.manual_seed(int(np.random.default_rng([cfg.seed, 11, step, rank]).integers(2**62)))
         losses = []
         for _ in range(accum):
             batch = next(batches)
             ids = batch["sample"].tolist()
-            gen = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, 7, ids[0]]).integers(2 ** 62)))
+            gen = torch.Generator().manual_seed(int(np.random.default_rng([cfg.seed, 7, ids[0]]).integers(2**62)))
             loss = engine(batch, gen)
             engine.backward(loss)
             engine.step()
@@ -299,8 +352,15 @@ def run_steps(cfg: TrainConfig, engine, model: CameraI2V, batches, start: int, a
             torch.distributed.all_reduce(loss)
             loss /= world
         elapsed = time.perf_counter() - t0
-        rows.append({"step": step + 1, "loss": float(loss), "lr": cfg.lr,
-                     "samples_per_s": cfg.batch / elapsed, "memory_mb": _memory_mb(device)})
+        rows.append(
+            {
+                "step": step + 1,
+                "loss": float(loss),
+                "lr": cfg.lr,
+                "samples_per_s": cfg.batch / elapsed,
+                "memory_mb": _memory_mb(device),
+            }
+        )
         done = step + 1
         if progress and rank == 0:
             progress(done, float(loss))
@@ -353,8 +413,9 @@ def _write_metrics(path: Path, history: pd.DataFrame, rows: list[dict]) -> pd.Da
 
 
 def _checkpoint(engine, model: CameraI2V, ckpt_dir: Path, out: Path, step: int, rank: int) -> None:
-    engine.save_checkpoint(str(ckpt_dir), tag=f"step_{step:07d}", client_state={"step": step},
-                           exclude_frozen_parameters=True)
+    engine.save_checkpoint(
+        str(ckpt_dir), tag=f"step_{step:07d}", client_state={"step": step}, exclude_frozen_parameters=True
+    )
     if rank == 0:
         save_checkpoint(model, out / "weights", only_trainable=True, extra={"step": step})
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from corpus import assert_fails, assert_ok, run
+
 from stages.core.artifacts import read_table
 
 # ----------------------------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def _edit_row(path: Path, lineno: int, **columns) -> Path:
 def _cut(ds: Path, clip: str, frames: int) -> None:
     """Keep the first ``frames`` cameras of a clip (its extra frame files are ignored)."""
     path = ds / "cameras" / f"{clip}.txt"
-    _write_lines(path, _lines(path)[:1 + frames])
+    _write_lines(path, _lines(path)[: 1 + frames])
 
 
 def _only(ds: Path, keep: list[str]) -> None:
@@ -87,7 +87,7 @@ def _synth(poses: Path, out: Path, *extra):
 def test_duplicate_timestamp_is_rejected_with_file_and_line(poses, tmp_path):
     """Defect 1: a repeated row made synth write 16 cameras for 15 frames."""
     lines = _lines(poses)
-    _write_lines(poses, lines[:ROW + 1] + [lines[ROW]] + lines[ROW + 1:])  # line 3 again as line 4
+    _write_lines(poses, lines[: ROW + 1] + [lines[ROW]] + lines[ROW + 1 :])  # line 3 again as line 4
     line = assert_fails(_synth(poses, tmp_path / "out"), f"{poses}:4", absent=[tmp_path / "out"])
     assert "repeats the one on line 3" in line
 
@@ -108,14 +108,17 @@ def test_focal_lengths_must_be_positive(poses, tmp_path, fx, fy):
     assert "focal lengths must be positive" in line
 
 
-@pytest.mark.parametrize("edit,words", [
-    ({"c0": "1.5"}, "not an integer"),
-    ({"c0": "1e30"}, "out of range"),
-    ({"c3": "nan"}, "non-finite"),
-    ({"c4": "inf"}, "non-finite"),
-    ({"c2": "abc"}, "not a number: 'abc'"),
-    ({"c17": "-1"}, "reflection"),  # r33 = -1 turns the identity-like rotation into a reflection
-])
+@pytest.mark.parametrize(
+    "edit,words",
+    [
+        ({"c0": "1.5"}, "not an integer"),
+        ({"c0": "1e30"}, "out of range"),
+        ({"c3": "nan"}, "non-finite"),
+        ({"c4": "inf"}, "non-finite"),
+        ({"c2": "abc"}, "not a number: 'abc'"),
+        ({"c17": "-1"}, "reflection"),  # r33 = -1 turns the identity-like rotation into a reflection
+    ],
+)
 def test_malformed_camera_lines(poses, tmp_path, edit, words):
     if "c17" in edit:  # make the line's rotation exactly diag(1, 1, -1): a reflection
         lines = _lines(poses)
@@ -161,18 +164,21 @@ def test_synth_out_is_a_file(poses, tmp_path):
     assert f.read_text() == "x"
 
 
-@pytest.mark.parametrize("args,option", [
-    (["--seed", "-1"], "--seed"),
-    (["--scale", "0"], "--scale"),
-    (["--scale", "nan"], "--scale"),
-    (["--random-scale", "2", "1"], "--random-scale"),
-    (["--random-scale", "1", "inf"], "--random-scale"),
-    (["--random-scale", "0", "1"], "--random-scale"),
-    (["--size", "4x4"], "--size"),
-    (["--size", "16"], "--size"),
-    (["--size", "99999x16"], "--size"),
-    (["--size", "16x16x3"], "--size"),
-])
+@pytest.mark.parametrize(
+    "args,option",
+    [
+        (["--seed", "-1"], "--seed"),
+        (["--scale", "0"], "--scale"),
+        (["--scale", "nan"], "--scale"),
+        (["--random-scale", "2", "1"], "--random-scale"),
+        (["--random-scale", "1", "inf"], "--random-scale"),
+        (["--random-scale", "0", "1"], "--random-scale"),
+        (["--size", "4x4"], "--size"),
+        (["--size", "16"], "--size"),
+        (["--size", "99999x16"], "--size"),
+        (["--size", "16x16x3"], "--size"),
+    ],
+)
 def test_synth_bad_options(poses, tmp_path, args, option):
     out = tmp_path / "out"
     assert_fails(run("synth", "--poses", poses, "--out", out, *args), option, absent=[out])
@@ -196,8 +202,11 @@ def test_synth_disk_full_leaves_no_clip_behind(poses, tmp_path, monkeypatch):
 
     monkeypatch.setattr(stages.synth, "write_arrays", full)
     out = tmp_path / "out"
-    line = assert_fails(_synth(poses, out), f"{out / 'depth_gt' / 'poses.npz'}",
-                        absent=[out / "frames" / "poses", out / "cameras" / "poses.txt", out / "truth.parquet"])
+    line = assert_fails(
+        _synth(poses, out),
+        f"{out / 'depth_gt' / 'poses.npz'}",
+        absent=[out / "frames" / "poses", out / "cameras" / "poses.txt", out / "truth.parquet"],
+    )
     assert "the disk is full" in line
     assert not [p for p in out.rglob("*") if p.is_file()]
 
@@ -217,7 +226,8 @@ def test_synth_paths_with_spaces_and_unicode_and_rerun_counts(poses, tmp_path):
     assert_ok(res)
     assert "1 written (0 skipped" in res.output
     assert sorted(p.name for p in (out / "frames" / "clip ü 1").iterdir()) == sorted(
-        f"{line.split()[0]}.png" for line in _lines(src)[1:])
+        f"{line.split()[0]}.png" for line in _lines(src)[1:]
+    )
     res = _synth(src, out)
     assert_ok(res)
     assert "0 written (1 skipped as already done)" in res.output
@@ -226,15 +236,18 @@ def test_synth_paths_with_spaces_and_unicode_and_rerun_counts(poses, tmp_path):
 # ----------------------------------------------------------------------------------------------
 # triangulate: what fails before pycolmap
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("args,option", [
-    (["--overlap", "0"], "--overlap"),  # defect 2: "Check failed: overlap > 0", exit 134
-    (["--overlap", "-3"], "--overlap"),
-    (["--workers", "0"], "--workers"),
-    (["--min-points", "-1"], "--min-points"),
-    (["--seed", "-1"], "--seed"),
-    (["--shard", "2/2"], "--shard"),
-    (["--shard", "x"], "--shard"),
-])
+@pytest.mark.parametrize(
+    "args,option",
+    [
+        (["--overlap", "0"], "--overlap"),  # defect 2: "Check failed: overlap > 0", exit 134
+        (["--overlap", "-3"], "--overlap"),
+        (["--workers", "0"], "--workers"),
+        (["--min-points", "-1"], "--min-points"),
+        (["--seed", "-1"], "--seed"),
+        (["--shard", "2/2"], "--shard"),
+        (["--shard", "x"], "--shard"),
+    ],
+)
 def test_triangulate_bad_options(ds, tmp_path, args, option):
     out = tmp_path / "sfm"
     assert_fails(run("triangulate", ds, "--out", out, *args), option, absent=[out])
@@ -249,8 +262,9 @@ def test_triangulate_out_is_a_file(ds, tmp_path):
 
 def test_triangulate_missing_dataset_and_empty_cameras(ds, tmp_path):
     out = tmp_path / "sfm"
-    assert "no such dataset folder" in assert_fails(run("triangulate", tmp_path / "nope", "--out", out),
-                                                    tmp_path / "nope", absent=[out])
+    assert "no such dataset folder" in assert_fails(
+        run("triangulate", tmp_path / "nope", "--out", out), tmp_path / "nope", absent=[out]
+    )
     for f in (ds / "cameras").glob("*.txt"):
         f.unlink()
     assert "no clips" in assert_fails(run("triangulate", ds, "--out", out), ds / "cameras", absent=[out])
@@ -268,12 +282,15 @@ def test_triangulate_bad_status_table(ds, tmp_path):
     assert_fails(run("triangulate", ds, "--out", out), out / "status.parquet")
 
 
-@pytest.mark.parametrize("corrupt,words", [
-    ("duplicate", "repeats the one on line 3"),  # defect 1: C++ abort, every clip of the batch lost
-    ("zero_focal", "focal lengths must be positive"),  # defect 7
-    ("not_an_image", "unreadable frame"),
-    ("missing_frame", "missing frame"),
-])
+@pytest.mark.parametrize(
+    "corrupt,words",
+    [
+        ("duplicate", "repeats the one on line 3"),  # defect 1: C++ abort, every clip of the batch lost
+        ("zero_focal", "focal lengths must be positive"),  # defect 7
+        ("not_an_image", "unreadable frame"),
+        ("missing_frame", "missing frame"),
+    ],
+)
 def test_triangulate_bad_clip_is_a_failed_row(ds, tmp_path, corrupt, words):
     """A bad clip alone: its status row says why (naming the file), nothing else is written, no
     scratch is left, exit 1 (nothing succeeded). None of these reaches pycolmap."""
@@ -281,8 +298,12 @@ def test_triangulate_bad_clip_is_a_failed_row(ds, tmp_path, corrupt, words):
     _only(ds, [clip])
     cams = ds / "cameras" / f"{clip}.txt"
     frames = sorted((ds / "frames" / clip).iterdir())
-    where = {"duplicate": f"{cams}:4", "zero_focal": f"{cams}:2", "not_an_image": str(frames[1]),
-             "missing_frame": str(ds / "frames" / clip)}[corrupt]
+    where = {
+        "duplicate": f"{cams}:4",
+        "zero_focal": f"{cams}:2",
+        "not_an_image": str(frames[1]),
+        "missing_frame": str(ds / "frames" / clip),
+    }[corrupt]
     if corrupt == "duplicate":
         lines = _lines(cams)
         _write_lines(cams, lines[:3] + [lines[2]] + lines[3:])
@@ -388,11 +409,16 @@ def _fake_sfm(ds: Path, out: Path, clip: str) -> Path:
     cams = cam.read_re10k(ds / "cameras" / f"{clip}.txt")
     cam.write_re10k(d / "cameras.txt", cams)
     x, y, z, _ = cams.c2w[0] @ [0.0, 0.0, 2.0, 1.0]  # on frame 0's optical axis, 2 units ahead
-    write_table(d / "points.parquet", pd.DataFrame({"point": [1], "x": [x], "y": [y], "z": [z],
-                                                    "error": [0.1], "track_length": [3]}))
-    write_table(d / "observations.parquet", pd.DataFrame({"point": [1, 1, 1], "frame": [0, 1, 2],
-                                                          "timestamp": cams.timestamps[:3],
-                                                          "u": [64.0] * 3, "v": [64.0] * 3}))
+    write_table(
+        d / "points.parquet",
+        pd.DataFrame({"point": [1], "x": [x], "y": [y], "z": [z], "error": [0.1], "track_length": [3]}),
+    )
+    write_table(
+        d / "observations.parquet",
+        pd.DataFrame(
+            {"point": [1, 1, 1], "frame": [0, 1, 2], "timestamp": cams.timestamps[:3], "u": [64.0] * 3, "v": [64.0] * 3}
+        ),
+    )
     (d / "clip.json").write_text(json.dumps({"clip_id": clip, "width": 128, "height": 128}))
     write_table(out / "status.parquet", pd.DataFrame({"item": [clip], "status": ["ok"], "reason": [""]}))
     return d
@@ -433,12 +459,15 @@ def test_align_scale_out_is_a_file(ds, tmp_path):
     assert_fails(_align(ds, sfm, f), f)
 
 
-@pytest.mark.parametrize("args,option", [
-    (["--min-points", "0"], "--min-points"),
-    (["--min-track", "-2"], "--min-track"),
-    (["--max-depth", "0"], "--max-depth"),
-    (["--max-depth", "nan"], "--max-depth"),
-])
+@pytest.mark.parametrize(
+    "args,option",
+    [
+        (["--min-points", "0"], "--min-points"),
+        (["--min-track", "-2"], "--min-track"),
+        (["--max-depth", "0"], "--max-depth"),
+        (["--max-depth", "nan"], "--max-depth"),
+    ],
+)
 def test_align_scale_bad_options(ds, tmp_path, args, option):
     sfm = tmp_path / "sfm"
     _fake_sfm(ds, sfm, _clips(ds)[0])
@@ -476,8 +505,19 @@ def _scales(ds: Path, out: Path, n_frames: dict | None = None) -> Path:
     """clips.parquet and frames.parquet for the dataset's clips, written by hand."""
     clips = _clips(ds)
     out.mkdir(parents=True)
-    pd.DataFrame({"clip_id": clips, "scale": 2.0, "scale_max": 2.5, "scale_min": 1.5, "scale_spread": 0.5,
-                  "n_frames": 16, "n_points": 100, "status": "ok", "reason": ""}).to_parquet(out / "clips.parquet")
+    pd.DataFrame(
+        {
+            "clip_id": clips,
+            "scale": 2.0,
+            "scale_max": 2.5,
+            "scale_min": 1.5,
+            "scale_spread": 0.5,
+            "n_frames": 16,
+            "n_points": 100,
+            "status": "ok",
+            "reason": "",
+        }
+    ).to_parquet(out / "clips.parquet")
     rows = [(c, f, 2.0) for c in clips for f in range((n_frames or {}).get(c, 16))]
     pd.DataFrame(rows, columns=["clip_id", "frame", "scale"]).to_parquet(out / "frames.parquet")
     return out

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from corpus import assert_fails, assert_ok, run
+
 from stages.core.artifacts import read_table, write_table
 
 SIZE = 64
@@ -34,25 +34,55 @@ def gen(tmp_path_factory, image_files):
 
 
 def _generate(gen, out, *extra):
-    return run("generate", gen / "image.png", "pan-left", "--out", out, "--ckpt", gen / "ckpt", "--depth",
-               gen / "depth.npy", "--steps", "1", "--device", "cpu", "--negative-prompt", "", *extra)
+    return run(
+        "generate",
+        gen / "image.png",
+        "pan-left",
+        "--out",
+        out,
+        "--ckpt",
+        gen / "ckpt",
+        "--depth",
+        gen / "depth.npy",
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+        "--negative-prompt",
+        "",
+        *extra,
+    )
 
 
-@pytest.mark.parametrize("option,value", [
-    ("--cfg", "nan"), ("--cfg", "-1"), ("--eta", "2"), ("--eta", "inf"), ("--guidance-rescale", "1.5"),
-    ("--steps", "0"), ("--noise-shaping", "-5"), ("--kernel", "4"), ("--camera-cfg", "nan"),
-    ("--fov", "180"), ("--frame-stride", "0"), ("--seed", "-1"),
-])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("--cfg", "nan"),
+        ("--cfg", "-1"),
+        ("--eta", "2"),
+        ("--eta", "inf"),
+        ("--guidance-rescale", "1.5"),
+        ("--steps", "0"),
+        ("--noise-shaping", "-5"),
+        ("--kernel", "4"),
+        ("--camera-cfg", "nan"),
+        ("--fov", "180"),
+        ("--frame-stride", "0"),
+        ("--seed", "-1"),
+    ],
+)
 def test_generate_refuses_bad_numbers_before_any_work(gen, tmp_path, option, value):
     """Defect 11: every number finite and in range, refused before anything is written."""
     out = tmp_path / "v.mp4"
-    assert_fails(_generate(gen, out, option, value), option,
-                 absent=[out, tmp_path / "v_preview", tmp_path / "v.json"])
+    assert_fails(_generate(gen, out, option, value), option, absent=[out, tmp_path / "v_preview", tmp_path / "v.json"])
 
 
 def test_generate_camera_cfg_needs_cfg(gen, tmp_path):
-    assert_fails(_generate(gen, tmp_path / "v.mp4", "--cfg", "1", "--camera-cfg", "2"), "--camera-cfg",
-                 absent=[tmp_path / "v_preview"])
+    assert_fails(
+        _generate(gen, tmp_path / "v.mp4", "--cfg", "1", "--camera-cfg", "2"),
+        "--camera-cfg",
+        absent=[tmp_path / "v_preview"],
+    )
 
 
 def test_generate_out_is_a_folder_or_not_mp4(gen, tmp_path):
@@ -71,8 +101,7 @@ def test_generate_bad_end_image_writes_nothing(gen, tmp_path):
     out = tmp_path / "v.mp4"
     result = _generate(gen, out, "--end-image", gen / "garbage.png")
     assert_fails(result, "garbage.png", absent=[out, tmp_path / "v_preview", tmp_path / "v.json"])
-    assert_fails(_generate(gen, out, "--end-image", tmp_path / "none.png"), "none.png",
-                 absent=[tmp_path / "v_preview"])
+    assert_fails(_generate(gen, out, "--end-image", tmp_path / "none.png"), "none.png", absent=[tmp_path / "v_preview"])
 
 
 def test_generate_bad_images_and_files(gen, tmp_path):
@@ -81,8 +110,17 @@ def test_generate_bad_images_and_files(gen, tmp_path):
     assert_fails(r, "garbage.png", absent=[tmp_path / "v_preview"])
     r = run("generate", tmp_path / "missing.png", "pan-left", "--out", out, "--ckpt", gen / "ckpt")
     assert_fails(r, "missing.png", absent=[tmp_path / "v_preview"])
-    r = run("generate", gen / "image.png", "pan-left", "--out", out, "--ckpt", gen / "ckpt",
-            "--depth", tmp_path / "nodepth.npy")
+    r = run(
+        "generate",
+        gen / "image.png",
+        "pan-left",
+        "--out",
+        out,
+        "--ckpt",
+        gen / "ckpt",
+        "--depth",
+        tmp_path / "nodepth.npy",
+    )
     assert_fails(r, "nodepth.npy", absent=[tmp_path / "v_preview"])
     r = run("generate", gen / "image.png", "--preview", tmp_path / "nopreview", "--out", out, "--ckpt", gen / "ckpt")
     assert_fails(r, "nopreview")
@@ -96,19 +134,54 @@ def test_corrupt_checkpoint_is_named_fast_and_without_unsafe_advice(gen, tmp_pat
     with open(bad, "wb") as f:
         pickle.dump({"state_dict": {"x": object()}}, f)
     t0 = time.perf_counter()
-    r = run("generate", gen / "image.png", "pan-left", "--out", tmp_path / "v.mp4", "--ckpt", bad, "--res", "512",
-            "--device", "cpu", "--negative-prompt", "")
+    r = run(
+        "generate",
+        gen / "image.png",
+        "pan-left",
+        "--out",
+        tmp_path / "v.mp4",
+        "--ckpt",
+        bad,
+        "--res",
+        "512",
+        "--device",
+        "cpu",
+        "--negative-prompt",
+        "",
+    )
     elapsed = time.perf_counter() - t0
     line = assert_fails(r, "model.ckpt", absent=[tmp_path / "v_preview"])
     assert "weights_only" not in r.output and "pickle" not in line.lower()
     assert elapsed < 20, elapsed  # the 512 model is not built for a file that cannot be read
     (tmp_path / "trunc.ckpt").write_bytes(b"PK\x03\x04" + b"\0" * 40)
-    r = run("generate", gen / "image.png", "pan-left", "--out", tmp_path / "v.mp4", "--ckpt",
-            tmp_path / "trunc.ckpt", "--res", "512", "--negative-prompt", "")
+    r = run(
+        "generate",
+        gen / "image.png",
+        "pan-left",
+        "--out",
+        tmp_path / "v.mp4",
+        "--ckpt",
+        tmp_path / "trunc.ckpt",
+        "--res",
+        "512",
+        "--negative-prompt",
+        "",
+    )
     assert_fails(r, "trunc.ckpt")
     (tmp_path / "c.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage")
-    r = run("generate", gen / "image.png", "pan-left", "--out", tmp_path / "v.mp4", "--ckpt", gen / "ckpt",
-            "--camera-ckpt", tmp_path / "c.safetensors", "--negative-prompt", "")
+    r = run(
+        "generate",
+        gen / "image.png",
+        "pan-left",
+        "--out",
+        tmp_path / "v.mp4",
+        "--ckpt",
+        gen / "ckpt",
+        "--camera-ckpt",
+        tmp_path / "c.safetensors",
+        "--negative-prompt",
+        "",
+    )
     assert_fails(r, "c.safetensors")
 
 
@@ -120,22 +193,53 @@ def test_offline_released_weights_and_tokenizer_fail_at_once(gen, tmp_path, monk
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf"))
     t0 = time.perf_counter()
-    r = run("generate", gen / "image.png", "pan-left", "--out", tmp_path / "v.mp4", "--res", "512",
-            "--negative-prompt", "")
-    line = assert_fails(r, "Doubiiu/DynamiCrafter_512/model.ckpt", "hf download Doubiiu/DynamiCrafter_512 model.ckpt",
-                        "MuteApo/CamI2V/512_realcam-i2v_50k.safetensors", absent=[tmp_path / "v_preview"])
+    r = run(
+        "generate", gen / "image.png", "pan-left", "--out", tmp_path / "v.mp4", "--res", "512", "--negative-prompt", ""
+    )
+    line = assert_fails(
+        r,
+        "Doubiiu/DynamiCrafter_512/model.ckpt",
+        "hf download Doubiiu/DynamiCrafter_512 model.ckpt",
+        "MuteApo/CamI2V/512_realcam-i2v_50k.safetensors",
+        absent=[tmp_path / "v_preview"],
+    )
     assert time.perf_counter() - t0 < 10 and "Retrying" not in r.output, line
     # the official negative prompt needs the CLIP tokenizer: named with the way out
-    r = run("generate", gen / "image.png", "pan-left", "--out", tmp_path / "v.mp4", "--ckpt", gen / "ckpt",
-            "--depth", gen / "depth.npy", "--device", "cpu")
-    assert_fails(r, "--negative-prompt", "hf download laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
-                 absent=[tmp_path / "v_preview"])
+    r = run(
+        "generate",
+        gen / "image.png",
+        "pan-left",
+        "--out",
+        tmp_path / "v.mp4",
+        "--ckpt",
+        gen / "ckpt",
+        "--depth",
+        gen / "depth.npy",
+        "--device",
+        "cpu",
+    )
+    assert_fails(
+        r, "--negative-prompt", "hf download laion/CLIP-ViT-H-14-laion2B-s32B-b79K", absent=[tmp_path / "v_preview"]
+    )
 
 
 def _batch(gen, tmp_path, rows):
     pd.DataFrame(rows).to_csv(tmp_path / "jobs.csv", index=False)
-    return run("generate", "--batch", tmp_path / "jobs.csv", "--out", tmp_path / "out", "--ckpt", gen / "ckpt",
-               "--steps", "1", "--device", "cpu", "--negative-prompt", "")
+    return run(
+        "generate",
+        "--batch",
+        tmp_path / "jobs.csv",
+        "--out",
+        tmp_path / "out",
+        "--ckpt",
+        gen / "ckpt",
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+        "--negative-prompt",
+        "",
+    )
 
 
 def test_generate_batch_bookkeeping(gen, tmp_path):
@@ -144,18 +248,25 @@ def test_generate_batch_bookkeeping(gen, tmp_path):
     (tmp_path / "empty.csv").write_text("image,trajectory\n")
     r = run("generate", "--batch", tmp_path / "empty.csv", "--out", tmp_path / "o", "--ckpt", gen / "ckpt")
     assert_fails(r, "empty.csv", "no rows")
-    r = _batch(gen, tmp_path, {"id": ["a", "b", "a"], "image": [str(gen / "image.png")] * 3,
-                               "trajectory": ["pan-left"] * 3})
+    r = _batch(
+        gen, tmp_path, {"id": ["a", "b", "a"], "image": [str(gen / "image.png")] * 3, "trajectory": ["pan-left"] * 3}
+    )
     assert_fails(r, "jobs.csv", "repeated ids: a")
     image, depth = str(gen / "image.png"), str(gen / "depth.npy")
-    r = _batch(gen, tmp_path, {"image": [image, image], "trajectory": ["pan-left", "pan-left"],
-                               "seed": ["x", "3"], "depth": [depth, depth]})
+    r = _batch(
+        gen,
+        tmp_path,
+        {"image": [image, image], "trajectory": ["pan-left", "pan-left"], "seed": ["x", "3"], "depth": [depth, depth]},
+    )
     assert_ok(r)
     table = read_table(tmp_path / "out" / "generate.parquet").set_index("item")
     assert list(table["status"]) == ["failed", "ok"]
     assert "jobs.csv:2" in table["reason"].iloc[0] and "seed" in table["reason"].iloc[0]
-    again = _batch(gen, tmp_path, {"image": [image, image], "trajectory": ["pan-left", "pan-left"],
-                                   "seed": ["x", "3"], "depth": [depth, depth]})
+    again = _batch(
+        gen,
+        tmp_path,
+        {"image": [image, image], "trajectory": ["pan-left", "pan-left"], "seed": ["x", "3"], "depth": [depth, depth]},
+    )
     assert_ok(again)
     assert "1 of 2 rows done (1 skipped as done earlier), 1 failed" in again.output
     (tmp_path / "all").mkdir()
@@ -182,13 +293,43 @@ def filtered(synth_dataset, tmp_path_factory):
 
 
 def _train(filtered, frames, out, *extra):
-    return run("train", "--data", filtered, "--frames", frames, "--res", "tiny", "--out", out, "--steps", "2",
-               "--batch", "1", "--workers", "0", "--device", "cpu", "--precision", "fp32", *extra)
+    return run(
+        "train",
+        "--data",
+        filtered,
+        "--frames",
+        frames,
+        "--res",
+        "tiny",
+        "--out",
+        out,
+        "--steps",
+        "2",
+        "--batch",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        *extra,
+    )
 
 
-@pytest.mark.parametrize("option,value", [("--batch", "0"), ("--lr", "nan"), ("--lr", "-1"), ("--steps", "0"),
-                                          ("--micro-batch", "0"), ("--epipolar-form", "weird"),
-                                          ("--res", "2048"), ("--ckpt-every", "0")])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("--batch", "0"),
+        ("--lr", "nan"),
+        ("--lr", "-1"),
+        ("--steps", "0"),
+        ("--micro-batch", "0"),
+        ("--epipolar-form", "weird"),
+        ("--res", "2048"),
+        ("--ckpt-every", "0"),
+    ],
+)
 def test_train_refuses_bad_options_quietly(filtered, synth_dataset, tmp_path, option, value):
     """Defects 8 and 22: one line, no DeepSpeed chatter, no run folder."""
     out = tmp_path / "run"

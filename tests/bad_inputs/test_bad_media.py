@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from corpus import assert_fails, assert_ok, run
-from stages.core.artifacts import read_arrays, read_table, write_arrays
+
+from stages.core.artifacts import read_arrays, read_table
 
 SIZE = 32
 
@@ -92,8 +92,7 @@ def test_depth_npz_of_strings_fails_its_item_only(ds, tmp_path):
     assert not (out / f"{bad}.npz").exists()
 
 
-@pytest.mark.parametrize("kind,fill", [("NaN", np.nan), ("infinite", np.inf), ("zero", 0.0),
-                                       ("negative", -2.0)])
+@pytest.mark.parametrize("kind,fill", [("NaN", np.nan), ("infinite", np.inf), ("zero", 0.0), ("negative", -2.0)])
 def test_depth_without_usable_values_fails_at_depth(ds, tmp_path, kind, fill):
     """Defect 20: all-NaN, all-inf, all-zero and negative maps fail here, with the reason."""
     bad, good = _clips(ds)
@@ -157,23 +156,25 @@ def test_depth_offline_model_fails_at_once(ds, tmp_path, monkeypatch):
 
 
 def test_depth_bad_model_paths(ds, tmp_path):
-    assert_fails(run("depth", ds, "--out", tmp_path / "o", "--model", tmp_path / "no" / "model"),
-                 "no such depth model folder", absent=[tmp_path / "o"])
+    assert_fails(
+        run("depth", ds, "--out", tmp_path / "o", "--model", tmp_path / "no" / "model"),
+        "no such depth model folder",
+        absent=[tmp_path / "o"],
+    )
     (tmp_path / "file.bin").write_text("x")
-    assert_fails(run("depth", ds, "--out", tmp_path / "o", "--model", tmp_path / "file.bin"), "file.bin",
-                 absent=[tmp_path / "o"])
+    assert_fails(
+        run("depth", ds, "--out", tmp_path / "o", "--model", tmp_path / "file.bin"), "file.bin", absent=[tmp_path / "o"]
+    )
 
 
-@pytest.mark.parametrize("option,value", [("--max-depth", "0"), ("--max-depth", "nan"),
-                                          ("--batch-size", "0")])
+@pytest.mark.parametrize("option,value", [("--max-depth", "0"), ("--max-depth", "nan"), ("--batch-size", "0")])
 def test_depth_bad_numbers_before_any_work(ds, tmp_path, option, value):
     out = tmp_path / "out"
     assert_fails(_depth(ds, out, option, value), option, absent=[out])
 
 
 def test_depth_missing_input_and_undecodable_frames(ds, tmp_path):
-    assert_fails(run("depth", tmp_path / "nothing", "--out", tmp_path / "o"), "nothing",
-                 absent=[tmp_path / "o"])
+    assert_fails(run("depth", tmp_path / "nothing", "--out", tmp_path / "o"), "nothing", absent=[tmp_path / "o"])
     bad, good = _clips(ds)
     frames = sorted((ds / "frames" / bad).iterdir())
     frames[0].write_text("not an image")
@@ -213,8 +214,20 @@ def photo(tmp_path_factory):
 
 
 def _preview(photo, out, *extra, image=None, preset=("--preset", "pan-left")):
-    return run("preview", image or photo / "image.png", *extra, *preset, "--depth", photo / "depth.npy",
-               "--out", out, "--frames", "4", "--device", "cpu")
+    return run(
+        "preview",
+        image or photo / "image.png",
+        *extra,
+        *preset,
+        "--depth",
+        photo / "depth.npy",
+        "--out",
+        out,
+        "--frames",
+        "4",
+        "--device",
+        "cpu",
+    )
 
 
 def test_preview_out_is_a_file_before_any_work(photo, tmp_path):
@@ -269,15 +282,36 @@ def test_preview_of_a_huge_photo_without_size_is_refused(photo, tmp_path):
 def test_preview_frame_count_is_bounded(photo, tmp_path):
     """Defect 16: a billion frames is one line naming the file (or --frames), not a MemoryError."""
     traj = tmp_path / "t.json"
-    traj.write_text(json.dumps({"version": 1, "frames": 1_000_000_000,
-                                "keyframes": [{"c2w": np.eye(4).tolist()}]}))
+    traj.write_text(json.dumps({"version": 1, "frames": 1_000_000_000, "keyframes": [{"c2w": np.eye(4).tolist()}]}))
     out = tmp_path / "out"
     assert_fails(_preview(photo, out, traj, preset=()), "t.json", "frames", "10000", absent=[out])
-    r = run("preview", photo / "image.png", "--preset", "pan-left", "--depth", photo / "depth.npy",
-            "--out", out, "--frames", "1000000000")
+    r = run(
+        "preview",
+        photo / "image.png",
+        "--preset",
+        "pan-left",
+        "--depth",
+        photo / "depth.npy",
+        "--out",
+        out,
+        "--frames",
+        "1000000000",
+    )
     assert_fails(r, "--frames", absent=[out])
-    r = run("preview", photo / "image.png", "--preset", "pan-left", "--depth", photo / "depth.npy",
-            "--out", out, "--frames", "10000", "--size", "1024x1024")
+    r = run(
+        "preview",
+        photo / "image.png",
+        "--preset",
+        "pan-left",
+        "--depth",
+        photo / "depth.npy",
+        "--out",
+        out,
+        "--frames",
+        "10000",
+        "--size",
+        "1024x1024",
+    )
     assert_fails(r, "--frames", "smaller --size", absent=[out])
 
 
@@ -295,16 +329,29 @@ def test_preview_odd_image_defaults_to_the_even_size_below(photo, tmp_path):
     write_image(tmp_path / "odd.png", np.full((21, 33, 3), 128, np.uint8))
     np.save(tmp_path / "odd.npy", np.full((21, 33), 2.0, np.float32))
     out = tmp_path / "out"
-    r = run("preview", tmp_path / "odd.png", "--preset", "dolly-in", "--depth", tmp_path / "odd.npy",
-            "--out", out, "--frames", "3", "--device", "cpu")
+    r = run(
+        "preview",
+        tmp_path / "odd.png",
+        "--preset",
+        "dolly-in",
+        "--depth",
+        tmp_path / "odd.npy",
+        "--out",
+        out,
+        "--frames",
+        "3",
+        "--device",
+        "cpu",
+    )
     assert_ok(r)
     assert "3 frames of 32x20" in r.output
     assert read_arrays(out / "preview.npz")["frames"].shape == (3, 20, 32, 3)
     assert read_video(out / "preview.mp4").shape == (3, 20, 32, 3)
 
 
-@pytest.mark.parametrize("name,message", [("missing.png", "no such image"), ("text.png", "cannot decode"),
-                                          ("empty.png", "cannot decode")])
+@pytest.mark.parametrize(
+    "name,message", [("missing.png", "no such image"), ("text.png", "cannot decode"), ("empty.png", "cannot decode")]
+)
 def test_preview_bad_images(photo, tmp_path, name, message):
     out = tmp_path / "out"
     assert_fails(_preview(photo, out, image=photo / name), name, message, absent=[out])
@@ -313,17 +360,14 @@ def test_preview_bad_images(photo, tmp_path, name, message):
 def test_preview_bad_depth_files(photo, tmp_path):
     """Defect 24 (preview side): a damaged NPZ is named without numpy's pickle text."""
     out = tmp_path / "out"
-    r = run("preview", photo / "image.png", "--preset", "pan-left", "--depth", photo / "garbage.npz",
-            "--out", out)
+    r = run("preview", photo / "image.png", "--preset", "pan-left", "--depth", photo / "garbage.npz", "--out", out)
     line = assert_fails(r, "garbage.npz", "not a readable NPZ file", absent=[out])
     assert "pickle" not in line.lower()
     (tmp_path / "empty.npy").write_bytes(b"")
-    r = run("preview", photo / "image.png", "--preset", "pan-left", "--depth", tmp_path / "empty.npy",
-            "--out", out)
+    r = run("preview", photo / "image.png", "--preset", "pan-left", "--depth", tmp_path / "empty.npy", "--out", out)
     assert_fails(r, "empty.npy", absent=[out])
     np.save(tmp_path / "nan.npy", np.full((SIZE, SIZE), np.nan, np.float32))
-    r = run("preview", photo / "image.png", "--preset", "pan-left", "--depth", tmp_path / "nan.npy",
-            "--out", out)
+    r = run("preview", photo / "image.png", "--preset", "pan-left", "--depth", tmp_path / "nan.npy", "--out", out)
     assert_fails(r, "nan.npy", "no positive finite value", absent=[out])
 
 
@@ -336,32 +380,42 @@ def test_preview_trajectory_syntax_error_names_file_and_line(photo, tmp_path):
 
 def test_preview_reflection_in_a_keyframe(photo, tmp_path):
     traj = tmp_path / "t.json"
-    traj.write_text(json.dumps({"version": 1, "keyframes": [{"c2w": np.eye(4).tolist()},
-                                                            {"c2w": np.diag([1, -1, 1, 1.0]).tolist()}]}))
+    traj.write_text(
+        json.dumps(
+            {"version": 1, "keyframes": [{"c2w": np.eye(4).tolist()}, {"c2w": np.diag([1, -1, 1, 1.0]).tolist()}]}
+        )
+    )
     out = tmp_path / "out"
     assert_fails(_preview(photo, out, traj, preset=()), "t.json", "keyframe 1", "reflection", absent=[out])
 
 
-@pytest.mark.parametrize("extra,option", [
-    (("--preset", "spin"), "--preset"), (("--preset", "pan-left+dolly-in+tilt-up"), "--preset"),
-    (("--preset", "pan-left", "--magnitude", "abc"), "--magnitude"),
-    (("--preset", "pan-left", "--magnitude", "nan"), "--magnitude"),
-    (("--preset", "pan-left", "--magnitude", "1,2,3"), "--magnitude"),
-    (("--preset", "pan-left", "--size", "abc"), "--size"), (("--preset", "pan-left", "--size", "12x"), "--size"),
-    (("--preset", "pan-left", "--size", "0x0"), "--size"), (("--preset", "pan-left", "--size", "-8x8"), "--size"),
-    (("--preset", "pan-left", "--size", "8x8x8"), "--size"),
-    (("--preset", "pan-left", "--size", "99999x64"), "--size"),
-    (("--preset", "pan-left", "--kernel", "4"), "--kernel"), (("--preset", "pan-left", "--fov", "180"), "--fov"),
-    (("--preset", "pan-left", "--fov", "nan"), "--fov"), (("--preset", "pan-left", "--fps", "0"), "--fps"),
-    (("--preset", "pan-left", "--easing", "wobble"), "--easing"),
-    (("--preset", "pan-left", "--latent-stride", "0"), "--latent-stride"),
-    (("--preset", "pan-left", "--batch-size", "0"), "--batch-size"),
-    (("--preset", "pan-left", "--device", "tpu"), "--device"),
-])
+@pytest.mark.parametrize(
+    "extra,option",
+    [
+        (("--preset", "spin"), "--preset"),
+        (("--preset", "pan-left+dolly-in+tilt-up"), "--preset"),
+        (("--preset", "pan-left", "--magnitude", "abc"), "--magnitude"),
+        (("--preset", "pan-left", "--magnitude", "nan"), "--magnitude"),
+        (("--preset", "pan-left", "--magnitude", "1,2,3"), "--magnitude"),
+        (("--preset", "pan-left", "--size", "abc"), "--size"),
+        (("--preset", "pan-left", "--size", "12x"), "--size"),
+        (("--preset", "pan-left", "--size", "0x0"), "--size"),
+        (("--preset", "pan-left", "--size", "-8x8"), "--size"),
+        (("--preset", "pan-left", "--size", "8x8x8"), "--size"),
+        (("--preset", "pan-left", "--size", "99999x64"), "--size"),
+        (("--preset", "pan-left", "--kernel", "4"), "--kernel"),
+        (("--preset", "pan-left", "--fov", "180"), "--fov"),
+        (("--preset", "pan-left", "--fov", "nan"), "--fov"),
+        (("--preset", "pan-left", "--fps", "0"), "--fps"),
+        (("--preset", "pan-left", "--easing", "wobble"), "--easing"),
+        (("--preset", "pan-left", "--latent-stride", "0"), "--latent-stride"),
+        (("--preset", "pan-left", "--batch-size", "0"), "--batch-size"),
+        (("--preset", "pan-left", "--device", "tpu"), "--device"),
+    ],
+)
 def test_preview_bad_options_before_any_work(photo, tmp_path, extra, option):
     out = tmp_path / "out"
-    r = run("preview", photo / "image.png", *extra, "--depth", photo / "depth.npy", "--out", out,
-            "--frames", "4")
+    r = run("preview", photo / "image.png", *extra, "--depth", photo / "depth.npy", "--out", out, "--frames", "4")
     assert_fails(r, option, absent=[out])
 
 
@@ -377,8 +431,20 @@ def test_preview_paths_with_spaces_and_unicode(photo, tmp_path):
     shutil.copy(photo / "image.png", folder / "photo à moi.png")
     shutil.copy(photo / "depth.npy", folder / "profondeur 1.npy")
     out = folder / "aperçu out"
-    r = run("preview", folder / "photo à moi.png", "--preset", "orbit-left", "--depth",
-            folder / "profondeur 1.npy", "--out", out, "--frames", "3", "--device", "cpu")
+    r = run(
+        "preview",
+        folder / "photo à moi.png",
+        "--preset",
+        "orbit-left",
+        "--depth",
+        folder / "profondeur 1.npy",
+        "--out",
+        out,
+        "--frames",
+        "3",
+        "--device",
+        "cpu",
+    )
     assert_ok(r)
     assert (out / "preview.mp4").exists() and (out / "trajectory.txt").exists()
 
@@ -387,8 +453,19 @@ def test_preview_paths_with_spaces_and_unicode(photo, tmp_path):
 # edit
 # ----------------------------------------------------------------------------------------------
 def _edit(photo, tmp_path, *extra):
-    return run("edit", photo / "image.png", "--depth", photo / "depth.npy", "--export", tmp_path / "p.json",
-               "--duration", "0", "--device", "cpu", *extra)
+    return run(
+        "edit",
+        photo / "image.png",
+        "--depth",
+        photo / "depth.npy",
+        "--export",
+        tmp_path / "p.json",
+        "--duration",
+        "0",
+        "--device",
+        "cpu",
+        *extra,
+    )
 
 
 @pytest.mark.parametrize("port", ["70000", "-1"])
@@ -420,19 +497,38 @@ def test_edit_taken_port_moves_to_the_next_free_one(photo, tmp_path):
     assert served and f":{port} " not in served[0] and "http://127.0.0.1:" in served[0], r.output
 
 
-@pytest.mark.parametrize("extra,option", [
-    (("--size", "127x65"), "--size"), (("--frames", "1000000000"), "--frames"), (("--frames", "0"), "--frames"),
-    (("--fps", "0"), "--fps"), (("--duration", "nan"), "--duration"), (("--preset", "spin"), "--preset"),
-    (("--magnitude", "inf"), "--magnitude"), (("--fov", "0"), "--fov"),
-])
+@pytest.mark.parametrize(
+    "extra,option",
+    [
+        (("--size", "127x65"), "--size"),
+        (("--frames", "1000000000"), "--frames"),
+        (("--frames", "0"), "--frames"),
+        (("--fps", "0"), "--fps"),
+        (("--duration", "nan"), "--duration"),
+        (("--preset", "spin"), "--preset"),
+        (("--magnitude", "inf"), "--magnitude"),
+        (("--fov", "0"), "--fov"),
+    ],
+)
 def test_edit_bad_options_before_the_scene(photo, tmp_path, extra, option):
     assert_fails(_edit(photo, tmp_path, *extra), option)
     assert not list(tmp_path.iterdir())
 
 
 def test_edit_bad_image_and_export(photo, tmp_path):
-    assert_fails(run("edit", photo / "text.png", "--depth", photo / "depth.npy", "--duration", "0",
-                     "--export", tmp_path / "p.json"), "text.png")
+    assert_fails(
+        run(
+            "edit",
+            photo / "text.png",
+            "--depth",
+            photo / "depth.npy",
+            "--duration",
+            "0",
+            "--export",
+            tmp_path / "p.json",
+        ),
+        "text.png",
+    )
     assert_fails(_edit(photo, tmp_path, "--export", tmp_path / "p.txt"), "--export", ".json")
     (tmp_path / "dir.json").mkdir()
     assert_fails(_edit(photo, tmp_path, "--export", tmp_path / "dir.json"), "dir.json", "folder")
@@ -510,17 +606,26 @@ def test_evaluate_damaged_depth_is_a_failed_row(ds, tmp_path):
     samples = tmp_path / "samples"
     samples.mkdir()
     shutil.copytree(ds / "frames" / clip, samples / clip)
-    r = run("evaluate", samples, "--reference", ds / "cameras", "--out", tmp_path / "out", "--depth", depth,
-            "--trials", "1")
+    r = run(
+        "evaluate", samples, "--reference", ds / "cameras", "--out", tmp_path / "out", "--depth", depth, "--trials", "1"
+    )
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     reason = read_table(tmp_path / "out" / "per_video.parquet").set_index("video").loc[clip, "reason"]
     assert "not a readable NPZ file" in reason and "pickle" not in reason.lower(), reason
 
 
-@pytest.mark.parametrize("option,value", [("--trials", "0"), ("--workers", "0"), ("--max-depth", "nan"),
-                                          ("--fvd-frames", "0"), ("--sfm", "magic"), ("--seed", "-1")])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("--trials", "0"),
+        ("--workers", "0"),
+        ("--max-depth", "nan"),
+        ("--fvd-frames", "0"),
+        ("--sfm", "magic"),
+        ("--seed", "-1"),
+    ],
+)
 def test_evaluate_bad_numbers_before_any_work(ds, tmp_path, option, value):
     out = tmp_path / "out"
-    r = run("evaluate", ds / "cameras", "--reference", ds / "cameras", "--out", out, "--estimated",
-            option, value)
+    r = run("evaluate", ds / "cameras", "--reference", ds / "cameras", "--out", out, "--estimated", option, value)
     assert_fails(r, option, absent=[out])
