@@ -150,28 +150,7 @@ def generate(
     )
     if batch is not None:
         settings = GenerateSettings(**common, magnitude=parse_magnitude(magnitude))
-        rows = gen_stage.read_batch_table(batch)
-        with progress_bar("generate", len(rows)) as advance:
-            table = gen_stage.generate_batch(
-                batch,
-                out,
-                settings=settings,
-                ckpt=ckpt,
-                camera_ckpt=camera_ckpt,
-                depth=depth,
-                device=device,
-                overwrite=overwrite,
-                progress=advance,
-            )
-        failed = table[table["status"] != "ok"]
-        skipped = table.attrs.get("skipped", 0)
-        report(
-            f"generate: {len(table) - len(failed)} of {len(rows)} rows done ({skipped} skipped as done "
-            f"earlier), {len(failed)} failed; videos and {gen_stage.BATCH_TABLE} in {out}"
-        )
-        if len(rows) and len(failed) == len(rows):
-            raise typer.Exit(1)  # the batch rule: every item failed
-        return
+        return run_batch(batch, out, settings, ckpt, camera_ckpt, depth, device, overwrite)
     if record is not None:
         result = gen_stage.regenerate(record, out, device=None if device == "auto" else device)
     else:
@@ -210,3 +189,30 @@ def generate(
     n, h, w = result.frames.shape[:3]
     report(f"generate: {n} frames of {w}x{h} written to {result.video}")
     report(f"generate: preview in {result.preview}; record in {result.record}")
+
+
+def run_batch(batch: Path, out: Path, settings, ckpt, camera_ckpt, depth, device: str, overwrite: bool) -> None:
+    """The batch form: one video per table row; exit 1 when every row failed."""
+    from stages import generate as gen_stage
+
+    rows = gen_stage.read_batch_table(batch)
+    with progress_bar("generate", len(rows)) as advance:
+        table = gen_stage.generate_batch(
+            batch,
+            out,
+            settings=settings,
+            ckpt=ckpt,
+            camera_ckpt=camera_ckpt,
+            depth=depth,
+            device=device,
+            overwrite=overwrite,
+            progress=advance,
+        )
+    failed = table[table["status"] != "ok"]
+    skipped = table.attrs.get("skipped", 0)
+    report(
+        f"generate: {len(table) - len(failed)} of {len(rows)} rows done ({skipped} skipped as done "
+        f"earlier), {len(failed)} failed; videos and {gen_stage.BATCH_TABLE} in {out}"
+    )
+    if len(rows) and len(failed) == len(rows):
+        raise typer.Exit(1)  # the batch rule: every item failed

@@ -294,26 +294,8 @@ def build_conditioning(
         stride,
         keep_image=torch.zeros(1, dtype=torch.bool, device=device),
     )
-    known = known_mask = None
-    if given:
-        idx = sorted(given)
-        if idx[0] < 0 or idx[-1] >= t_frames:
-            raise RealcamError(f"given frames {idx} outside 0..{t_frames - 1}", "generate")
-        # The condition image keeps its one latent sample wherever it is given again (a loop ends
-        # on exactly its first frame); other given frames are sampled from their own posteriors.
-        others = [i for i in idx if not np.array_equal(given[i], image)]
-        lat = (
-            model.encode_video(
-                to_tensor_video(np.stack([given[i] for i in others]), device, dtype), sample=True, generator=gen
-            )
-            if others
-            else None
-        )
-        known = torch.zeros_like(z_preview)
-        known_mask = torch.zeros(1, 1, t_frames, 1, 1, device=device, dtype=dtype)
-        for i in idx:
-            known[:, :, i] = lat[:, :, others.index(i)] if i in others else cond_latent[:, :, 0]
-            known_mask[:, :, i] = 1
+    known, known_mask = encode_known_frames(model, given, image, cond_latent, z_preview.shape, gen)
+    if known is not None:
         concat = known_mask * known + (1 - known_mask) * concat
         z_preview = known_mask * known + (1 - known_mask) * z_preview
         mask = torch.maximum(mask, known_mask.expand_as(mask))
@@ -345,6 +327,38 @@ def build_conditioning(
         known_mask,
         inputs,
     )
+
+
+@torch.no_grad()
+def encode_known_frames(
+    model,
+    given: dict[int, np.ndarray] | None,
+    image: np.ndarray,
+    cond_latent: torch.Tensor,
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+):
+    """The clean latents of the given frames and their mask ``(1, 1, T, 1, 1)`` (None, None
+    without). The condition image keeps its one latent sample wherever it is given again (a loop
+    ends on exactly its first frame); other given frames are sampled from their own posteriors."""
+    if not given:
+        return None, None
+    device, dtype = cond_latent.device, cond_latent.dtype
+    t_frames = shape[2]
+    idx = sorted(given)
+    if idx[0] < 0 or idx[-1] >= t_frames:
+        raise RealcamError(f"given frames {idx} outside 0..{t_frames - 1}", "generate")
+    others = [i for i in idx if not np.array_equal(given[i], image)]
+    lat = None
+    if others:
+        frames = to_tensor_video(np.stack([given[i] for i in others]), device, dtype)
+        lat = model.encode_video(frames, sample=True, generator=generator)
+    known = torch.zeros(shape, device=device, dtype=dtype)
+    known_mask = torch.zeros(1, 1, t_frames, 1, 1, device=device, dtype=dtype)
+    for i in idx:
+        known[:, :, i] = lat[:, :, others.index(i)] if i in others else cond_latent[:, :, 0]
+        known_mask[:, :, i] = 1
+    return known, known_mask
 
 
 def run_sampling(
