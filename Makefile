@@ -71,6 +71,7 @@ docs-media: setup
 	$(PY) examples/demo.py --out $(DEMO_OUT) --media docs/media
 
 bench: setup
+	$(PY) benchmarks/bench_cli_startup.py
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/check_metric_scale.py
 	$(PY) benchmarks/bench_triangulate.py
