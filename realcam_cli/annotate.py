@@ -10,6 +10,7 @@ import typer
 from stages.core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK, DEPTH_MODEL, FILTER_QUANTILE
 from stages.settings import TriangulateOptions
 
+from . import options
 from .ui import progress_bar, report
 
 # The stages (torch, pandas, pycolmap, ...) are imported inside each command: `--help` stays instant.
@@ -46,14 +47,25 @@ def depth(
     batch_size: int = typer.Option(4, "--batch-size", help="Frames per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo items already done."),
+    workers: int = options.WORKERS,
+    ray: Optional[str] = options.RAY,
+    gpus_per_worker: Optional[float] = options.GPUS_PER_WORKER,
+    cpus_per_task: float = options.CPUS_PER_TASK,
+    timeout: Optional[float] = options.TIMEOUT,
+    retries: int = options.RETRIES,
+    shard_spec: Optional[str] = options.SHARD,
+    overwrite: bool = options.OVERWRITE,
 ) -> None:
     """Metric depth per frame (Depth Anything V2 metric by default), one NPZ per clip."""
     from stages import depth as depth_stage
     from stages.core import checks
+    from stages.core.dataset import shard
 
     checks.output_dir(out, "--out")
-    items = depth_stage.collect_items(inputs)
+    batch = options.batch_settings(
+        workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
+    )
+    items = shard(depth_stage.collect_items(inputs), batch.shard)
     with progress_bar("depth", total=len(items)) as advance:
         index, skipped = depth_stage.run_depth(
             inputs,
@@ -64,7 +76,7 @@ def depth(
             batch_size=batch_size,
             device=device,
             dtype=dtype,
-            overwrite=overwrite,
+            batch=batch,
             progress=advance,
         )
     names = {it.item for it in items}
@@ -73,14 +85,12 @@ def depth(
         .sort_values("status")  # "failed" before "ok"
         .drop_duplicates("item")[["item", "status", "reason"]]
     )
-    summary("depth", per_item, "item", skipped, f"{out} (<item>.npz, {depth_stage.INDEX_TABLE})")
+    summary("depth", per_item, "item", skipped, f"{out} (<item>.npz, {depth_stage.index_name(batch.shard)})")
 
 
 def triangulate(
     dataset: Path = typer.Argument(..., help="Dataset root: cameras/<clip_id>.txt and frames/<clip_id>/."),
     out: Path = typer.Option(..., "--out", help="Folder for <clip_id>/ models and status.parquet."),
-    workers: int = typer.Option(1, "--workers", help="Clips processed in parallel (processes)."),
-    shard_spec: Optional[str] = typer.Option(None, "--shard", help="I/N: process only slice I (from 0) of N."),
     overlap: int = typer.Option(
         TriangulateOptions.overlap, "--overlap", help="Sequential matching: neighbours matched per frame."
     ),
@@ -88,21 +98,27 @@ def triangulate(
         TriangulateOptions.min_points, "--min-points", help="Fewest triangulated points for a usable clip."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of pycolmap's random choices (RANSAC, triangulation)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips already done."),
+    workers: int = options.WORKERS,
+    ray: Optional[str] = options.RAY,
+    gpus_per_worker: Optional[float] = options.GPUS_PER_WORKER,
+    cpus_per_task: float = options.CPUS_PER_TASK,
+    timeout: Optional[float] = options.TIMEOUT,
+    retries: int = options.RETRIES,
+    shard_spec: Optional[str] = options.SHARD,
+    overwrite: bool = options.OVERWRITE,
 ) -> None:
     """SfM points per clip with its poses and intrinsics held fixed (pycolmap); reproducible."""
     from stages import triangulate as tri_stage
-    from stages.core import checks
     from stages.core.dataset import find_clips, shard
 
     opts = TriangulateOptions(overlap=overlap, min_points=min_points, seed=seed).check()
-    checks.integer(workers, "--workers", minimum=1, maximum=1024)
-    n = len(shard(find_clips(dataset), shard_spec))
+    batch = options.batch_settings(
+        workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
+    )
+    n = len(shard(find_clips(dataset), batch.shard))
     with progress_bar("triangulate", total=n) as advance:
-        table, skipped = tri_stage.run_triangulate(
-            dataset, out, workers=workers, shard_spec=shard_spec, overwrite=overwrite, opts=opts, progress=advance
-        )
-    summary("triangulate", table, "item", skipped, f"{out} (<clip_id>/, {tri_stage.status_name(shard_spec)})")
+        table, skipped = tri_stage.run_triangulate(dataset, out, batch=batch, opts=opts, progress=advance)
+    summary("triangulate", table, "item", skipped, f"{out} (<clip_id>/, {tri_stage.status_name(batch.shard)})")
 
 
 def align_scale(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,12 +28,14 @@ import numpy as np
 import pandas as pd
 
 from .core import checks
-from .core.artifacts import FAILED, OK, merge_rows, read_arrays, read_table, should_skip, write_arrays, write_table
+from .core.artifacts import FAILED, OK, done_items, read_arrays, should_skip, write_arrays
+from .core.batch import BatchTask, run_batch
 from .core.constants import DEPTH_MODEL
-from .core.dataset import find_clips
+from .core.dataset import find_clips, parse_shard, shard
 from .core.device import resolve_device, resolve_dtype
 from .core.errors import RealcamError
 from .core.video import IMAGE_SUFFIXES, list_images, read_image
+from .settings import BatchSettings
 
 INDOOR_MAX_DEPTH = 20.0
 OUTDOOR_MAX_DEPTH = 80.0
@@ -366,6 +368,81 @@ def _failed_row(item: str, reason: str, model: str) -> dict:
     }
 
 
+@dataclass
+class DepthTask(BatchTask):
+    """``depth`` in the batch engine: one item's frames in, its ``<item>.npz`` and index rows out."""
+
+    out: Path
+    model: str
+    from_files: Path | None
+    max_depth: float | None
+    batch_size: int
+    device: str
+    dtype: str
+    saturation: float = math.inf  # saved with the maps; a model's is read when it loads (setup)
+    tables = {"index": INDEX_COLUMNS}
+    key = "item"
+
+    @property
+    def uses_model(self) -> bool:  # a model loads once per worker (a GPU per Ray worker)
+        return self.from_files is None
+
+    @property
+    def model_name(self) -> str:
+        return f"{FILES_MODEL}:{self.from_files}" if self.from_files else str(self.model)
+
+    def key_of(self, it: DepthItem) -> str:
+        return it.item
+
+    def outputs(self, it: DepthItem) -> list[Path]:
+        return [self.out / f"{it.item}.npz"]
+
+    def setup(self) -> None:
+        if self.from_files is None:
+            _, _, _, self.saturation = load_model(self.model, self.device, self.dtype, self.max_depth)
+
+    def run(self, it: DepthItem) -> dict[str, list[dict]]:
+        if it.error:
+            raise RealcamError(it.error)
+        target = self.out / f"{it.item}.npz"
+        images = [read_image(f) for f in it.frames]  # every frame must decode, depth read from files or not
+        names = [f.stem for f in it.frames]
+        if self.from_files is not None:
+            depth = depth_from_files(self.from_files, it.item, names)
+        else:
+            depth = predict_depth(images, self.model, self.device, self.dtype, self.max_depth, self.batch_size)
+        depth = [d.astype(np.float16) for d in depth]  # what is stored is what is checked
+        for name, d in zip(names, depth):
+            problem = depth_problem(d)
+            if problem:
+                raise RealcamError(f"frame {name}: {problem}")
+        with checks.writing(target):
+            write_depth_file(target, depth, names, self.saturation)
+        rows = []
+        for k, (f, d) in enumerate(zip(it.frames, depth)):
+            d32 = d.astype(np.float32)
+            v = d32[np.isfinite(d32) & (d32 > 0)]  # statistics of the measured depth (holes left out)
+            rows.append(
+                {
+                    "item": it.item,
+                    "frame": k,
+                    "path": str(f),
+                    "height": d.shape[0],
+                    "width": d.shape[1],
+                    "min": float(v.min()),
+                    "median": float(np.median(v)),
+                    "max": float(v.max()),
+                    "model": self.model_name,
+                    "status": OK,
+                    "reason": "",
+                }
+            )
+        return {"index": rows}
+
+    def failed(self, it: DepthItem, reason: str) -> dict[str, list[dict]]:
+        return {"index": [_failed_row(it.item, reason, self.model_name)]}
+
+
 def run_depth(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -376,81 +453,37 @@ def run_depth(
     batch_size: int = 4,
     device: str = "auto",
     dtype: str = "auto",
-    overwrite: bool = False,
+    batch: BatchSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    **overrides,
 ) -> tuple[pd.DataFrame, int]:
-    """Depth for every item; returns (and writes) the frame index, and the number of items skipped
-    as already done. Failed items get a status row (a frame without usable depth, a file that
-    cannot be read or written); the options, the inputs and the output folder are checked first."""
+    """Depth for every item (of the shard); returns (and writes) the frame index, and the number of
+    items skipped as already done. Failed items get a status row (a frame without usable depth, a
+    file that cannot be read or written); the options, the inputs and the output folder are
+    checked first. ``batch``: where and how the items run (``overrides``: its fields)."""
+    batch = replace(batch or BatchSettings(), **overrides).check()
     out = checks.output_dir(out)
     if from_files is not None:
         from_files = checks.input_dir(from_files, "depth folder (--from-files)")
     if max_depth is not None:
         max_depth = checks.number(max_depth, "--max-depth", above=0)
     batch_size = checks.integer(batch_size, "--batch-size", minimum=1)
-    items = collect_items(inputs)
-    index_path = out / INDEX_TABLE
-    old = read_table(index_path) if index_path.exists() else None
-    done = set() if old is None else set(old.loc[old["status"] == OK, "item"].astype(str))
-    model_name = f"{FILES_MODEL}:{from_files}" if from_files else str(model)
-    sat = float(max_depth) if max_depth is not None else math.inf
-    if from_files is None and not (
-        len(items) and all(should_skip(it.item, done, [out / f"{it.item}.npz"], overwrite) for it in items)
-    ):
-        _, _, _, sat = load_model(model, device, dtype, max_depth)  # fails early on a bad model
+    items = shard(collect_items(inputs), batch.shard)
+    index_path = out / index_name(batch.shard)
+    if from_files is None and not batch.ray:  # a bad model fails now, unless every item is done
+        done = done_items(index_path)
+        outputs = {it.item: [out / f"{it.item}.npz"] for it in items}
+        if not items or not all(should_skip(it.item, done, outputs[it.item], batch.overwrite) for it in items):
+            load_model(model, device, dtype, max_depth)
     with checks.writing(out):
         out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
-    skipped = 0
-    for it in items:
-        target = out / f"{it.item}.npz"
-        if should_skip(it.item, done, [target], overwrite):
-            skipped += 1
-            if progress:
-                progress(f"{it.item} (done)")
-            continue
-        try:
-            if it.error:
-                raise RealcamError(it.error)
-            images = [read_image(f) for f in it.frames]
-            names = [f.stem for f in it.frames]
-            if from_files is not None:
-                depth = depth_from_files(from_files, it.item, names)
-            else:
-                depth = predict_depth(images, model, device, dtype, max_depth, batch_size)
-            depth = [d.astype(np.float16) for d in depth]  # what is stored is what is checked
-            for name, d in zip(names, depth):
-                problem = depth_problem(d)
-                if problem:
-                    raise RealcamError(f"frame {name}: {problem}")
-            with checks.writing(target):
-                write_depth_file(target, depth, names, sat)
-            for k, (f, d) in enumerate(zip(it.frames, depth)):
-                d32 = d.astype(np.float32)
-                v = d32[np.isfinite(d32) & (d32 > 0)]  # statistics of the measured depth (holes left out)
-                rows.append(
-                    {
-                        "item": it.item,
-                        "frame": k,
-                        "path": str(f),
-                        "height": d.shape[0],
-                        "width": d.shape[1],
-                        "min": float(v.min()),
-                        "median": float(np.median(v)),
-                        "max": float(v.max()),
-                        "model": model_name,
-                        "status": OK,
-                        "reason": "",
-                    }
-                )
-        except RealcamError as err:
-            rows.append(_failed_row(it.item, str(err), model_name))
-        if progress:
-            progress(it.item)
-    new = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    if old is not None and not new.empty:
-        old = old[~old["item"].isin(set(new["item"]))]
-    index = merge_rows(old, new, key="item") if old is not None else new
-    with checks.writing(index_path):
-        write_table(index_path, index)
-    return index, skipped
+    sat = float(max_depth) if from_files is not None and max_depth is not None else math.inf
+    task = DepthTask(out, model, from_files, max_depth, batch_size, device, dtype, sat)
+    result = run_batch(task, items, {"index": index_path}, batch, progress)
+    return result.tables["index"], result.skipped
+
+
+def index_name(shard_spec: str | None) -> str:
+    """The index table of a run or of one shard (``index.shard-I-of-N.parquet``)."""
+    parsed = parse_shard(shard_spec)
+    return INDEX_TABLE if parsed is None else f"index.shard-{parsed[0]}-of-{parsed[1]}.parquet"

@@ -43,6 +43,40 @@ def _kernel(kernel) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# the batch engine (every per-item stage)
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchSettings:
+    """Where and how a batch stage runs its items (``stages.core.batch``)."""
+
+    workers: int = 1  # parallel workers: processes here, or Ray tasks / actors in flight
+    ray: Optional[str] = None  # None: this machine; "local" starts Ray here, "auto" joins, or an address
+    gpus_per_worker: Optional[float] = None  # model stages on Ray; default 1 when the cluster has GPUs
+    cpus_per_task: float = 1.0  # CPUs each Ray task or actor asks for
+    timeout: Optional[float] = None  # seconds an item may run before it is stopped and failed
+    retries: int = 1  # re-runs of an item whose worker died, before it is recorded as failed
+    overwrite: bool = False  # redo items already done
+    shard: Optional[str] = None  # "I/N": only slice I (from 0) of N
+
+    def check(self) -> "BatchSettings":
+        from .core.dataset import parse_shard
+
+        parse_shard(self.shard)
+        if self.ray is not None and not str(self.ray).strip():
+            raise RealcamError("give local, auto or a cluster address", "--ray")
+        return replace(
+            self,
+            workers=checks.integer(self.workers, "--workers", minimum=1, maximum=1024),
+            gpus_per_worker=None
+            if self.gpus_per_worker is None
+            else checks.number(self.gpus_per_worker, "--gpus-per-worker", minimum=0, maximum=64),
+            cpus_per_task=checks.number(self.cpus_per_task, "--cpus-per-task", above=0, maximum=1024),
+            timeout=None if self.timeout is None else checks.number(self.timeout, "--timeout", above=0),
+            retries=checks.integer(self.retries, "--retries", minimum=0, maximum=100),
+        )
+
+
+# ----------------------------------------------------------------------------------------------
 # triangulate
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)

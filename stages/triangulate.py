@@ -23,8 +23,7 @@ import os
 import re
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from multiprocessing import get_context
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -33,10 +32,11 @@ import pandas as pd
 
 from .core import cameras as cam
 from .core import checks
-from .core.artifacts import FAILED, OK, atomic_dir, merge_rows, read_table, write_table
+from .core.artifacts import FAILED, OK, atomic_dir, read_table, write_table
+from .core.batch import BatchTask, run_batch
 from .core.dataset import Clip, find_clips, parse_shard, shard
 from .core.errors import RealcamError
-from .settings import TriangulateOptions
+from .settings import BatchSettings, TriangulateOptions
 
 STATUS_COLUMNS = [
     "item",
@@ -300,11 +300,6 @@ def triangulate_clip(clip: Clip, out: str | Path, opts: TriangulateOptions | Non
     return row
 
 
-def _worker(args):
-    clip, out, opts = args
-    return triangulate_clip(clip, out, opts)
-
-
 #: Names of our scratch: atomic_dir's ``.<name>.XXXXXXXX.tmp`` (mkdtemp's 8 random characters) and
 #: ``.<name>.old``, atomic_path's ``.<stem>.XXXXXXXX.tmp<suffix>``, older versions' ``colmap.XXXXXXXX``.
 _TMP_DIR = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
@@ -352,105 +347,63 @@ def _remove_scratch(paths: list[Path]) -> None:
                 pass
 
 
-def _run_pool(
-    todo: list[Clip], out: Path, opts: TriangulateOptions, workers: int, record: Callable[[dict], None]
-) -> None:
-    """Clips in worker processes, at most ``workers`` submitted at a time (so every submitted clip
-    is running). A worker that dies (killed, out of memory, a C++ abort in pycolmap) breaks the
-    pool: the clips running then get failed rows, and the rest go on in a fresh pool."""
-    pending = list(todo)
-    while pending:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=get_context("spawn"))
-        running: dict = {}
-        broken = False
-        died: list[str] = []
-        try:
-            while (pending and not broken) or running:
-                while pending and not broken and len(running) < workers:
-                    c = pending.pop(0)
-                    running[pool.submit(_worker, (c, out, opts))] = c
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in sorted(finished, key=lambda f: running[f].clip_id):
-                    c = running.pop(fut)
-                    try:
-                        row = fut.result()
-                    except Exception as err:
-                        broken = True
-                        died.append(c.clip_id)
-                        row = {
-                            **_empty_row(c.clip_id),
-                            "status": FAILED,
-                            "reason": f"a worker process died while this clip ran ({err.__class__.__name__}; "
-                            "killed, out of memory or crashed); re-run to retry",
-                        }
-                    record(row)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        _remove_scratch(stale_scratch(out, died))  # what the dead workers left
+@dataclass
+class TriangulateTask(BatchTask):
+    """``triangulate`` in the batch engine: one clip in, its status row out."""
+
+    out: Path
+    opts: TriangulateOptions
+    tables = {"status": STATUS_COLUMNS}
+    key = "item"
+
+    def key_of(self, clip: Clip) -> str:
+        return clip.clip_id
+
+    def outputs(self, clip: Clip) -> list[Path]:
+        return [self.out / clip.clip_id / f for f in CLIP_OUTPUTS]
+
+    def run(self, clip: Clip) -> dict[str, list[dict]]:
+        return {"status": [triangulate_clip(clip, self.out, self.opts)]}
+
+    def failed(self, clip: Clip, reason: str) -> dict[str, list[dict]]:
+        return {"status": [{**_empty_row(clip.clip_id), "status": FAILED, "reason": reason}]}
+
+    def after_death(self, clip: Clip) -> None:
+        _remove_scratch(stale_scratch(self.out, [clip.clip_id]))  # what the dead worker left
 
 
 def run_triangulate(
     dataset: str | Path,
     out: str | Path,
     *,
-    workers: int = 1,
-    shard_spec: str | None = None,
-    overwrite: bool = False,
+    batch: BatchSettings | None = None,
     opts: TriangulateOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    **overrides,
 ) -> tuple[pd.DataFrame, int]:
     """Every clip of ``dataset`` (or of one shard): returns the status table and the number skipped.
 
-    Options, shard, dataset and output folder are checked before any work. Each clip's row is
-    merged into the status table as soon as the clip is done (an interrupted run keeps them);
-    a clip whose worker process dies is a failed row too.
+    ``batch``: where and how the clips run (:class:`~stages.settings.BatchSettings`; ``overrides``
+    are its fields: ``workers``, ``shard``, ``overwrite``, ``ray``, ...). Options, shard, dataset
+    and output folder are checked before any work. Each clip's row is recorded as soon as the clip
+    is done (an interrupted run keeps them); a clip whose worker process dies is retried, then a
+    failed row.
     """
     opts = (opts or TriangulateOptions()).check()
-    workers = checks.integer(workers, "--workers", minimum=1, maximum=1024)
-    parse_shard(shard_spec)
+    batch = replace(batch or BatchSettings(), **overrides).check()
     all_clips = find_clips(dataset)
     if not all_clips:
         raise RealcamError("no clips: the cameras/ folder holds no <clip_id>.txt files", Path(dataset) / "cameras")
-    clips = shard(all_clips, shard_spec)
+    clips = shard(all_clips, batch.shard)
     out = checks.output_dir(out, "--out")
-    status_path = out / status_name(shard_spec)
-    old = read_table(status_path, ["item", "status"]) if status_path.exists() else None
-    done = set() if old is None else set(old.loc[old["status"] == OK, "item"].astype(str))
+    status_path = out / status_name(batch.shard)
     with checks.writing(out):  # an output that cannot be created fails now, before any clip
         out.mkdir(parents=True, exist_ok=True)
     _remove_scratch(stale_scratch(out, [c.clip_id for c in clips], status_path.name, [c.clip_id for c in all_clips]))
-    todo, skipped = [], 0
-    for c in clips:
-        if not overwrite and c.clip_id in done and all((out / c.clip_id / f).exists() for f in CLIP_OUTPUTS):
-            skipped += 1
-            if progress:
-                progress(f"{c.clip_id} (done)")
-        else:
-            todo.append(c)
-    table = old
-
-    def record(row: dict) -> None:
-        nonlocal table
-        new = pd.DataFrame([row], columns=STATUS_COLUMNS)
-        table = merge_rows(table, new, key="item").sort_values("item", ignore_index=True)
-        with checks.writing(status_path):
-            write_table(status_path, table)
-        if progress:
-            progress(row["item"])
-
-    if workers == 1 or len(todo) <= 1:
-        for c in todo:
-            record(triangulate_clip(c, out, opts))
-    else:
-        wopts = opts
-        if opts.num_threads == -1:  # "all cores": shared among the workers
-            wopts = TriangulateOptions(**{**opts.__dict__, "num_threads": max(1, (os.cpu_count() or 1) // workers)})
-        _run_pool(todo, out, wopts, workers, record)
-    if table is None:
-        table = pd.DataFrame(columns=STATUS_COLUMNS)
-        with checks.writing(status_path):
-            write_table(status_path, table)
-    return table, skipped
+    if opts.num_threads == -1 and batch.workers > 1:  # "all cores": shared among the workers
+        opts = replace(opts, num_threads=max(1, (os.cpu_count() or 1) // batch.workers))
+    result = run_batch(TriangulateTask(out, opts), clips, {"status": status_path}, batch, progress)
+    return result.tables["status"], result.skipped
 
 
 def read_status_tables(sfm_dir: str | Path) -> pd.DataFrame:

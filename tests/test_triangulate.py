@@ -58,8 +58,8 @@ def test_find_clips_with_splits(small_dataset):
 
 def test_shards_workers_and_skip(small_dataset, tmp_path):
     out = tmp_path / "sfm"
-    t0, _ = run_triangulate(small_dataset, out, shard_spec="0/2")
-    t1, _ = run_triangulate(small_dataset, out, shard_spec="1/2")
+    t0, _ = run_triangulate(small_dataset, out, shard="0/2")
+    t1, _ = run_triangulate(small_dataset, out, shard="1/2")
     assert len(t0) == len(t1) == 1 and set(t0["item"]) != set(t1["item"])
     assert (out / "status.shard-0-of-2.parquet").exists() and (out / "status.shard-1-of-2.parquet").exists()
     both = read_status_tables(out)
