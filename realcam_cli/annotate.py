@@ -130,11 +130,21 @@ def align_scale(
     max_depth: Optional[float] = typer.Option(
         None, "--max-depth", help="Saturation depth (default: the one the depth stage recorded)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips already done."),
+    workers: int = options.WORKERS,
+    ray: Optional[str] = options.RAY,
+    gpus_per_worker: Optional[float] = options.GPUS_PER_WORKER,
+    cpus_per_task: float = options.CPUS_PER_TASK,
+    timeout: Optional[float] = options.TIMEOUT,
+    retries: int = options.RETRIES,
+    shard_spec: Optional[str] = options.SHARD,
+    overwrite: bool = options.OVERWRITE,
 ) -> None:
     """Per-frame and per-clip metric factors: median of D(u, v) / z over SfM observations."""
     from stages import align_scale as align_stage
 
+    batch = options.batch_settings(
+        workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
+    )
     with progress_bar("align-scale", total=None) as advance:
         clips, skipped = align_stage.run_align_scale(
             depth_dir,
@@ -143,10 +153,11 @@ def align_scale(
             min_points=min_points,
             min_track=min_track,
             max_depth=max_depth,
-            overwrite=overwrite,
+            batch=batch,
             progress=advance,
         )
-    summary("align-scale", clips, "clip_id", skipped, f"{out} ({align_stage.FRAMES_TABLE}, {align_stage.CLIPS_TABLE})")
+    tables = [align_stage.shard_name(t, batch.shard) for t in (align_stage.FRAMES_TABLE, align_stage.CLIPS_TABLE)]
+    summary("align-scale", clips, "clip_id", skipped, f"{out} ({', '.join(tables)})")
 
 
 def filter_(

@@ -12,6 +12,7 @@ factor = median of its frame factors, with max, min and spread.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,10 +21,13 @@ import pandas as pd
 
 from .core import cameras as cam
 from .core import checks
-from .core.artifacts import FAILED, OK, merge_rows, read_table, write_table
+from .core.artifacts import FAILED, OK, merge_rows, read_table
+from .core.batch import BatchTask, run_batch
 from .core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK
+from .core.dataset import parse_shard, shard
 from .core.errors import RealcamError
 from .depth import read_depth_file
+from .settings import BatchSettings
 from .triangulate import read_clip_json, read_status_tables
 
 FRAMES_TABLE = "frames.parquet"
@@ -203,6 +207,44 @@ def _failed(clip_id: str, reason: str) -> dict:
     }
 
 
+@dataclass
+class AlignTask(BatchTask):
+    """``align-scale`` in the batch engine: one clip id in, its clip row and frame rows out."""
+
+    depth_dir: Path
+    sfm_dir: Path
+    min_points: int
+    min_track: int
+    max_depth: float | None
+    failed_sfm: dict  # clip id -> the triangulation's reason, for clips it could not do
+    tables = {"clips": CLIP_COLUMNS, "frames": FRAME_COLUMNS}
+    dtypes = {"frames": {"frame": "int64", "timestamp": "int64", "n_points": "int64", "scale": "float64"}}
+    key = "clip_id"
+
+    def key_of(self, clip_id: str) -> str:
+        return clip_id
+
+    def run(self, clip_id: str) -> dict[str, list[dict]]:
+        if clip_id in self.failed_sfm or not (self.sfm_dir / clip_id / "clip.json").exists():
+            raise RealcamError(f"triangulation failed: {self.failed_sfm.get(clip_id) or 'no output'}")
+        try:
+            frames, row = align_clip(
+                clip_id, self.depth_dir, self.sfm_dir, self.min_points, self.min_track, self.max_depth
+            )
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            raise RealcamError(f"{where}cannot read: {err.strerror or err}") from None
+        except (ValueError, KeyError, IndexError, TypeError) as err:  # inputs that disagree
+            raise RealcamError(
+                f"{self.sfm_dir / clip_id} and {self.depth_dir / f'{clip_id}.npz'} do not "
+                f"fit together ({err.__class__.__name__}: {err})"
+            ) from None
+        return {"clips": [row], "frames": frames.to_dict("records")}
+
+    def failed(self, clip_id: str, reason: str) -> dict[str, list[dict]]:
+        return {"clips": [_failed(clip_id, reason)]}
+
+
 def run_align_scale(
     depth_dir: str | Path,
     sfm_dir: str | Path,
@@ -211,11 +253,15 @@ def run_align_scale(
     min_points: int = ALIGN_MIN_POINTS,
     min_track: int = ALIGN_MIN_TRACK,
     max_depth: float | None = None,
-    overwrite: bool = False,
+    batch: BatchSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    **overrides,
 ) -> tuple[pd.DataFrame, int]:
-    """Every clip triangulated (or failed) under ``sfm_dir``: writes ``frames.parquet`` and
-    ``clips.parquet``; returns the clip table and the number of clips skipped as done."""
+    """Every clip triangulated (or failed) under ``sfm_dir`` (or one shard of them): writes
+    ``frames.parquet`` and ``clips.parquet`` (``*.shard-I-of-N.parquet`` for a shard); returns the
+    clip table and the number of clips skipped as done. ``batch``: where and how the clips run
+    (``overrides``: its fields)."""
+    batch = replace(batch or BatchSettings(), **overrides).check()
     min_points = checks.integer(min_points, "--min-points", minimum=1)
     min_track = checks.integer(min_track, "--min-track", minimum=1)
     if max_depth is not None:
@@ -228,54 +274,37 @@ def run_align_scale(
     if not ids:
         raise RealcamError("no triangulated clips (no status*.parquet, no <clip>/clip.json)", sfm_dir)
     reasons = dict(zip(status["item"].astype(str), status["reason"].astype(str)))
-    failed_sfm = set(status.loc[status["status"] != OK, "item"].astype(str))
-    clips_path, frames_path = out / CLIPS_TABLE, out / FRAMES_TABLE
-    old_clips = read_table(clips_path, ["clip_id", "status"]) if clips_path.exists() else None
-    old_frames = read_table(frames_path, ["clip_id", "frame"]) if frames_path.exists() else None
-    done = set() if old_clips is None else set(old_clips.loc[old_clips["status"] == OK, "clip_id"].astype(str))
+    failed_sfm = {c: reasons.get(c, "") for c in status.loc[status["status"] != OK, "item"].astype(str)}
     with checks.writing(out):  # an output that cannot be created fails now, before any work
         out.mkdir(parents=True, exist_ok=True)
-    new_clips, new_frames, skipped = [], [], 0
-    for clip_id in sorted(ids):
-        if clip_id in done and not overwrite:
-            skipped += 1
-            if progress:
-                progress(f"{clip_id} (done)")
-            continue
-        if clip_id in failed_sfm or not (sfm_dir / clip_id / "clip.json").exists():
-            new_clips.append(_failed(clip_id, f"triangulation failed: {reasons.get(clip_id) or 'no output'}"))
-        else:
-            try:
-                frames, row = align_clip(clip_id, depth_dir, sfm_dir, min_points, min_track, max_depth)
-                new_frames.append(frames)
-                new_clips.append(row)
-            except RealcamError as err:
-                new_clips.append(_failed(clip_id, str(err)))
-            except OSError as err:
-                where = f"{err.filename}: " if err.filename else ""
-                new_clips.append(_failed(clip_id, f"{where}cannot read: {err.strerror or err}"))
-            except (ValueError, KeyError, IndexError, TypeError) as err:  # inputs that disagree
-                new_clips.append(
-                    _failed(
-                        clip_id,
-                        f"{sfm_dir / clip_id} and {depth_dir / f'{clip_id}.npz'} do not "
-                        f"fit together ({err.__class__.__name__}: {err})",
-                    )
-                )
-        if progress:
-            progress(clip_id)
-    clips = pd.DataFrame(new_clips, columns=CLIP_COLUMNS)
-    frames = (pd.concat(new_frames, ignore_index=True) if new_frames else pd.DataFrame(columns=FRAME_COLUMNS)).astype(
-        {"frame": np.int64, "timestamp": np.int64, "n_points": np.int64, "scale": np.float64}
-    )
-    redone = set(clips["clip_id"])
-    if old_frames is not None:
-        old_frames = old_frames[~old_frames["clip_id"].isin(redone)]
-        frames = pd.concat([old_frames, frames], ignore_index=True) if not frames.empty else old_frames
-    clips = merge_rows(old_clips, clips, key="clip_id").sort_values("clip_id", ignore_index=True)
-    frames = frames.sort_values(["clip_id", "frame"], ignore_index=True)
-    with checks.writing(frames_path):
-        write_table(frames_path, frames)
-    with checks.writing(clips_path):
-        write_table(clips_path, clips)
-    return clips, skipped
+    task = AlignTask(depth_dir, sfm_dir, min_points, min_track, max_depth, failed_sfm)
+    paths = {"clips": out / shard_name(CLIPS_TABLE, batch.shard), "frames": out / shard_name(FRAMES_TABLE, batch.shard)}
+    result = run_batch(task, shard(sorted(ids), batch.shard), paths, batch, progress)
+    return result.tables["clips"], result.skipped
+
+
+def shard_name(table: str, shard_spec: str | None) -> str:
+    """``clips.parquet`` of a whole run, ``clips.shard-I-of-N.parquet`` of one shard."""
+    parsed = parse_shard(shard_spec)
+    if parsed is None:
+        return table
+    stem, suffix = table.rsplit(".", 1)
+    return f"{stem}.shard-{parsed[0]}-of-{parsed[1]}.{suffix}"
+
+
+def read_scale_tables(scales_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(clips, frames)`` of an align-scale run, its shards' tables merged (a clip in several:
+    the whole run's table, then the shards in order, the last one wins)."""
+    scales_dir = Path(scales_dir)
+    merged = []
+    for table in (CLIPS_TABLE, FRAMES_TABLE):
+        stem = table.rsplit(".", 1)[0]
+        paths = [scales_dir / table] + sorted(scales_dir.glob(f"{stem}.shard-*.parquet"))
+        frames = [read_table(p) for p in paths if p.exists()]
+        if not frames:
+            raise RealcamError(f"no {table} (run realcam align-scale first)", scales_dir)
+        out = None
+        for f in frames:
+            out = f if out is None else merge_rows(out, f, key="clip_id")
+        merged.append(out.sort_values("clip_id", kind="stable", ignore_index=True))
+    return merged[0], merged[1]

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .align_scale import CLIPS_TABLE, FRAMES_TABLE
+from .align_scale import CLIPS_TABLE, FRAMES_TABLE, read_scale_tables
 from .core import cameras as cam
 from .core import checks
 from .core.artifacts import OK, read_table, write_table
@@ -105,8 +105,11 @@ def run_filter(
     quantile = checks.number(quantile, "--quantile", minimum=0, below=0.5)
     cond_frame = checks.integer(cond_frame, "--cond-frame", minimum=0)
     scales_dir = checks.input_dir(scales_dir, "folder of align-scale outputs")
-    clips = read_table(scales_dir / CLIPS_TABLE, ["clip_id", "scale", "scale_max", "scale_min", "status"])
-    frames = read_table(scales_dir / FRAMES_TABLE, ["clip_id", "frame", "scale"])
+    if list(scales_dir.glob("clips.shard-*.parquet")):  # align-scale ran in shards: merge them
+        clips, frames = read_scale_tables(scales_dir)
+    else:
+        clips = read_table(scales_dir / CLIPS_TABLE, ["clip_id", "scale", "scale_max", "scale_min", "status"])
+        frames = read_table(scales_dir / FRAMES_TABLE, ["clip_id", "frame", "scale"])
     if clips.empty:
         raise RealcamError("no clips in the scale table", scales_dir / CLIPS_TABLE)
     camera_paths = {c.clip_id: c.camera_path for c in find_clips(dataset)}

@@ -48,6 +48,7 @@ class BatchTask:
     ``key``, ``status`` and ``reason``)."""
 
     tables: dict[str, list[str]] = {}
+    dtypes: dict[str, dict[str, str]] = {}  # table -> column -> dtype, where inference is not enough
     key: str = "item"
     uses_model: bool = False  # load once per worker (a GPU per Ray worker); else plain tasks
 
@@ -123,7 +124,10 @@ class Tables:
         from .artifacts import read_table
 
         path = self.paths[name]
-        return read_table(path) if path.exists() else pd.DataFrame(columns=self.task.tables[name])
+        if not path.exists():
+            return pd.DataFrame(columns=self.task.tables[name])
+        status = name == next(iter(self.task.tables))
+        return read_table(path, [self.task.key, "status"] if status else [self.task.key])  # a foreign table: named
 
     def _read_journal(self) -> list[Outcome]:
         """The rows a killed run journalled but did not merge (a torn last line is dropped)."""
@@ -180,7 +184,7 @@ class Tables:
         for name, columns in self.task.tables.items():
             old = self.frames[name]
             new = pd.DataFrame([r for o in outcomes for r in o.rows.get(name, [])], columns=columns)
-            new = _like(new, old)
+            new = _like(new.astype(self.task.dtypes.get(name, {})), old)
             kept = old[~old[key].astype(str).isin(keys)] if not old.empty else old
             merged = pd.concat([kept, new], ignore_index=True) if not kept.empty else new.reset_index(drop=True)
             self.frames[name] = merged.sort_values(key, kind="stable", ignore_index=True)
