@@ -9,6 +9,7 @@ import typer
 
 from stages.settings import EvaluateSettings
 
+from . import options
 from .ui import console, progress_bar, report
 
 
@@ -28,7 +29,6 @@ def evaluate(
     out: Path = typer.Option(..., "--out", help="Folder for per_trial/per_video/summary.parquet and plots."),
     trials: int = typer.Option(EvaluateSettings.trials, "--trials", help="SfM trials per video (different seeds)."),
     sfm: str = typer.Option(EvaluateSettings.mapper, "--sfm", help="SfM mapper: global (GLOMAP) or incremental."),
-    workers: int = typer.Option(EvaluateSettings.workers, "--workers", help="Videos evaluated in parallel."),
     estimated: bool = typer.Option(False, "--estimated", help="SAMPLES holds estimated trajectories; skip SfM."),
     depth: Optional[Path] = typer.Option(
         None, "--depth", help="Folder of <name>.npz metric depth (key 'depth', frame 0 used) for the metric factor."
@@ -57,17 +57,24 @@ def evaluate(
     seed: int = typer.Option(
         EvaluateSettings.seed, "--seed", help="Seed of the first SfM trial (trial t uses seed + t)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Re-evaluate videos already scored."),
+    workers: int = options.WORKERS,
+    ray: Optional[str] = options.RAY,
+    gpus_per_worker: Optional[float] = options.GPUS_PER_WORKER,
+    cpus_per_task: float = options.CPUS_PER_TASK,
+    timeout: Optional[float] = options.TIMEOUT,
+    retries: int = options.RETRIES,
+    shard_spec: Optional[str] = options.SHARD,
+    overwrite: bool = options.OVERWRITE,
 ) -> None:
     """Estimate camera poses of videos by SfM and score them against ground truth (docs/method.md#camera-metrics)."""
     from rich.table import Table
 
+    from stages.core.dataset import shard
     from stages.evaluate import run as eval_stage
 
     settings = EvaluateSettings(
         trials=trials,
         mapper=sfm,
-        workers=workers,
         seed=seed,
         estimated=estimated,
         depth_dir=_str(depth),
@@ -78,11 +85,13 @@ def evaluate(
         gt_videos=_str(gt_videos),
         fvd_frames=fvd_frames,
         fid=_str(fid),
-        overwrite=overwrite,
     )
-    items = eval_stage.find_samples(samples, reference, estimated, gt_videos, exclude=out)
+    batch = options.batch_settings(
+        workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
+    )
+    items = shard(eval_stage.find_samples(samples, reference, estimated, gt_videos, exclude=out), batch.shard)
     with progress_bar("evaluate", total=len(items)) as advance:
-        tables = eval_stage.evaluate(samples, reference, out, settings, progress=advance)
+        tables = eval_stage.evaluate(samples, reference, out, settings, batch=batch, progress=advance)
     summary = tables["summary"]
     table = Table(title=f"evaluate: {len(tables['per_video'])} videos")
     for col in ("metric", "mean", "median", "videos"):
@@ -98,7 +107,8 @@ def evaluate(
     n_ok = int((per_video["status"] == "ok").sum())
     report(
         f"evaluate: {n_ok} ok ({len(tables['skipped'])} skipped as already done), {len(failed)} failed "
-        f"-> {out} ({eval_stage.PER_TRIAL}, {eval_stage.PER_VIDEO}, {eval_stage.SUMMARY}"
+        f"-> {out} ({eval_stage.table_name(eval_stage.PER_TRIAL, batch.shard)}, "
+        f"{eval_stage.table_name(eval_stage.PER_VIDEO, batch.shard)}, {eval_stage.SUMMARY}"
         f"{', plots/' if plot else ''})"
     )
     if n_ok == 0:  # the batch rule: exit 1 when no video could be scored

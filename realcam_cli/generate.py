@@ -9,6 +9,7 @@ import typer
 
 from stages.settings import GenerateSettings
 
+from . import options
 from .parsers import parse_magnitude
 from .ui import progress_bar, report
 
@@ -103,6 +104,13 @@ def generate(
         ),
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Batch: redo rows already done."),
+    workers: int = options.WORKERS,
+    ray: Optional[str] = options.RAY,
+    gpus_per_worker: Optional[float] = options.GPUS_PER_WORKER,
+    cpus_per_task: float = options.CPUS_PER_TASK,
+    timeout: Optional[float] = options.TIMEOUT,
+    retries: int = options.RETRIES,
+    shard_spec: Optional[str] = options.SHARD,
     record: Optional[Path] = typer.Option(
         None, "--record", help="Regenerate from a JSON record written by an earlier run."
     ),
@@ -150,7 +158,10 @@ def generate(
     )
     if batch is not None:
         settings = GenerateSettings(**common, magnitude=parse_magnitude(magnitude))
-        return run_batch(batch, out, settings, ckpt, camera_ckpt, depth, device, overwrite)
+        engine = options.batch_settings(
+            workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
+        )
+        return run_batch(batch, out, settings, ckpt, camera_ckpt, depth, device, engine)
     if record is not None:
         result = gen_stage.regenerate(record, out, device=None if device == "auto" else device)
     else:
@@ -191,11 +202,12 @@ def generate(
     report(f"generate: preview in {result.preview}; record in {result.record}")
 
 
-def run_batch(batch: Path, out: Path, settings, ckpt, camera_ckpt, depth, device: str, overwrite: bool) -> None:
+def run_batch(batch: Path, out: Path, settings, ckpt, camera_ckpt, depth, device: str, engine) -> None:
     """The batch form: one video per table row; exit 1 when every row failed."""
     from stages import generate as gen_stage
+    from stages.core.dataset import shard
 
-    rows = gen_stage.read_batch_table(batch)
+    rows = shard(gen_stage.read_batch_table(batch), engine.shard)
     with progress_bar("generate", len(rows)) as advance:
         table = gen_stage.generate_batch(
             batch,
@@ -205,14 +217,15 @@ def run_batch(batch: Path, out: Path, settings, ckpt, camera_ckpt, depth, device
             camera_ckpt=camera_ckpt,
             depth=depth,
             device=device,
-            overwrite=overwrite,
+            batch=engine,
             progress=advance,
         )
-    failed = table[table["status"] != "ok"]
     skipped = table.attrs.get("skipped", 0)
+    table = table[table["item"].isin({r["item"] for r in rows})]  # this run's (shard's) rows
+    failed = table[table["status"] != "ok"]
     report(
         f"generate: {len(table) - len(failed)} of {len(rows)} rows done ({skipped} skipped as done "
-        f"earlier), {len(failed)} failed; videos and {gen_stage.BATCH_TABLE} in {out}"
+        f"earlier), {len(failed)} failed; videos and {gen_stage.batch_table_name(engine.shard)} in {out}"
     )
     if len(rows) and len(failed) == len(rows):
         raise typer.Exit(1)  # the batch rule: every item failed

@@ -35,13 +35,14 @@ import torch
 from . import diffusion as dm
 from .core import cameras as cam
 from .core.artifacts import atomic_write_text, read_arrays
+from .core.batch import BatchTask
 from .core.constants import OFFICIAL_NEGATIVE_PROMPT, TOKENIZER
 from .core.device import resolve_device, torch_dtype
 from .core.errors import RealcamError
 from .core.image import fit_image
 from .core.video import read_image, read_video, write_image, write_video
 from .models.encoders import load_tokenizer
-from .settings import GenerateSettings
+from .settings import BatchSettings, GenerateSettings
 
 __all__ = ["GenerateSettings", "OFFICIAL_NEGATIVE_PROMPT", "generate", "generate_batch", "load_model", "regenerate"]
 
@@ -735,6 +736,74 @@ def read_batch_table(path: str | Path):
     return rows
 
 
+@dataclass
+class GenerateTask(BatchTask):
+    """``generate --batch`` in the batch engine: one table row in, its video, record and status row
+    out; the model loads once per worker."""
+
+    out_dir: Path
+    settings: GenerateSettings
+    ckpt: str | Path | None
+    camera_ckpt: str | Path | None
+    depth: str | Path | None
+    device: str
+    tables = {"status": ["item", "status", "reason", "video", "seed"]}
+    key = "item"
+    uses_model = True
+
+    def key_of(self, row: dict) -> str:
+        return row["item"]
+
+    def outputs(self, row: dict) -> list[Path]:
+        video = self.out_dir / f"{row['item']}.mp4"
+        return [video, video.with_suffix(".json")]
+
+    def setup(self) -> None:
+        s = self.settings
+        self.device = resolve_device(self.device)
+        self._model, self._files = load_model(s.res, self.ckpt, self.camera_ckpt, self.device, s.dtype)
+
+    def _settings(self, row: dict) -> GenerateSettings:
+        s = self.settings
+        return replace(s, prompt=row["prompt"] or s.prompt, seed=s.seed if row["seed"] is None else row["seed"])
+
+    def run(self, row: dict) -> dict[str, list[dict]]:
+        if row["problem"]:
+            raise RealcamError(row["problem"])
+        s = self._settings(row)
+        video = self.out_dir / f"{row['item']}.mp4"
+        generate(
+            row["image"],
+            row["trajectory"],
+            video,
+            settings=s,
+            model=self._model,
+            model_files=self._files,
+            ckpt=self.ckpt,
+            camera_ckpt=self.camera_ckpt,
+            depth=row["depth"] or self.depth,
+            device=self.device,
+        )
+        return {
+            "status": [{"item": row["item"], "status": "ok", "reason": "", "video": str(video), "seed": int(s.seed)}]
+        }
+
+    def failed(self, row: dict, reason: str) -> dict[str, list[dict]]:
+        video = self.out_dir / f"{row['item']}.mp4"
+        seed = int(self._settings(row).seed)
+        return {
+            "status": [{"item": row["item"], "status": "failed", "reason": reason, "video": str(video), "seed": seed}]
+        }
+
+
+def batch_table_name(shard_spec: str | None) -> str:
+    """``generate.parquet`` of a whole run, ``generate.shard-I-of-N.parquet`` of one shard."""
+    from .core.dataset import parse_shard
+
+    parsed = parse_shard(shard_spec)
+    return BATCH_TABLE if parsed is None else f"generate.shard-{parsed[0]}-of-{parsed[1]}.parquet"
+
+
 def generate_batch(
     table: str | Path,
     out_dir: str | Path,
@@ -744,61 +813,28 @@ def generate_batch(
     camera_ckpt=None,
     depth=None,
     device: str = "auto",
-    overwrite: bool = False,
+    batch: BatchSettings | None = None,
     progress: Callable[[str], None] | None = None,
+    **overrides,
 ):
     """One video per row into ``out_dir/<id>.mp4`` (+ record and preview); per-row failures go to
     ``out_dir/generate.parquet`` (item, status, reason, video, seed) and the batch goes on; rows
-    recorded as done whose outputs exist are skipped unless ``overwrite``. The model loads once."""
+    recorded as done whose outputs exist are skipped unless ``overwrite``. The model loads once per
+    worker. ``batch``: where the rows run (``overrides``: its fields: ``workers``, ``ray``,
+    ``shard``, ``overwrite``, ...)."""
     from .core import checks
-    from .core.artifacts import ItemStatus, done_items, merge_rows, read_table, should_skip, status_frame, write_table
+    from .core.batch import run_batch
+    from .core.dataset import shard
 
     settings = (settings or GenerateSettings()).check()
-    rows = read_batch_table(table)
+    batch = replace(batch or BatchSettings(), **overrides).check()
+    rows = shard(read_batch_table(table), batch.shard)
     out_dir = checks.output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table_path = out_dir / BATCH_TABLE
-    done = done_items(table_path)
-    device = resolve_device(device)
-    model = files = None
-    results, skipped = [], 0
-    for row in rows:
-        video = out_dir / f"{row['item']}.mp4"
-        if should_skip(row["item"], done, [video, video.with_suffix(".json")], overwrite):
-            skipped += 1
-            if progress:
-                progress(row["item"])
-            continue
-        if model is None:
-            model, files = load_model(settings.res, ckpt, camera_ckpt, device, settings.dtype)
-        s = replace(
-            settings,
-            prompt=row["prompt"] or settings.prompt,
-            seed=settings.seed if row["seed"] is None else row["seed"],
-        )
-        try:
-            if row["problem"]:
-                raise RealcamError(row["problem"])
-            generate(
-                row["image"],
-                row["trajectory"],
-                video,
-                settings=s,
-                model=model,
-                model_files=files,
-                ckpt=ckpt,
-                camera_ckpt=camera_ckpt,
-                depth=row["depth"] or depth,
-                device=device,
-            )
-            status = ItemStatus(row["item"])
-        except RealcamError as err:
-            status = ItemStatus.failed(row["item"], str(err))
-        results.append({**status.__dict__, "video": str(video), "seed": int(s.seed)})
-        old = read_table(table_path) if table_path.exists() else None
-        write_table(table_path, merge_rows(old, status_frame([results[-1]])))
-        if progress:
-            progress(row["item"])
-    table = read_table(table_path) if table_path.exists() else status_frame([])
-    table.attrs["skipped"] = skipped  # rows already done in an earlier run
+    if not batch.ray:
+        device = resolve_device(device)
+    task = GenerateTask(out_dir, settings, ckpt, camera_ckpt, depth, device)
+    result = run_batch(task, rows, {"status": out_dir / batch_table_name(batch.shard)}, batch, progress)
+    table = result.tables["status"]
+    table.attrs["skipped"] = result.skipped  # rows already done in an earlier run
     return table

@@ -369,7 +369,6 @@ class EvaluateSettings:
 
     trials: int = 5  # SfM trials per video (seed, seed + 1, ...)
     mapper: str = "global"  # global (GLOMAP) or incremental
-    workers: int = 1  # videos evaluated in parallel
     seed: int = 0
     estimated: bool = False  # the samples are estimated trajectories: skip SfM
     depth_dir: Optional[str] = None  # <name>.npz metric depth for the metric factor
@@ -380,7 +379,6 @@ class EvaluateSettings:
     gt_videos: Optional[str] = None  # ground-truth videos for FVD
     fvd_frames: int = 16
     fid: Optional[str] = None  # TorchScript feature network for per-frame FID
-    overwrite: bool = False
 
     def check(self) -> "EvaluateSettings":
         from .evaluate.sfm import MAPPERS
@@ -398,7 +396,6 @@ class EvaluateSettings:
         return replace(
             self,
             trials=checks.integer(self.trials, "--trials", minimum=1),
-            workers=checks.integer(self.workers, "--workers", minimum=1),
             seed=checks.integer(self.seed, "--seed", minimum=0, maximum=_C_INT_MAX),
             max_depth=checks.number(self.max_depth, "--max-depth", above=0),
             fvd_frames=checks.integer(self.fvd_frames, "--fvd-frames", minimum=1),

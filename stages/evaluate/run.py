@@ -11,7 +11,6 @@ Outputs in OUT: ``per_trial.parquet``, ``per_video.parquet``, ``summary.parquet`
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +21,12 @@ import pandas as pd
 
 from stages.core import cameras as cam
 from stages.core import checks
-from stages.core.artifacts import FAILED, OK, merge_rows, read_arrays, read_table, write_table
+from stages.core.artifacts import FAILED, OK, read_arrays, read_table, write_table
+from stages.core.batch import BatchTask, run_batch
+from stages.core.dataset import parse_shard, shard
 from stages.core.errors import RealcamError
 from stages.core.video import VIDEO_SUFFIXES, list_images, read_video
-from stages.settings import EvaluateSettings
+from stages.settings import BatchSettings, EvaluateSettings
 
 from .metrics import METRIC_COLUMNS, camera_metrics
 from .sfm import SfmTrial, estimate_poses
@@ -367,23 +368,101 @@ def plot_trajectories(path: Path, gt: np.ndarray, estimates: list[np.ndarray], t
 # ----------------------------------------------------------------------------------------------
 # The stage
 # ----------------------------------------------------------------------------------------------
+TRIAL_COLUMNS = [
+    "video",
+    "trial",
+    "seed",
+    "status",
+    "reason",
+    "seconds",
+    "n_points",
+    "n_registered",
+    "unregistered",
+    "metric_factor",
+    *METRIC_COLUMNS,
+]
+VIDEO_COLUMNS = ["video", *METRIC_COLUMNS, "n_success", "n_trials", "n_frames", "status", "reason"]
+
+
+@dataclass
+class EvaluateTask(BatchTask):
+    """``evaluate`` in the batch engine: one sample in, its per-video row and per-trial rows out
+    (and its plot)."""
+
+    settings: EvaluateSettings
+    out: Path
+    num_threads: int
+    tables = {"per_video": VIDEO_COLUMNS, "per_trial": TRIAL_COLUMNS}
+    key = "video"
+
+    def key_of(self, sample: Sample) -> str:
+        return sample.name
+
+    def run(self, sample: Sample) -> dict[str, list[dict]]:
+        s = self.settings
+        trials, video, traj = evaluate_video(
+            sample,
+            trials=s.trials,
+            mapper=s.mapper,
+            seed=s.seed,
+            estimated=s.estimated,
+            depth_dir=s.depth_dir,
+            max_depth=s.max_depth,
+            num_threads=self.num_threads,
+        )
+        if s.plot and traj and traj.get("est"):
+            path = self.out / "plots" / f"{sample.name}.png"
+            with checks.writing(path):
+                plot_trajectories(path, traj["gt"], traj["est"], sample.name)
+        return {"per_video": [video], "per_trial": trials}
+
+    def failed(self, sample: Sample, reason: str) -> dict[str, list[dict]]:
+        row = {
+            "video": sample.name,
+            "status": FAILED,
+            "reason": reason,
+            "n_success": 0,
+            "n_trials": 0,
+            "n_frames": 0,
+            **dict.fromkeys(METRIC_COLUMNS, np.nan),
+        }
+        return {"per_video": [row]}
+
+
+def table_name(table: str, shard_spec: str | None) -> str:
+    """``per_video.parquet`` of a whole run, ``per_video.shard-I-of-N.parquet`` of one shard."""
+    parsed = parse_shard(shard_spec)
+    if parsed is None:
+        return table
+    stem, suffix = table.rsplit(".", 1)
+    return f"{stem}.shard-{parsed[0]}-of-{parsed[1]}.{suffix}"
+
+
 def evaluate(
     samples: str | Path,
     reference: str | Path,
     out: str | Path,
     settings: EvaluateSettings | None = None,
     *,
+    batch: BatchSettings | None = None,
     progress: Callable[[str], None] | None = None,
     **overrides,
 ) -> dict:
     """Run the evaluation protocol; writes the three tables (and plots) into ``out``.
 
-    ``overrides`` are :class:`~stages.settings.EvaluateSettings` fields. Every option and input is
-    checked first. Returns the tables and, under ``"skipped"``, the names of the videos already
-    scored by an earlier run (kept, not redone)."""
+    ``overrides``: fields of :class:`~stages.settings.EvaluateSettings` or of ``batch``, which says where the
+    videos run (``--workers``, ``--ray``, ``--shard``: a shard writes its own per-trial and
+    per-video tables, and the summary covers every shard's tables in ``out``). Every option and
+    input is checked first. Returns the tables and, under ``"skipped"``, the names of the videos
+    already scored by an earlier run (kept, not redone)."""
     out = checks.output_dir(out)
-    s = replace(settings or EvaluateSettings(), **overrides).check()
-    items = find_samples(samples, reference, s.estimated, s.gt_videos, exclude=out)
+    batch_fields = set(BatchSettings.__dataclass_fields__)
+    s = replace(settings or EvaluateSettings(), **{k: v for k, v in overrides.items() if k not in batch_fields})
+    s = s.check()
+    batch = replace(batch or BatchSettings(), **{k: v for k, v in overrides.items() if k in batch_fields}).check()
+    if batch.shard and (s.fvd or s.fid is not None):
+        raise RealcamError("FVD and FID need every sample at once: run them without --shard", "--shard")
+    items = shard(find_samples(samples, reference, s.estimated, s.gt_videos, exclude=out), batch.shard)
     if s.fvd or s.fid is not None:
         missing = [x.name for x in items if x.fvd_video is None]
         if missing:
@@ -392,15 +471,23 @@ def evaluate(
                 "(put <name>.mp4 beside <name>.txt, or a generated_video column)",
                 samples,
             )
-    old_trial = read_table(out / PER_TRIAL) if (out / PER_TRIAL).exists() and not s.overwrite else None
-    old_video = read_table(out / PER_VIDEO) if (out / PER_VIDEO).exists() and not s.overwrite else None
-    done = set() if old_video is None else set(old_video.loc[old_video["status"] == OK, "video"])
-    todo = [x for x in items if x.name not in done]
-    for x in items:
-        if x.name in done and progress:
-            progress(x.name)
-    results = score_videos(todo, s, progress)
-    per_trial, per_video = merge_tables(old_trial, old_video, todo, results, {x.name for x in items})
+    with checks.writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    # the cores are shared out among the parallel videos (COLMAP threads within one video)
+    threads = max(1, (os.cpu_count() or 1) // min(batch.workers, max(len(items), 1)))
+    paths = {
+        "per_video": out / table_name(PER_VIDEO, batch.shard),
+        "per_trial": out / table_name(PER_TRIAL, batch.shard),
+    }
+    result = run_batch(EvaluateTask(s, out, threads), items, paths, batch, progress)
+    names = {x.name for x in items}
+    per_video = result.tables["per_video"]
+    per_trial = result.tables["per_trial"]
+    per_video = per_video[per_video["video"].isin(names)].reset_index(drop=True)
+    per_trial = per_trial[per_trial["video"].isin(names)].reset_index(drop=True)
+    for name, table in ((paths["per_video"], per_video), (paths["per_trial"], per_trial)):
+        with checks.writing(name):
+            write_table(name, table)
     extra = {}
     if s.fvd or s.fid is not None:
         from .fvd import fvd_for_samples
@@ -408,83 +495,23 @@ def evaluate(
         extra = fvd_for_samples(
             [(x.fvd_video, x.gt_video) for x in items], s.i3d if s.fvd else None, frames=s.fvd_frames, fid=s.fid
         )
-    summary = summarize(per_video, per_trial, extra)
-    for name, table in ((PER_TRIAL, per_trial), (PER_VIDEO, per_video), (SUMMARY, summary)):
-        with checks.writing(out / name):
-            write_table(out / name, table)
-    if s.plot:
-        for x in todo:
-            traj = results[x.name][2]
-            if traj and traj.get("est"):
-                with checks.writing(out / "plots" / f"{x.name}.png"):
-                    plot_trajectories(out / "plots" / f"{x.name}.png", traj["gt"], traj["est"], x.name)
+    all_video, all_trial = (per_video, per_trial) if not batch.shard else _all_shards(out)
+    summary = summarize(all_video, all_trial, extra)
+    with checks.writing(out / SUMMARY):
+        write_table(out / SUMMARY, summary)
     return {
         "per_trial": per_trial,
         "per_video": per_video,
         "summary": summary,
-        "skipped": [x.name for x in items if x.name in done],
+        "skipped": [x.name for x in items if x.name not in set(result.ran)],
     }
 
 
-def score_videos(
-    todo: list[Sample], settings: EvaluateSettings, progress: Callable[[str], None] | None = None
-) -> dict[str, tuple]:
-    """:func:`evaluate_video` of each sample, in ``settings.workers`` processes; the cores are
-    shared out among the parallel videos (COLMAP threads within one video)."""
-    s = settings
-    threads = max(1, (os.cpu_count() or 1) // min(s.workers, max(len(todo), 1)))
-    kwargs = dict(
-        trials=s.trials,
-        mapper=s.mapper,
-        seed=s.seed,
-        estimated=s.estimated,
-        depth_dir=s.depth_dir,
-        max_depth=s.max_depth,
-        num_threads=threads,
-    )
-    results: dict[str, tuple] = {}
-    if s.workers == 1 or len(todo) <= 1:
-        for x in todo:
-            results[x.name] = evaluate_video(x, **kwargs)
-            if progress:
-                progress(x.name)
-        return results
-    with cf.ProcessPoolExecutor(max_workers=s.workers) as pool:
-        futures = {pool.submit(evaluate_video, x, **kwargs): x.name for x in todo}
-        for fut in cf.as_completed(futures):
-            results[futures[fut]] = fut.result()
-            if progress:
-                progress(futures[fut])
-    return results
-
-
-def merge_tables(old_trial, old_video, todo: list[Sample], results: dict[str, tuple], names: set[str]):
-    """The per-trial and per-video tables: this run's rows over an earlier run's, restricted to the
-    samples of this run."""
-    trial_rows = [r for x in todo for r in results[x.name][0]]
-    video_rows = [results[x.name][1] for x in todo]
-    trial_cols = [
-        "video",
-        "trial",
-        "seed",
-        "status",
-        "reason",
-        "seconds",
-        "n_points",
-        "n_registered",
-        "unregistered",
-        "metric_factor",
-        *METRIC_COLUMNS,
-    ]
-    video_cols = ["video", *METRIC_COLUMNS, "n_success", "n_trials", "n_frames", "status", "reason"]
-    new_trial = pd.DataFrame(trial_rows, columns=trial_cols)
-    new_video = pd.DataFrame(video_rows, columns=video_cols)
-    if old_trial is not None:
-        old_trial = old_trial[~old_trial["video"].isin(set(new_video["video"]))]
-        per_trial = pd.concat([old_trial, new_trial], ignore_index=True) if len(old_trial) else new_trial
-    else:
-        per_trial = new_trial
-    per_video = merge_rows(old_video, new_video, key="video")
-    per_video = per_video[per_video["video"].isin(names)].reset_index(drop=True)
-    per_trial = per_trial[per_trial["video"].isin(names)].reset_index(drop=True)
-    return per_trial, per_video
+def _all_shards(out: Path):
+    """Every shard's per-video and per-trial tables in ``out``, merged (for the summary)."""
+    merged = []
+    for table in (PER_VIDEO, PER_TRIAL):
+        stem = table.rsplit(".", 1)[0]
+        frames = [read_table(p) for p in sorted(out.glob(f"{stem}.shard-*.parquet"))]
+        merged.append(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
+    return merged[0], merged[1]
