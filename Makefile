@@ -48,7 +48,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: a CPU machine takes the CPU build, a CUDA machine the CUDA build.
 	$(PY) -m pip install -q "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,ray]"
 	touch $(STAMP)
 
 # ruff: lint and format check (configured in pyproject.toml); `make format` rewrites in place.
