@@ -26,7 +26,16 @@ from .core.batch import BatchTask, run_batch
 from .core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK
 from .core.dataset import parse_shard, shard
 from .core.errors import RealcamError
-from .depth import read_depth_file
+from .depth import (
+    SAMPLES_SUFFIX,
+    DepthSamples,
+    SampledFrame,
+    bilinear_combine,
+    bilinear_taps,
+    read_depth_file,
+    read_depth_samples,
+    sample_bilinear,
+)
 from .settings import BatchSettings
 from .triangulate import read_clip_json, read_status_tables
 
@@ -46,24 +55,6 @@ CLIP_COLUMNS = [
 ]
 
 
-def sample_bilinear(depth: np.ndarray, x: np.ndarray, y: np.ndarray, max_depth: float) -> np.ndarray:
-    """Bilinear depth at continuous pixel coordinates (centres at +0.5); NaN where any of the four
-    samples is invalid (not finite, ``<= 0`` or ``>= max_depth``). Coordinates are clamped to the
-    outermost pixel centres."""
-    h, w = depth.shape
-    d = np.asarray(depth, dtype=np.float64)
-    xs = np.clip(np.asarray(x, dtype=np.float64) - 0.5, 0.0, w - 1.0)
-    ys = np.clip(np.asarray(y, dtype=np.float64) - 0.5, 0.0, h - 1.0)
-    x0 = np.minimum(np.floor(xs).astype(np.int64), max(w - 2, 0))
-    y0 = np.minimum(np.floor(ys).astype(np.int64), max(h - 2, 0))
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    fx, fy = xs - x0, ys - y0
-    q = np.stack([d[y0, x0], d[y0, x1], d[y1, x0], d[y1, x1]])
-    bad = ~np.isfinite(q).all(0) | (q <= 0).any(0) | (q >= max_depth).any(0)
-    val = q[0] * (1 - fx) * (1 - fy) + q[1] * fx * (1 - fy) + q[2] * (1 - fx) * fy + q[3] * fx * fy
-    return np.where(bad, np.nan, val)
-
-
 def frame_scale(
     depth: np.ndarray, image_size: tuple[int, int], uv: np.ndarray, z: np.ndarray, max_depth: float, min_points: int
 ) -> tuple[float, int]:
@@ -72,9 +63,10 @@ def frame_scale(
     ``uv`` are keypoints in an image of size ``image_size = (W, H)``, pixel centres at +0.5; they are
     scaled to the depth map's size before sampling.
     """
-    depth = np.asarray(depth)
-    if depth.ndim != 2:
-        raise ValueError(f"depth must be (h, w), got {depth.shape}")
+    if not isinstance(depth, SampledFrame):
+        depth = np.asarray(depth)
+        if depth.ndim != 2:
+            raise ValueError(f"depth must be (h, w), got {depth.shape}")
     uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
     z = np.asarray(z, dtype=np.float64).ravel()
     h, w = depth.shape
@@ -82,7 +74,12 @@ def frame_scale(
     ok = np.isfinite(z) & (z > 0) & np.isfinite(uv).all(1)
     if not ok.any():
         return math.nan, 0
-    d = sample_bilinear(depth, uv[ok, 0] * (w / width), uv[ok, 1] * (h / height), max_depth)
+    x, y = uv[ok, 0] * (w / width), uv[ok, 1] * (h / height)
+    if isinstance(depth, SampledFrame):  # --sample-depth: the 2x2 neighbourhoods were stored
+        *_, fx, fy = bilinear_taps(h, w, x, y)
+        d = bilinear_combine(np.asarray(depth.q, np.float64)[ok].T, fx, fy, max_depth)
+    else:
+        d = sample_bilinear(depth, x, y, max_depth)
     r = d / z[ok]
     r = r[np.isfinite(r)]
     n = int(r.size)
@@ -112,6 +109,10 @@ def clip_scales(
     keep = points.loc[points["track_length"] >= min_track]
     xyz = keep.set_index("point")[["x", "y", "z"]]
     obs = observations.loc[observations["point"].isin(xyz.index)]
+    if isinstance(depth, DepthSamples):
+        frame_depth = depth.frame
+    else:
+        frame_depth = lambda k, o: depth[k]
     where = None
     if depth_timestamps is not None and (np.asarray(depth_timestamps) >= 0).all():
         where = {int(t): k for k, t in enumerate(depth_timestamps)}
@@ -123,7 +124,7 @@ def clip_scales(
             continue
         o = obs.loc[obs["frame"] == i]
         z = observation_depths(xyz.loc[o["point"]].to_numpy(), w2c[i])
-        s, n = frame_scale(depth[k], image_size, o[["u", "v"]].to_numpy(), z, max_depth, min_points)
+        s, n = frame_scale(frame_depth(k, o), image_size, o[["u", "v"]].to_numpy(), z, max_depth, min_points)
         rows.append((i, int(ts), s, n))
     return pd.DataFrame(rows, columns=["frame", "timestamp", "scale", "n_points"])
 
@@ -164,9 +165,13 @@ def align_clip(
     clip_dir = sfm_dir / clip_id
     meta = read_clip_json(clip_dir / "clip.json")
     npz = depth_dir / f"{clip_id}.npz"
-    if not npz.exists():
+    if npz.exists():
+        depth, data = read_depth_file(npz)
+    elif (depth_dir / f"{clip_id}{SAMPLES_SUFFIX}").exists():  # depth --sample-depth: at the observations only
+        npz = depth_dir / f"{clip_id}{SAMPLES_SUFFIX}"
+        depth, data = read_depth_samples(npz)
+    else:
         raise RealcamError("depth missing", npz)
-    depth, data = read_depth_file(npz)
     try:
         sat = float(max_depth) if max_depth is not None else float(data.get("max_depth", np.inf))
     except (TypeError, ValueError):

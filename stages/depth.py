@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .core import checks
-from .core.artifacts import FAILED, OK, done_items, read_arrays, should_skip, write_arrays
+from .core.artifacts import FAILED, OK, done_items, read_arrays, read_table, should_skip, write_arrays
 from .core.batch import BatchTask, run_batch
 from .core.constants import DEPTH_MODEL
 from .core.dataset import find_clips, parse_shard, shard
@@ -352,6 +352,122 @@ def read_depth_file(path: str | Path) -> tuple[list[np.ndarray], dict]:
     return [data[k] for k in keys], data
 
 
+# ----------------------------------------------------------------------------------------------
+# Depth at points (align-scale's sampling), and depth stored only there (--sample-depth)
+# ----------------------------------------------------------------------------------------------
+#: ``<clip>.samples.npz``: a clip's depth at its SfM observations only (``depth --sample-depth``).
+SAMPLES_SUFFIX = ".samples.npz"
+
+
+def bilinear_taps(h: int, w: int, x: np.ndarray, y: np.ndarray):
+    """The four neighbours and the weights of bilinear sampling at continuous pixel coordinates
+    (centres at +0.5, clamped to the outermost centres): ``x0, y0, x1, y1, fx, fy``."""
+    xs = np.clip(np.asarray(x, dtype=np.float64) - 0.5, 0.0, w - 1.0)
+    ys = np.clip(np.asarray(y, dtype=np.float64) - 0.5, 0.0, h - 1.0)
+    x0 = np.minimum(np.floor(xs).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(ys).astype(np.int64), max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    return x0, y0, x1, y1, xs - x0, ys - y0
+
+
+def bilinear_combine(q: np.ndarray, fx: np.ndarray, fy: np.ndarray, max_depth: float) -> np.ndarray:
+    """Bilinear value of the neighbours ``q (4, N)`` (top-left, top-right, bottom-left,
+    bottom-right); NaN where any is invalid (not finite, ``<= 0`` or ``>= max_depth``)."""
+    bad = ~np.isfinite(q).all(0) | (q <= 0).any(0) | (q >= max_depth).any(0)
+    val = q[0] * (1 - fx) * (1 - fy) + q[1] * fx * (1 - fy) + q[2] * (1 - fx) * fy + q[3] * fx * fy
+    return np.where(bad, np.nan, val)
+
+
+def neighbours(depth: np.ndarray, x0, y0, x1, y1) -> np.ndarray:
+    """``(4, N)`` depth values at the taps (float64)."""
+    d = np.asarray(depth, dtype=np.float64)
+    return np.stack([d[y0, x0], d[y0, x1], d[y1, x0], d[y1, x1]])
+
+
+def sample_bilinear(depth: np.ndarray, x: np.ndarray, y: np.ndarray, max_depth: float) -> np.ndarray:
+    """Bilinear depth at continuous pixel coordinates (centres at +0.5); NaN where any of the four
+    samples is invalid (not finite, ``<= 0`` or ``>= max_depth``). Coordinates are clamped to the
+    outermost pixel centres."""
+    h, w = np.shape(depth)
+    x0, y0, x1, y1, fx, fy = bilinear_taps(h, w, x, y)
+    return bilinear_combine(neighbours(depth, x0, y0, x1, y1), fx, fy, max_depth)
+
+
+@dataclass
+class SampledFrame:
+    """One frame's depth at its observations: the map's ``shape`` and the four neighbours of each
+    observation, ``q (N, 4)`` float16 (the values a stored map would give)."""
+
+    shape: tuple[int, int]
+    q: np.ndarray
+
+
+@dataclass
+class DepthSamples:
+    """A clip's depth at its SfM observations (``<clip>.samples.npz``): per depth frame its map
+    shape, per observation (row of ``observations.parquet``) the four neighbours."""
+
+    shapes: np.ndarray  # (F, 2) map (h, w) of each depth frame
+    q: np.ndarray  # (N_observations, 4) float16
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def frame(self, k: int, observations: pd.DataFrame) -> SampledFrame:
+        """Depth frame ``k`` at the given rows of the clip's observation table."""
+        return SampledFrame(tuple(int(v) for v in self.shapes[k]), self.q[observations.index.to_numpy()])
+
+
+def depth_samples(depth: list[np.ndarray], names: list[str], sfm_clip: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(shapes, q)`` of :class:`DepthSamples` for float16 maps of the frames ``names`` and the SfM
+    clip folder (``clip.json``, ``cameras.txt``, ``observations.parquet``); observations of
+    frames without depth get NaN neighbours."""
+    from .core import cameras as cam
+    from .triangulate import read_clip_json
+
+    meta = read_clip_json(sfm_clip / "clip.json")
+    cams = cam.read_re10k(sfm_clip / "cameras.txt")
+    obs = read_table(sfm_clip / "observations.parquet", ["point", "frame", "u", "v"])
+    by_time = {_timestamp(n): k for k, n in enumerate(names)}
+    q = np.full((len(obs), 4), np.nan, np.float16)
+    frames = obs["frame"].to_numpy()
+    for i, ts in enumerate(cams.timestamps):
+        k = by_time.get(int(ts))
+        rows = np.nonzero(frames == i)[0]
+        if k is None or not len(rows):
+            continue
+        h, w = depth[k].shape
+        x = obs["u"].to_numpy()[rows] * (w / meta["width"])
+        y = obs["v"].to_numpy()[rows] * (h / meta["height"])
+        x0, y0, x1, y1, _, _ = bilinear_taps(h, w, x, y)
+        d = np.asarray(depth[k])
+        q[rows] = np.stack([d[y0, x0], d[y0, x1], d[y1, x0], d[y1, x1]], axis=1)
+    return np.array([d.shape for d in depth], np.int64).reshape(-1, 2), q
+
+
+def write_depth_samples(path: Path, shapes: np.ndarray, q: np.ndarray, names: list[str], max_depth: float) -> Path:
+    return write_arrays(
+        path,
+        shapes=shapes,
+        q=q,
+        frames=np.array(names),
+        max_depth=np.float64(max_depth),
+        timestamps=np.array([_timestamp(n) for n in names], np.int64),
+    )
+
+
+def read_depth_samples(path: str | Path) -> tuple[DepthSamples, dict]:
+    """A ``<clip>.samples.npz`` and its other arrays (``timestamps``, ``max_depth``)."""
+    data = read_arrays(path)
+    for key in ("shapes", "q", "timestamps"):
+        if key not in data:
+            raise RealcamError(f"lacks {key!r} (not a depth --sample-depth file)", path)
+    q, shapes = np.asarray(data["q"]), np.asarray(data["shapes"])
+    if q.ndim != 2 or q.shape[1] != 4 or shapes.ndim != 2 or shapes.shape[1] != 2:
+        raise RealcamError(f"'q' must be (N, 4) and 'shapes' (F, 2), got {q.shape} and {shapes.shape}", path)
+    return DepthSamples(shapes, q), data
+
+
 def _failed_row(item: str, reason: str, model: str) -> dict:
     return {
         "item": item,
@@ -380,6 +496,7 @@ class DepthTask(BatchTask):
     device: str
     dtype: str
     saturation: float = math.inf  # saved with the maps; a model's is read when it loads (setup)
+    sample_at: Path | None = None  # a triangulate folder: store depth at its observations only
     tables = {"index": INDEX_COLUMNS}
     key = "item"
 
@@ -394,8 +511,11 @@ class DepthTask(BatchTask):
     def key_of(self, it: DepthItem) -> str:
         return it.item
 
+    def target(self, it: DepthItem) -> Path:
+        return self.out / (f"{it.item}{SAMPLES_SUFFIX}" if self.sample_at is not None else f"{it.item}.npz")
+
     def outputs(self, it: DepthItem) -> list[Path]:
-        return [self.out / f"{it.item}.npz"]
+        return [self.target(it)]
 
     def setup(self) -> None:
         if self.from_files is None:
@@ -404,7 +524,11 @@ class DepthTask(BatchTask):
     def run(self, it: DepthItem) -> dict[str, list[dict]]:
         if it.error:
             raise RealcamError(it.error)
-        target = self.out / f"{it.item}.npz"
+        target = self.target(it)
+        if self.sample_at is not None and not (self.sample_at / it.item / "clip.json").is_file():
+            raise RealcamError(
+                "not triangulated (depth at the observations needs triangulate's output)", self.sample_at / it.item
+            )
         images = [read_image(f) for f in it.frames]  # every frame must decode, depth read from files or not
         names = [f.stem for f in it.frames]
         if self.from_files is not None:
@@ -417,7 +541,11 @@ class DepthTask(BatchTask):
             if problem:
                 raise RealcamError(f"frame {name}: {problem}")
         with checks.writing(target):
-            write_depth_file(target, depth, names, self.saturation)
+            if self.sample_at is not None:
+                shapes, q = depth_samples(depth, names, self.sample_at / it.item)
+                write_depth_samples(target, shapes, q, names, self.saturation)
+            else:
+                write_depth_file(target, depth, names, self.saturation)
         rows = []
         for k, (f, d) in enumerate(zip(it.frames, depth)):
             d32 = d.astype(np.float32)
@@ -453,6 +581,7 @@ def run_depth(
     batch_size: int = 4,
     device: str = "auto",
     dtype: str = "auto",
+    sample_at: str | Path | None = None,
     batch: BatchSettings | None = None,
     progress: Callable[[str], None] | None = None,
     **overrides,
@@ -460,7 +589,9 @@ def run_depth(
     """Depth for every item (of the shard); returns (and writes) the frame index, and the number of
     items skipped as already done. Failed items get a status row (a frame without usable depth, a
     file that cannot be read or written); the options, the inputs and the output folder are
-    checked first. ``batch``: where and how the items run (``overrides``: its fields)."""
+    checked first. ``batch``: where and how the items run (``overrides``: its fields).
+    ``sample_at``: a ``triangulate`` output folder: each clip's depth is stored only at its SfM
+    observations (``<clip>.samples.npz``, what ``align-scale`` reads), not as whole maps."""
     batch = replace(batch or BatchSettings(), **overrides).check()
     out = checks.output_dir(out)
     if from_files is not None:
@@ -468,17 +599,20 @@ def run_depth(
     if max_depth is not None:
         max_depth = checks.number(max_depth, "--max-depth", above=0)
     batch_size = checks.integer(batch_size, "--batch-size", minimum=1)
+    if sample_at is not None:
+        sample_at = checks.input_dir(sample_at, "triangulate folder (--sample-at)")
     items = shard(collect_items(inputs), batch.shard)
     index_path = out / index_name(batch.shard)
     if from_files is None and not batch.ray:  # a bad model fails now, unless every item is done
         done = done_items(index_path)
-        outputs = {it.item: [out / f"{it.item}.npz"] for it in items}
+        suffix = SAMPLES_SUFFIX if sample_at is not None else ".npz"
+        outputs = {it.item: [out / f"{it.item}{suffix}"] for it in items}
         if not items or not all(should_skip(it.item, done, outputs[it.item], batch.overwrite) for it in items):
             load_model(model, device, dtype, max_depth)
     with checks.writing(out):
         out.mkdir(parents=True, exist_ok=True)
     sat = float(max_depth) if from_files is not None and max_depth is not None else math.inf
-    task = DepthTask(out, model, from_files, max_depth, batch_size, device, dtype, sat)
+    task = DepthTask(out, model, from_files, max_depth, batch_size, device, dtype, sat, sample_at)
     result = run_batch(task, items, {"index": index_path}, batch, progress)
     return result.tables["index"], result.skipped
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from stages.align_scale import frame_scale, run_align_scale, sample_bilinear
+from stages.align_scale import frame_scale, run_align_scale
 from stages.core.artifacts import read_arrays, write_arrays
-from stages.depth import run_depth
+from stages.depth import run_depth, sample_bilinear
 from stages.filter import run_filter
 from stages.triangulate import run_triangulate
 
@@ -177,6 +177,34 @@ def test_pipeline_recovers_true_factor(sfm, dataset, tmp_path):
     keep, dropped = run_filter(tmp_path / "scales", dataset, tmp_path / "filtered")
     assert len(keep) + len(dropped) == len(clips)
     assert set(dropped["clip_id"]) >= {"nofolder", "badcam", "holes", "corrupt", "blank", "nodepth"}
+
+
+def test_depth_sampled_at_the_observations_gives_the_same_tables_in_less_space(sfm, dataset, tmp_path):
+    """`depth --sample-at SFM` (what `annotate --sample-depth` runs) stores each clip's depth only at
+    its SfM observations: align-scale gives bit-identical tables from it, in shards or not."""
+    out, _ = sfm
+    run_depth([dataset], tmp_path / "maps", from_files=dataset / "depth_gt")
+    run_depth([dataset], tmp_path / "samples", from_files=dataset / "depth_gt", sample_at=out)
+    maps, _ = run_align_scale(tmp_path / "maps", out, tmp_path / "scales_maps")
+    sampled, _ = run_align_scale(tmp_path / "samples", out, tmp_path / "scales_samples")
+    pd.testing.assert_frame_equal(maps.drop(columns="reason"), sampled.drop(columns="reason"))
+    for name in ("frames.parquet", "clips.parquet"):
+        a = pd.read_parquet(tmp_path / "scales_maps" / name)
+        b = pd.read_parquet(tmp_path / "scales_samples" / name)
+        pd.testing.assert_frame_equal(
+            a.drop(columns=[c for c in ("reason",) if c in a]), b.drop(columns=[c for c in ("reason",) if c in b])
+        )
+    ok = maps.loc[maps["status"] == "ok", "clip_id"]
+    full = sum((tmp_path / "maps" / f"{c}.npz").stat().st_size for c in ok)
+    small = sum((tmp_path / "samples" / f"{c}.samples.npz").stat().st_size for c in ok)
+    assert small < full / 4, (small, full)
+    # align-scale in two shards; filter merges the shard tables into the same result
+    for i in range(2):
+        run_align_scale(tmp_path / "samples", out, tmp_path / "sharded", shard=f"{i}/2")
+    assert not (tmp_path / "sharded" / "clips.parquet").exists()
+    keep_whole, _ = run_filter(tmp_path / "scales_maps", dataset, tmp_path / "f1")
+    keep_shards, _ = run_filter(tmp_path / "sharded", dataset, tmp_path / "f2")
+    pd.testing.assert_frame_equal(keep_whole, keep_shards)
 
 
 def test_pipeline_with_noisy_depth(sfm, dataset, tmp_path):
