@@ -1,4 +1,5 @@
-"""Metric-scale annotation commands: ``depth``, ``triangulate``, ``align-scale``, ``filter``."""
+"""Metric-scale annotation commands: ``depth``, ``triangulate``, ``align-scale``, ``filter``, and
+``annotate`` (the four as one pipeline)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,12 @@ def depth(
     batch_size: int = typer.Option(4, "--batch-size", help="Frames per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16."),
+    sample_at: Optional[Path] = typer.Option(
+        None,
+        "--sample-at",
+        help="Output folder of `realcam triangulate`: store each clip's depth only at its SfM observations "
+        "(<clip>.samples.npz, what align-scale reads), not whole maps.",
+    ),
     workers: int = options.WORKERS,
     ray: Optional[str] = options.RAY,
     gpus_per_worker: Optional[float] = options.GPUS_PER_WORKER,
@@ -76,6 +83,7 @@ def depth(
             batch_size=batch_size,
             device=device,
             dtype=dtype,
+            sample_at=sample_at,
             batch=batch,
             progress=advance,
         )
@@ -182,3 +190,71 @@ def filter_(
     )
     if len(keep) == 0:
         raise typer.Exit(1)
+
+
+def annotate(
+    dataset: Path = typer.Argument(..., help="Dataset root: cameras/<clip_id>.txt and frames/<clip_id>/."),
+    out: Path = typer.Option(
+        ..., "--out", help="Work folder: depth/, sfm/, scales/, filtered/ (as the four commands)."
+    ),
+    sample_depth: bool = typer.Option(
+        False,
+        "--sample-depth",
+        help="Triangulate first and store depth only at the SfM observations (a small fraction of whole maps).",
+    ),
+    model: str = typer.Option(DEPTH_MODEL, "--model", help="Hugging Face id or local folder of a metric depth model."),
+    from_files: Optional[Path] = typer.Option(
+        None, "--from-files", help="Read precomputed depth (<item>.npz, or <item>/<frame>.png 16-bit mm)."
+    ),
+    max_depth: Optional[float] = typer.Option(None, "--max-depth", help="Saturation depth in metres."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Frames per depth forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (depth)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto, fp32, fp16 or bf16 (depth)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of pycolmap's random choices."),
+    quantile: float = typer.Option(FILTER_QUANTILE, "--quantile", help="The filter's quantile."),
+    workers: int = options.WORKERS,
+    ray: Optional[str] = options.RAY,
+    gpus_per_worker: Optional[float] = options.GPUS_PER_WORKER,
+    cpus_per_task: float = options.CPUS_PER_TASK,
+    timeout: Optional[float] = options.TIMEOUT,
+    retries: int = options.RETRIES,
+    shard_spec: Optional[str] = options.SHARD,
+    overwrite: bool = options.OVERWRITE,
+) -> None:
+    """depth -> triangulate -> align-scale -> filter as one pipeline (stages overlap on Ray)."""
+    from stages.annotate import run_annotate
+    from stages.core.dataset import find_clips, shard
+
+    batch = options.batch_settings(
+        workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
+    )
+    n = len(shard(find_clips(dataset), batch.shard))
+    with progress_bar("annotate", total=3 * n) as advance:
+        result = run_annotate(
+            dataset,
+            out,
+            batch=batch,
+            sample_depth=sample_depth,
+            model=model,
+            from_files=from_files,
+            max_depth=max_depth,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            opts=TriangulateOptions(seed=seed),
+            quantile=quantile,
+            progress=advance,
+        )
+    ok = lambda t, key: int((t.drop_duplicates(key)["status"] == "ok").sum())
+    report(
+        f"annotate: depth {ok(result.depth, 'item')} ok, triangulate {ok(result.sfm, 'item')} ok, "
+        f"align-scale {ok(result.clips, 'clip_id')} ok (skipped as done: {result.skipped}) -> {out}"
+    )
+    if result.keep is None:
+        report("annotate: a shard: run `realcam filter` on the scales folder once every shard is done")
+    else:
+        report(
+            f"annotate: filter kept {len(result.keep)}, dropped {len(result.dropped)} -> {result.folders['filtered']}"
+        )
+        if len(result.keep) == 0:
+            raise typer.Exit(1)

@@ -78,6 +78,7 @@ COMMANDS = [
     ("triangulate", annotate.triangulate),
     ("align-scale", annotate.align_scale),
     ("filter", annotate.filter_),
+    ("annotate", annotate.annotate),
     ("train", train.train),
     ("preview", preview.preview),
     ("edit", edit.edit),

@@ -16,7 +16,19 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stages", "realcam_cli")
 HEAVY = ("torch", "scipy", "open3d", "transformers", "diffusers", "deepspeed", "pycolmap", "kornia", "viser")
 SHARED_CLI = {"realcam_cli.ui", "realcam_cli.parsers", "realcam_cli.options"}  # what commands may share
-STAGES = ("synth", "depth", "triangulate", "align-scale", "filter", "train", "preview", "edit", "generate", "evaluate")
+STAGES = (
+    "synth",
+    "depth",
+    "triangulate",
+    "align-scale",
+    "filter",
+    "annotate",
+    "train",
+    "preview",
+    "edit",
+    "generate",
+    "evaluate",
+)
 
 # Runs `realcam ARGS` in a fresh interpreter and prints what it imported (as JSON, last line).
 PROBE = """
