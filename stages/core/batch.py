@@ -453,11 +453,8 @@ def connect_ray(address: str, num_cpus: int | None = None):
 
 
 def _ray_run_item(task: BatchTask, item) -> Outcome:
-    """A Ray task: set the task up in this worker (once per worker process), run the item."""
-    cache = _ray_run_item.__dict__.setdefault("ready", set())
-    if id(type(task)) not in cache:
-        task.setup()
-        cache.add(id(type(task)))
+    """A Ray task: a stage without a model sets up per item (cheap), then runs it."""
+    task.setup()
     return run_item(task, item)
 
 
@@ -525,7 +522,10 @@ class RayExecutor:
         actor_class = ray.remote(_RayModelWorker).options(
             num_gpus=self._gpus(ray), num_cpus=s.cpus_per_task, max_restarts=0
         )
-        actors = [actor_class.remote(self.task) for _ in range(max(1, min(s.workers, len(items))))]
+        # no more actors than the cluster can hold at once (others would wait for resources forever)
+        gpus, resources = self._gpus(ray), ray.cluster_resources()
+        room = resources.get("GPU", 0) // gpus if gpus else resources.get("CPU", 1) // s.cpus_per_task
+        actors = [actor_class.remote(self.task) for _ in range(max(1, min(s.workers, len(items), int(room))))]
         idle, pending, attempts, running = deque(actors), deque(items), {}, {}
         try:
             while pending or running:
