@@ -226,6 +226,19 @@ def evaluated(data):
     return out, tables
 
 
+def test_scoring_again_gives_identical_tables_in_one_process_or_two(evaluated, data, tmp_path):
+    """Same seed, same videos: the same SfM trials to the last bit, whether the videos run one
+    after the other or in two worker processes (one SfM thread per video)."""
+    out, _ = evaluated
+    again = evaluate(
+        data["samples"], data["ref"], tmp_path / "again", trials=2, mapper="global", depth_dir=data["depth"], workers=2
+    )
+    first = pd.read_parquet(out / "per_trial.parquet").drop(columns="seconds")
+    pd.testing.assert_frame_equal(
+        first, again["per_trial"].drop(columns="seconds").reset_index(drop=True), check_dtype=False
+    )
+
+
 def test_estimated_trajectories_score_near_zero(evaluated):
     out, tables = evaluated
     pv = tables["per_video"].set_index("video")

@@ -11,7 +11,6 @@ Outputs in OUT: ``per_trial.parquet``, ``per_video.parquet``, ``summary.parquet`
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -473,8 +472,9 @@ def evaluate(
             )
     with checks.writing(out):
         out.mkdir(parents=True, exist_ok=True)
-    # the cores are shared out among the parallel videos (COLMAP threads within one video)
-    threads = max(1, (os.cpu_count() or 1) // min(batch.workers, max(len(items), 1)))
+    # One SfM thread per video: multi-threaded mapping is not reproducible run to run (the same
+    # video scored twice differed by up to 2x in TransErr); parallelism comes from --workers.
+    threads = 1
     paths = {
         "per_video": out / table_name(PER_VIDEO, batch.shard),
         "per_trial": out / table_name(PER_TRIAL, batch.shard),
