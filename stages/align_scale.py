@@ -258,6 +258,7 @@ def run_align_scale(
     min_points: int = ALIGN_MIN_POINTS,
     min_track: int = ALIGN_MIN_TRACK,
     max_depth: float | None = None,
+    clip_ids: list[str] | None = None,
     batch: BatchSettings | None = None,
     progress: Callable[[str], None] | None = None,
     **overrides,
@@ -265,7 +266,9 @@ def run_align_scale(
     """Every clip triangulated (or failed) under ``sfm_dir`` (or one shard of them): writes
     ``frames.parquet`` and ``clips.parquet`` (``*.shard-I-of-N.parquet`` for a shard); returns the
     clip table and the number of clips skipped as done. ``batch``: where and how the clips run
-    (``overrides``: its fields)."""
+    (``overrides``: its fields). ``clip_ids``: exactly these clips (``annotate`` passes its shard
+    of the dataset, which does not change while other shards are still triangulating); the shard
+    then only names the tables."""
     batch = replace(batch or BatchSettings(), **overrides).check()
     min_points = checks.integer(min_points, "--min-points", minimum=1)
     min_track = checks.integer(min_track, "--min-track", minimum=1)
@@ -284,7 +287,8 @@ def run_align_scale(
         out.mkdir(parents=True, exist_ok=True)
     task = AlignTask(depth_dir, sfm_dir, min_points, min_track, max_depth, failed_sfm)
     paths = {"clips": out / shard_name(CLIPS_TABLE, batch.shard), "frames": out / shard_name(FRAMES_TABLE, batch.shard)}
-    result = run_batch(task, shard(sorted(ids), batch.shard), paths, batch, progress)
+    items = sorted(set(clip_ids)) if clip_ids is not None else shard(sorted(ids), batch.shard)
+    result = run_batch(task, items, paths, batch, progress)
     return result.tables["clips"], result.skipped
 
 

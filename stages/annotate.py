@@ -18,6 +18,7 @@ from typing import Callable
 
 from .core import checks
 from .core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK, DEPTH_MODEL, FILTER_QUANTILE
+from .core.dataset import find_clips, shard
 from .core.errors import RealcamError
 from .settings import BatchSettings, TriangulateOptions
 
@@ -98,10 +99,12 @@ def run_annotate(
         index, depth_skipped = depth()
         sfm, sfm_skipped = triangulate()
     # align-scale's items are few and light: its own process, whatever the executor of the others
+    ids = [c.clip_id for c in shard(find_clips(dataset), batch.shard)]  # this shard's, fixed
     clips, align_skipped = run_align_scale(
         folders["depth"],
         folders["sfm"],
         folders["scales"],
+        clip_ids=ids,
         min_points=min_points,
         min_track=min_track,
         max_depth=max_depth,

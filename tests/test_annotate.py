@@ -82,3 +82,23 @@ def test_annotate_on_ray_equals_one_process(synth_dataset, separate, tmp_path):
         ray.shutdown()
     assert_same(separate, tables(work))
     shutil.rmtree(work)
+
+
+def test_annotate_in_two_shards_then_filter_equals_one_run(synth_dataset, separate, tmp_path):
+    """A Slurm array without Ray: each shard runs depth, triangulate and align-scale on its clips
+    into its own tables; one `filter` afterwards merges them."""
+    ds, work = synth_dataset, tmp_path / "work"
+    for i in range(2):
+        out = invoke("annotate", ds, "--out", work, "--from-files", ds / "depth_gt", "--shard", f"{i}/2")
+        assert "run `realcam filter`" in out
+    assert sorted(p.name for p in (work / "scales").iterdir()) == [
+        "clips.shard-0-of-2.parquet",
+        "clips.shard-1-of-2.parquet",
+        "frames.shard-0-of-2.parquet",
+        "frames.shard-1-of-2.parquet",
+    ]
+    invoke("filter", work / "scales", "--cameras", ds, "--out", work / "filtered", "--quantile", "0.0")
+    keep = pd.read_parquet(work / "filtered" / "keep.parquet")
+    pd.testing.assert_frame_equal(separate["keep"], keep)
+    depth = sorted(p.name for p in (work / "depth").glob("index*.parquet"))
+    assert depth == ["index.shard-0-of-2.parquet", "index.shard-1-of-2.parquet"]
