@@ -230,3 +230,14 @@ def test_two_node_ray_cluster_survives_a_killed_worker(tmp_path, ray_pickles_thi
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_engine_outputs_follow_the_umask(tmp_path):
+    """Tables (and nothing private left behind) readable by colleagues on a shared cluster."""
+    old = os.umask(0o022)
+    try:
+        run_square(tmp_path / "a", ITEMS[:3], workers=2)
+    finally:
+        os.umask(old)
+    for name in ("status.parquet", "parts.parquet", "000.json"):
+        assert (tmp_path / "a" / name).stat().st_mode & 0o777 == 0o644, name
