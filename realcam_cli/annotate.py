@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from stages.core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK, DEPTH_MODEL, FILTER_QUANTILE
+from stages.core.dataset import shard_table
 from stages.settings import TriangulateOptions
 
 from . import options
@@ -93,7 +94,9 @@ def depth(
         .sort_values("status")  # "failed" before "ok"
         .drop_duplicates("item")[["item", "status", "reason"]]
     )
-    summary("depth", per_item, "item", skipped, f"{out} (<item>.npz, {depth_stage.index_name(batch.shard)})")
+    summary(
+        "depth", per_item, "item", skipped, f"{out} (<item>.npz, {shard_table(depth_stage.INDEX_TABLE, batch.shard)})"
+    )
 
 
 def triangulate(
@@ -126,7 +129,9 @@ def triangulate(
     n = len(shard(find_clips(dataset), batch.shard))
     with progress_bar("triangulate", total=n) as advance:
         table, skipped = tri_stage.run_triangulate(dataset, out, batch=batch, opts=opts, progress=advance)
-    summary("triangulate", table, "item", skipped, f"{out} (<clip_id>/, {tri_stage.status_name(batch.shard)})")
+    summary(
+        "triangulate", table, "item", skipped, f"{out} (<clip_id>/, {shard_table(tri_stage.STATUS_TABLE, batch.shard)})"
+    )
 
 
 def align_scale(
@@ -164,7 +169,7 @@ def align_scale(
             batch=batch,
             progress=advance,
         )
-    tables = [align_stage.shard_name(t, batch.shard) for t in (align_stage.FRAMES_TABLE, align_stage.CLIPS_TABLE)]
+    tables = [shard_table(t, batch.shard) for t in (align_stage.FRAMES_TABLE, align_stage.CLIPS_TABLE)]
     summary("align-scale", clips, "clip_id", skipped, f"{out} ({', '.join(tables)})")
 
 

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from stages.core.dataset import shard_table
 from stages.settings import EvaluateSettings
 
 from . import options
@@ -107,8 +108,8 @@ def evaluate(
     n_ok = int((per_video["status"] == "ok").sum())
     report(
         f"evaluate: {n_ok} ok ({len(tables['skipped'])} skipped as already done), {len(failed)} failed "
-        f"-> {out} ({eval_stage.table_name(eval_stage.PER_TRIAL, batch.shard)}, "
-        f"{eval_stage.table_name(eval_stage.PER_VIDEO, batch.shard)}, {eval_stage.SUMMARY}"
+        f"-> {out} ({shard_table(eval_stage.PER_TRIAL, batch.shard)}, "
+        f"{shard_table(eval_stage.PER_VIDEO, batch.shard)}, {eval_stage.SUMMARY}"
         f"{', plots/' if plot else ''})"
     )
     if n_ok == 0:  # the batch rule: exit 1 when no video could be scored

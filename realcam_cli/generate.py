@@ -205,7 +205,7 @@ def generate(
 def run_batch(batch: Path, out: Path, settings, ckpt, camera_ckpt, depth, device: str, engine) -> None:
     """The batch form: one video per table row; exit 1 when every row failed."""
     from stages import generate as gen_stage
-    from stages.core.dataset import shard
+    from stages.core.dataset import shard, shard_table
 
     rows = shard(gen_stage.read_batch_table(batch), engine.shard)
     with progress_bar("generate", len(rows)) as advance:
@@ -225,7 +225,7 @@ def run_batch(batch: Path, out: Path, settings, ckpt, camera_ckpt, depth, device
     failed = table[table["status"] != "ok"]
     report(
         f"generate: {len(table) - len(failed)} of {len(rows)} rows done ({skipped} skipped as done "
-        f"earlier), {len(failed)} failed; videos and {gen_stage.batch_table_name(engine.shard)} in {out}"
+        f"earlier), {len(failed)} failed; videos and {shard_table(gen_stage.BATCH_TABLE, engine.shard)} in {out}"
     )
     if len(rows) and len(failed) == len(rows):
         raise typer.Exit(1)  # the batch rule: every item failed

@@ -24,7 +24,7 @@ from .core import checks
 from .core.artifacts import FAILED, OK, merge_rows, read_table
 from .core.batch import BatchTask, run_batch
 from .core.constants import ALIGN_MIN_POINTS, ALIGN_MIN_TRACK
-from .core.dataset import parse_shard, shard
+from .core.dataset import shard, shard_table, shard_tables
 from .core.errors import RealcamError
 from .depth import (
     SAMPLES_SUFFIX,
@@ -286,19 +286,13 @@ def run_align_scale(
     with checks.writing(out):  # an output that cannot be created fails now, before any work
         out.mkdir(parents=True, exist_ok=True)
     task = AlignTask(depth_dir, sfm_dir, min_points, min_track, max_depth, failed_sfm)
-    paths = {"clips": out / shard_name(CLIPS_TABLE, batch.shard), "frames": out / shard_name(FRAMES_TABLE, batch.shard)}
+    paths = {
+        "clips": out / shard_table(CLIPS_TABLE, batch.shard),
+        "frames": out / shard_table(FRAMES_TABLE, batch.shard),
+    }
     items = sorted(set(clip_ids)) if clip_ids is not None else shard(sorted(ids), batch.shard)
     result = run_batch(task, items, paths, batch, progress)
     return result.tables["clips"], result.skipped
-
-
-def shard_name(table: str, shard_spec: str | None) -> str:
-    """``clips.parquet`` of a whole run, ``clips.shard-I-of-N.parquet`` of one shard."""
-    parsed = parse_shard(shard_spec)
-    if parsed is None:
-        return table
-    stem, suffix = table.rsplit(".", 1)
-    return f"{stem}.shard-{parsed[0]}-of-{parsed[1]}.{suffix}"
 
 
 def read_scale_tables(scales_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -307,8 +301,7 @@ def read_scale_tables(scales_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFram
     scales_dir = Path(scales_dir)
     merged = []
     for table in (CLIPS_TABLE, FRAMES_TABLE):
-        stem = table.rsplit(".", 1)[0]
-        paths = [scales_dir / table] + sorted(scales_dir.glob(f"{stem}.shard-*.parquet"))
+        paths = [scales_dir / table] + shard_tables(scales_dir, table)
         frames = [read_table(p) for p in paths if p.exists()]
         if not frames:
             raise RealcamError(f"no {table} (run realcam align-scale first)", scales_dir)

@@ -31,7 +31,7 @@ from .core import checks
 from .core.artifacts import FAILED, OK, done_items, read_arrays, read_table, should_skip, write_arrays
 from .core.batch import BatchTask, run_batch
 from .core.constants import DEPTH_MODEL
-from .core.dataset import find_clips, parse_shard, shard
+from .core.dataset import find_clips, shard, shard_table
 from .core.device import resolve_device, resolve_dtype
 from .core.errors import RealcamError
 from .core.video import IMAGE_SUFFIXES, list_images, read_image
@@ -602,7 +602,7 @@ def run_depth(
     if sample_at is not None:
         sample_at = checks.input_dir(sample_at, "triangulate folder (--sample-at)")
     items = shard(collect_items(inputs), batch.shard)
-    index_path = out / index_name(batch.shard)
+    index_path = out / shard_table(INDEX_TABLE, batch.shard)
     if from_files is None and not batch.ray:  # a bad model fails now, unless every item is done
         done = done_items(index_path)
         suffix = SAMPLES_SUFFIX if sample_at is not None else ".npz"
@@ -615,9 +615,3 @@ def run_depth(
     task = DepthTask(out, model, from_files, max_depth, batch_size, device, dtype, sat, sample_at)
     result = run_batch(task, items, {"index": index_path}, batch, progress)
     return result.tables["index"], result.skipped
-
-
-def index_name(shard_spec: str | None) -> str:
-    """The index table of a run or of one shard (``index.shard-I-of-N.parquet``)."""
-    parsed = parse_shard(shard_spec)
-    return INDEX_TABLE if parsed is None else f"index.shard-{parsed[0]}-of-{parsed[1]}.parquet"

@@ -23,7 +23,7 @@ from .core import cameras as cam
 from .core import checks
 from .core.artifacts import OK, read_table, write_table
 from .core.constants import FILTER_QUANTILE
-from .core.dataset import find_clips
+from .core.dataset import find_clips, shard_tables
 from .core.errors import RealcamError
 
 W2C_COLUMNS = [f"r{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3)] + ["t1", "t2", "t3"]
@@ -105,7 +105,7 @@ def run_filter(
     quantile = checks.number(quantile, "--quantile", minimum=0, below=0.5)
     cond_frame = checks.integer(cond_frame, "--cond-frame", minimum=0)
     scales_dir = checks.input_dir(scales_dir, "folder of align-scale outputs")
-    if list(scales_dir.glob("clips.shard-*.parquet")):  # align-scale ran in shards: merge them
+    if shard_tables(scales_dir, CLIPS_TABLE):  # align-scale ran in shards: merge them
         clips, frames = read_scale_tables(scales_dir)
     else:
         clips = read_table(scales_dir / CLIPS_TABLE, ["clip_id", "scale", "scale_max", "scale_min", "status"])

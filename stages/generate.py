@@ -796,14 +796,6 @@ class GenerateTask(BatchTask):
         }
 
 
-def batch_table_name(shard_spec: str | None) -> str:
-    """``generate.parquet`` of a whole run, ``generate.shard-I-of-N.parquet`` of one shard."""
-    from .core.dataset import parse_shard
-
-    parsed = parse_shard(shard_spec)
-    return BATCH_TABLE if parsed is None else f"generate.shard-{parsed[0]}-of-{parsed[1]}.parquet"
-
-
 def generate_batch(
     table: str | Path,
     out_dir: str | Path,
@@ -824,7 +816,7 @@ def generate_batch(
     ``shard``, ``overwrite``, ...)."""
     from .core import checks
     from .core.batch import run_batch
-    from .core.dataset import shard
+    from .core.dataset import shard, shard_table
 
     settings = (settings or GenerateSettings()).check()
     batch = replace(batch or BatchSettings(), **overrides).check()
@@ -834,7 +826,7 @@ def generate_batch(
     if not batch.ray:
         device = resolve_device(device)
     task = GenerateTask(out_dir, settings, ckpt, camera_ckpt, depth, device)
-    result = run_batch(task, rows, {"status": out_dir / batch_table_name(batch.shard)}, batch, progress)
+    result = run_batch(task, rows, {"status": out_dir / shard_table(BATCH_TABLE, batch.shard)}, batch, progress)
     table = result.tables["status"]
     table.attrs["skipped"] = result.skipped  # rows already done in an earlier run
     return table

@@ -34,7 +34,7 @@ from .core import cameras as cam
 from .core import checks
 from .core.artifacts import FAILED, OK, atomic_dir, read_table, write_table
 from .core.batch import BatchTask, run_batch
-from .core.dataset import Clip, find_clips, parse_shard, shard
+from .core.dataset import Clip, find_clips, shard, shard_table
 from .core.errors import RealcamError
 from .settings import BatchSettings, TriangulateOptions
 
@@ -50,19 +50,12 @@ STATUS_COLUMNS = [
     "height",
     "seconds",
 ]
+STATUS_TABLE = "status.parquet"
 CLIP_OUTPUTS = ("points.parquet", "observations.parquet", "cameras.txt", "clip.json")
 
 
 #: pycolmap takes these options as C ``int``.
 _C_INT_MAX = 2**31 - 1
-
-
-def status_name(shard_spec: str | None) -> str:
-    parsed = parse_shard(shard_spec)
-    if parsed is None:
-        return "status.parquet"
-    i, n = parsed
-    return f"status.shard-{i}-of-{n}.parquet"
 
 
 def read_clip_json(path: str | Path) -> dict:
@@ -396,7 +389,7 @@ def run_triangulate(
         raise RealcamError("no clips: the cameras/ folder holds no <clip_id>.txt files", Path(dataset) / "cameras")
     clips = shard(all_clips, batch.shard)
     out = checks.output_dir(out, "--out")
-    status_path = out / status_name(batch.shard)
+    status_path = out / shard_table(STATUS_TABLE, batch.shard)
     with checks.writing(out):  # an output that cannot be created fails now, before any clip
         out.mkdir(parents=True, exist_ok=True)
     _remove_scratch(stale_scratch(out, [c.clip_id for c in clips], status_path.name, [c.clip_id for c in all_clips]))

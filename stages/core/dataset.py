@@ -53,6 +53,22 @@ def parse_shard(spec: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def shard_table(table: str, spec: str | None) -> str:
+    """The table a run writes: ``name.parquet`` for the whole run, ``name.shard-I-of-N.parquet``
+    for shard ``I/N`` (shards write side by side into one folder)."""
+    parsed = parse_shard(spec)
+    if parsed is None:
+        return table
+    stem, suffix = table.rsplit(".", 1)
+    return f"{stem}.shard-{parsed[0]}-of-{parsed[1]}.{suffix}"
+
+
+def shard_tables(folder: str | Path, table: str) -> list[Path]:
+    """Every shard's copy of ``table`` in ``folder`` (``name.shard-*.parquet``), in name order."""
+    stem, suffix = table.rsplit(".", 1)
+    return sorted(Path(folder).glob(f"{stem}.shard-*.{suffix}"))
+
+
 def shard(items: list, spec: str | None) -> list:
     """The ``I/N`` slice of ``items`` (``I`` counted from 0): every ``N``-th item from ``I``.
 

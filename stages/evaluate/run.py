@@ -22,7 +22,7 @@ from stages.core import cameras as cam
 from stages.core import checks
 from stages.core.artifacts import FAILED, OK, read_arrays, read_table, write_table
 from stages.core.batch import BatchTask, run_batch
-from stages.core.dataset import parse_shard, shard
+from stages.core.dataset import shard, shard_table, shard_tables
 from stages.core.errors import RealcamError
 from stages.core.video import VIDEO_SUFFIXES, list_images, read_video
 from stages.settings import BatchSettings, EvaluateSettings
@@ -428,15 +428,6 @@ class EvaluateTask(BatchTask):
         return {"per_video": [row]}
 
 
-def table_name(table: str, shard_spec: str | None) -> str:
-    """``per_video.parquet`` of a whole run, ``per_video.shard-I-of-N.parquet`` of one shard."""
-    parsed = parse_shard(shard_spec)
-    if parsed is None:
-        return table
-    stem, suffix = table.rsplit(".", 1)
-    return f"{stem}.shard-{parsed[0]}-of-{parsed[1]}.{suffix}"
-
-
 def evaluate(
     samples: str | Path,
     reference: str | Path,
@@ -476,8 +467,8 @@ def evaluate(
     # video scored twice differed by up to 2x in TransErr); parallelism comes from --workers.
     threads = 1
     paths = {
-        "per_video": out / table_name(PER_VIDEO, batch.shard),
-        "per_trial": out / table_name(PER_TRIAL, batch.shard),
+        "per_video": out / shard_table(PER_VIDEO, batch.shard),
+        "per_trial": out / shard_table(PER_TRIAL, batch.shard),
     }
     result = run_batch(EvaluateTask(s, out, threads), items, paths, batch, progress)
     names = {x.name for x in items}
@@ -511,7 +502,6 @@ def _all_shards(out: Path):
     """Every shard's per-video and per-trial tables in ``out``, merged (for the summary)."""
     merged = []
     for table in (PER_VIDEO, PER_TRIAL):
-        stem = table.rsplit(".", 1)[0]
-        frames = [read_table(p) for p in sorted(out.glob(f"{stem}.shard-*.parquet"))]
+        frames = [read_table(p) for p in shard_tables(out, table)]
         merged.append(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
     return merged[0], merged[1]
