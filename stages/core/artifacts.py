@@ -194,13 +194,23 @@ def status_frame(rows: Iterable[ItemStatus | dict]) -> pd.DataFrame:
     return df
 
 
-def merge_rows(old: pd.DataFrame | None, new: pd.DataFrame, key: str = "item") -> pd.DataFrame:
-    """Rows of ``new`` replace rows of ``old`` with the same key; the rest of ``old`` is kept."""
+def merge_rows(
+    old: pd.DataFrame | None, new: pd.DataFrame, key: str = "item", replace: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Rows of ``new`` replace rows of ``old`` with the same key; the rest of ``old`` is kept.
+
+    ``replace``: the keys (as strings) whose old rows go, whether or not ``new`` has rows for them
+    (an item redone without rows in this table, as a failed clip has no frame rows)."""
     if old is None or old.empty:
         return new.reset_index(drop=True)
-    if new.empty:
-        return old.reset_index(drop=True)
-    kept = old[~old[key].isin(set(new[key]))]
+    if replace is None:
+        if new.empty:
+            return old.reset_index(drop=True)
+        kept = old[~old[key].isin(set(new[key]))]
+    else:
+        kept = old[~old[key].astype(str).isin(set(replace))]
+        if kept.empty:
+            return new.reset_index(drop=True)
     return pd.concat([kept, new], ignore_index=True)
 
 

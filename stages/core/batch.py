@@ -34,9 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import pandas as pd
+
+from . import checks
+from .artifacts import FAILED, OK, merge_rows, read_table, write_table
 from .errors import RealcamError
 
-OK, FAILED = "ok", "failed"
 #: Merging the journal into the tables may take at most this share of the run's time.
 COMPACTION_SHARE = 0.02
 #: The journal is flushed after every item (a killed process loses nothing) and synced to disk
@@ -94,10 +97,8 @@ def run_item(task: BatchTask, item) -> Outcome:
     except RealcamError as err:
         rows = task.failed(item, str(err))
     except OSError as err:  # a write or read the item could not do: disk full, permissions
-        from .checks import os_error_message
-
         where = f"{err.filename}: " if err.filename else ""
-        rows = task.failed(item, where + os_error_message(err))
+        rows = task.failed(item, where + checks.os_error_message(err))
     return Outcome(task.key_of(item), rows, time.perf_counter() - t0)
 
 
@@ -123,10 +124,6 @@ class Tables:
         self.journal_path.unlink(missing_ok=True)
 
     def _read(self, name: str):
-        import pandas as pd
-
-        from .artifacts import read_table
-
         path = self.paths[name]
         if not path.exists():
             return pd.DataFrame(columns=self.task.tables[name])
@@ -183,22 +180,16 @@ class Tables:
         self._merge_cost = self._last_merge - t0
 
     def _merge(self, outcomes: list[Outcome]) -> None:
-        import pandas as pd
-
         key = self.task.key
         keys = {o.key for o in outcomes}
         for name, columns in self.task.tables.items():
             old = self.frames[name]
             new = pd.DataFrame([r for o in outcomes for r in o.rows.get(name, [])], columns=columns)
             new = _like(new.astype(self.task.dtypes.get(name, {})), old)
-            kept = old[~old[key].astype(str).isin(keys)] if not old.empty else old
-            merged = pd.concat([kept, new], ignore_index=True) if not kept.empty else new.reset_index(drop=True)
+            merged = merge_rows(old, new, key, replace=keys)
             self.frames[name] = merged.sort_values(key, kind="stable", ignore_index=True)
 
     def _write(self) -> None:
-        from . import checks
-        from .artifacts import write_table
-
         for name, frame in self.frames.items():
             with checks.writing(self.paths[name]):
                 write_table(self.paths[name], frame)

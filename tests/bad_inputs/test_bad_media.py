@@ -71,12 +71,12 @@ def test_depth_full_or_read_only_disk_fails_the_item(ds, tmp_path, monkeypatch, 
 
 def test_depth_index_that_cannot_be_written_is_one_line(ds, tmp_path, monkeypatch):
     """Defect 4: the index itself on a full disk: one line naming it, exit 2."""
-    import stages.core.artifacts
+    import stages.core.batch
 
     def broken(path, table):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(stages.core.artifacts, "write_table", broken)  # the batch engine writes the index
+    monkeypatch.setattr(stages.core.batch, "write_table", broken)  # the batch engine writes the index
     assert_fails(_depth(ds, tmp_path / "out"), "index.parquet", "the disk is full")
 
 
