@@ -26,6 +26,7 @@ same tables whichever executor ran them and in whatever order they finished.
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import time
@@ -47,7 +48,7 @@ COMPACTION_SHARE = 0.02
 SYNC_SECONDS = 1.0
 
 
-class BatchTask:
+class BatchTask(abc.ABC):
     """What a batch stage does per item (subclasses must pickle: they travel to worker processes
     and Ray workers; anything heavy is built in :meth:`setup`).
 
@@ -59,8 +60,9 @@ class BatchTask:
     key: str = "item"
     uses_model: bool = False  # load once per worker (a GPU per Ray worker); else plain tasks
 
+    @abc.abstractmethod
     def key_of(self, item) -> str:
-        raise NotImplementedError
+        """The item's key (its rows' ``key`` column)."""
 
     def outputs(self, item) -> list[Path]:
         """Files an item must have on disk to count as done."""
@@ -68,10 +70,11 @@ class BatchTask:
 
     def setup(self) -> None:
         """Once per worker, before its first item (a model stage loads its model here)."""
+        return None  # an optional hook: nothing to set up by default
 
+    @abc.abstractmethod
     def run(self, item) -> dict[str, list[dict]]:
         """The item's rows per table; raise :class:`RealcamError` for a failed item."""
-        raise NotImplementedError
 
     def failed(self, item, reason: str) -> dict[str, list[dict]]:
         """The rows of a failed item (by default one status row)."""
@@ -80,6 +83,7 @@ class BatchTask:
 
     def after_death(self, item) -> None:
         """Clean what a worker killed while running ``item`` may have left (scratch files)."""
+        return None  # an optional hook: nothing to clean by default
 
 
 @dataclass
