@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from stages import __version__
 from stages.core.errors import RealcamError
 
-from . import annotate, edit, evaluate, generate, preview, synth, train
+from . import annotate, edit, evaluate, fetch, generate, preview, synth, train
 from .ui import console, set_verbose, verbose
 
 
@@ -73,6 +73,7 @@ def main_callback(
 
 # The stage commands, in pipeline order (`realcam --help` lists them so).
 COMMANDS = [
+    ("fetch", fetch.fetch),
     ("synth", synth.synth),
     ("depth", annotate.depth),
     ("triangulate", annotate.triangulate),

@@ -28,6 +28,9 @@ def synth(
         None, "--texture", help="Photos (or folders of photos) to texture the scene; procedural textures otherwise."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (scene layout, alpha)."),
+    store: str = typer.Option(
+        "frames", "--store", help="frames (frames/<clip>/<timestamp>.png) or video (videos/<clip>.mp4, lossless)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips that are already written."),
 ) -> None:
     """Render a textured static scene along each trajectory: frames, metric depth, scaled cameras."""
@@ -46,10 +49,11 @@ def synth(
             textures=textures,
             seed=seed,
             overwrite=overwrite,
+            store=store,
             progress=advance,
         )
     skipped = len(truth.attrs.get("skipped", []))
     report(
         f"synth: {len(files) - skipped} written ({skipped} skipped as already done), {len(truth)} clips "
-        f"in {out} (cameras/, frames/, depth_gt/, {synth_stage.TRUTH_TABLE})"
+        f"in {out} (cameras/, {'videos' if store == 'video' else 'frames'}/, depth_gt/, {synth_stage.TRUTH_TABLE})"
     )

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from .core import cameras as cam
 from .core import checks
 from .core.artifacts import FAILED, OK, done_items, read_arrays, read_table, should_skip, write_arrays
 from .core.batch import BatchTask, run_batch
@@ -288,6 +289,18 @@ class DepthItem:
     item: str
     frames: list[Path]
     error: str = ""
+    video: Path | None = None  # a clip stored as a clip video: decoded at ``timestamps``
+    timestamps: tuple[int, ...] = ()
+
+    def read(self) -> tuple[list[np.ndarray], list[str], list[str]]:
+        """The item's images, frame names (timestamps for a clip) and where each came from."""
+        if self.video is not None:
+            from .core.video import read_clip_video
+
+            names = [str(t) for t in self.timestamps]
+            return read_clip_video(self.video, self.timestamps), names, [f"{self.video}@{t}" for t in names]
+        # every frame must decode, whether depth is predicted or read from files
+        return [read_image(f) for f in self.frames], [f.stem for f in self.frames], [str(f) for f in self.frames]
 
 
 def collect_items(inputs: Sequence[str | Path]) -> list[DepthItem]:
@@ -303,6 +316,13 @@ def collect_items(inputs: Sequence[str | Path]) -> list[DepthItem]:
     for p in map(Path, inputs):
         if p.is_dir() and (p / "cameras").is_dir():
             for clip in find_clips(p):
+                if clip.video is not None:
+                    try:
+                        stamps = tuple(int(t) for t in cam.read_re10k(clip.camera_path).timestamps)
+                        items[clip.clip_id] = DepthItem(clip.clip_id, [], "", clip.video, stamps)
+                    except RealcamError as err:
+                        add(clip.clip_id, [], str(err))
+                    continue
                 if not clip.frames_dir.is_dir():
                     add(clip.clip_id, [], f"no frames folder {clip.frames_dir}")
                     continue
@@ -422,7 +442,6 @@ def depth_samples(depth: list[np.ndarray], names: list[str], sfm_clip: Path) -> 
     """``(shapes, q)`` of :class:`DepthSamples` for float16 maps of the frames ``names`` and the SfM
     clip folder (``clip.json``, ``cameras.txt``, ``observations.parquet``); observations of
     frames without depth get NaN neighbours."""
-    from .core import cameras as cam
     from .triangulate import read_clip_json
 
     meta = read_clip_json(sfm_clip / "clip.json")
@@ -529,8 +548,7 @@ class DepthTask(BatchTask):
             raise RealcamError(
                 "not triangulated (depth at the observations needs triangulate's output)", self.sample_at / it.item
             )
-        images = [read_image(f) for f in it.frames]  # every frame must decode, depth read from files or not
-        names = [f.stem for f in it.frames]
+        images, names, sources = it.read()
         if self.from_files is not None:
             depth = depth_from_files(self.from_files, it.item, names)
         else:
@@ -547,14 +565,14 @@ class DepthTask(BatchTask):
             else:
                 write_depth_file(target, depth, names, self.saturation)
         rows = []
-        for k, (f, d) in enumerate(zip(it.frames, depth)):
+        for k, (f, d) in enumerate(zip(sources, depth)):
             d32 = d.astype(np.float32)
             v = d32[np.isfinite(d32) & (d32 > 0)]  # statistics of the measured depth (holes left out)
             rows.append(
                 {
                     "item": it.item,
                     "frame": k,
-                    "path": str(f),
+                    "path": f,
                     "height": d.shape[0],
                     "width": d.shape[1],
                     "min": float(v.min()),

@@ -77,6 +77,60 @@ class BatchSettings:
 
 
 # ----------------------------------------------------------------------------------------------
+# fetch
+# ----------------------------------------------------------------------------------------------
+#: Ways ``fetch`` stores a clip's frames, and the frame file formats.
+FETCH_STORES = ("frames", "video")
+FETCH_FORMATS = ("png", "jpg")
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How ``realcam fetch`` obtains, decodes and stores RealEstate10K videos."""
+
+    videos: Optional[str] = None  # a folder of <video_id>.<ext> files (no download); None: yt-dlp
+    store: str = "frames"  # frames (frames/<split>/<clip>/<ts>.<format>) or video (videos/<split>/<clip>.mp4)
+    format: str = "png"  # frame files: png or jpg
+    jpeg_quality: int = 95
+    size: Optional[tuple[int, int]] = None  # (W, H) resize; None keeps the video's size
+    crf: Optional[int] = None  # clip videos: None lossless RGB, else libx264 at this CRF
+    max_height: int = 720  # yt-dlp: best MP4 no taller than this
+    cookies: Optional[str] = None  # yt-dlp cookiefile
+    rate_limit: Optional[str] = None  # yt-dlp ratelimit, bytes/s ("50K", "4.2M")
+    retries: int = 10  # yt-dlp retries (and fragment retries)
+    yt_dlp_options: tuple[tuple[str, object], ...] = ()  # any other YoutubeDL parameters
+    keep_videos: bool = False  # keep downloaded videos in DATASET/videos/
+
+    def check(self) -> "FetchSettings":
+        if self.store not in FETCH_STORES:
+            raise RealcamError(f"expected one of {', '.join(FETCH_STORES)}, got {self.store!r}", "--store")
+        fmt = {"jpeg": "jpg"}.get(str(self.format).lower(), str(self.format).lower())
+        if fmt not in FETCH_FORMATS:
+            raise RealcamError(f"expected one of {', '.join(FETCH_FORMATS)}, got {self.format!r}", "--format")
+        if self.videos is not None:
+            checks.input_dir(self.videos, "folder of videos (--videos)")
+        if self.cookies is not None:
+            checks.input_file(self.cookies, "cookie file (--cookies)")
+        size = None
+        if self.size is not None:
+            w, h = self.size
+            size = (
+                checks.integer(w, "--size", minimum=8, maximum=MAX_SIDE),
+                checks.integer(h, "--size", minimum=8, maximum=MAX_SIDE),
+            )
+        return replace(
+            self,
+            format=fmt,
+            size=size,
+            jpeg_quality=checks.integer(self.jpeg_quality, "--jpeg-quality", minimum=1, maximum=100),
+            crf=None if self.crf is None else checks.integer(self.crf, "--crf", minimum=0, maximum=51),
+            max_height=checks.integer(self.max_height, "--max-height", minimum=16, maximum=8192),
+            retries=checks.integer(self.retries, "--retries", minimum=0, maximum=1000),
+            yt_dlp_options=tuple((str(k), v) for k, v in dict(self.yt_dlp_options).items()),
+        )
+
+
+# ----------------------------------------------------------------------------------------------
 # triangulate
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ frame ``j`` lands on the matching pixel. The dataset written looks like RealEsta
 
 - ``cameras/<clip_id>.txt``: the poses with translations divided by the clip's true factor
   ``alpha`` (SfM's arbitrary scale), so ``metric = alpha * written``;
-- ``frames/<clip_id>/<timestamp_us>.png``: the rendered frames;
+- ``frames/<clip_id>/<timestamp_us>.png``: the rendered frames (or, ``store="video"``,
+  ``videos/<clip_id>.mp4``: a lossless clip video of them, decoded at the camera timestamps);
 - ``depth_gt/<clip_id>.npz``: ``depth`` ``(F, H, W)`` float32 metric z-depth, ``timestamps``;
 - ``truth.parquet``: ``clip_id``, ``alpha`` (plus frame count, size and seed).
 
@@ -30,7 +31,7 @@ from .core import cameras as cam
 from .core import checks
 from .core.artifacts import atomic_dir, merge_rows, read_table, should_skip, write_arrays, write_table
 from .core.errors import RealcamError
-from .core.video import read_image, write_image
+from .core.video import read_image, write_clip_video, write_image
 
 TRUTH_TABLE = "truth.parquet"
 TRUTH_COLUMNS = ["clip_id", "alpha", "n_frames", "width", "height", "seed"]
@@ -278,6 +279,8 @@ def synth_clip(
 
 #: Largest frame side accepted (a 2-clip dataset at 8192x8192 is already tens of GB of rays).
 MAX_SIZE = 8192
+#: How the frames are stored: frame files, or one lossless clip video per clip.
+STORES = ("frames", "video")
 
 
 def check_options(
@@ -327,6 +330,7 @@ def synthesize(
     seed: int = 0,
     overwrite: bool = False,
     supersample: int = 2,
+    store: str = "frames",
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Write a synthetic RealEstate10K-layout dataset; returns the truth table.
@@ -336,8 +340,12 @@ def synthesize(
     every camera file and texture) are validated before anything is written. Each finished clip is
     recorded in ``truth.parquet`` at once, so an interrupted run keeps what it finished; a clip
     whose writing fails (disk full, read-only) leaves none of its files behind and the error names
-    the file. ``truth.attrs["skipped"]`` lists the clips skipped as already done.
+    the file. ``truth.attrs["skipped"]`` lists the clips skipped as already done. ``store``:
+    ``frames`` (``frames/<clip>/<timestamp>.png``) or ``video`` (``videos/<clip>.mp4``, a lossless
+    clip video: the same pixels, decoded at the camera timestamps).
     """
+    if store not in STORES:
+        raise RealcamError(f"expected one of {', '.join(STORES)}, got {store!r}", "--store")
     size, scale, (lo_s, hi_s), seed, supersample = check_options(size, scale, random_scale, seed, supersample)
     width, height = size
     if not pose_files:
@@ -360,7 +368,8 @@ def synthesize(
     done = set(old["clip_id"].astype(str)) if old is not None else set()
     skipped = []
     for clip_id, cams in clips.items():
-        outputs = [out / "cameras" / f"{clip_id}.txt", out / "frames" / clip_id, out / "depth_gt" / f"{clip_id}.npz"]
+        stored = out / "frames" / clip_id if store == "frames" else out / "videos" / f"{clip_id}.mp4"
+        outputs = [out / "cameras" / f"{clip_id}.txt", stored, out / "depth_gt" / f"{clip_id}.npz"]
         if should_skip(clip_id, done, outputs, overwrite):
             skipped.append(clip_id)
             if progress:
@@ -385,12 +394,15 @@ def synthesize(
         # The camera file is written last: a clip is visible to later stages only when complete.
         current = outputs[1]
         try:
-            with atomic_dir(outputs[1]) as tmp:
-                for ts, frame in zip(written.timestamps, frames):
-                    write_image(tmp / f"{ts}.png", frame)
-                n_files = len(list(tmp.iterdir()))
-                if n_files != len(written):  # the reader guarantees distinct timestamps; never write less
-                    raise RealcamError(f"{n_files} frame files for {len(written)} cameras", outputs[1])
+            if store == "video":
+                write_clip_video(outputs[1], frames, written.timestamps)
+            else:
+                with atomic_dir(outputs[1]) as tmp:
+                    for ts, frame in zip(written.timestamps, frames):
+                        write_image(tmp / f"{ts}.png", frame)
+                    n_files = len(list(tmp.iterdir()))
+                    if n_files != len(written):  # the reader guarantees distinct timestamps; never write less
+                        raise RealcamError(f"{n_files} frame files for {len(written)} cameras", outputs[1])
             current = outputs[2]
             write_arrays(outputs[2], depth=depth, timestamps=written.timestamps)
             current = outputs[0]

@@ -34,7 +34,7 @@ from .core import cameras as cam
 from .core import checks
 from .core.artifacts import FAILED, OK, atomic_dir, read_table, write_table
 from .core.batch import BatchTask, run_batch
-from .core.dataset import Clip, find_clips, shard, shard_table
+from .core.dataset import Clip, find_clips, frame_file, shard, shard_table
 from .core.errors import RealcamError
 from .settings import BatchSettings, TriangulateOptions
 
@@ -89,14 +89,9 @@ def clip_frames(cams: cam.CameraFile, frames_dir: Path) -> tuple[list[str], tupl
     """Frame file names in camera-file order and their common size ``(W, H)``; checks they exist."""
     from PIL import Image, UnidentifiedImageError
 
-    if not frames_dir.is_dir():
-        raise RealcamError("no frames folder", frames_dir)
     names, sizes = [], set()
     for ts in cams.timestamps:
-        hits = [frames_dir / f"{ts}{ext}" for ext in (".png", ".jpg", ".jpeg")]
-        path = next((h for h in hits if h.exists()), None)
-        if path is None:
-            raise RealcamError(f"missing frame {ts} (no {ts}.png or .jpg)", frames_dir)
+        path = frame_file(frames_dir, int(ts))
         try:
             with Image.open(path) as im:
                 im.verify()
@@ -108,6 +103,27 @@ def clip_frames(cams: cam.CameraFile, frames_dir: Path) -> tuple[list[str], tupl
     if len(sizes) != 1:
         raise RealcamError(f"frames differ in size: {sorted(sizes)}", frames_dir)
     return names, sizes.pop()
+
+
+def clip_images(clip: Clip, cams: cam.CameraFile, scratch: Path) -> tuple[Path, list[str], tuple[int, int]]:
+    """The clip's frames as image files for COLMAP: its frame folder, or its clip video decoded at
+    the camera timestamps into ``scratch/images`` as lossless PNG (the same pixels either way).
+    Returns the folder, the file names in camera-file order and the common size ``(W, H)``."""
+    if clip.video is None:
+        names, size = clip_frames(cams, clip.frames_dir)
+        return clip.frames_dir, names, size
+    from PIL import Image
+
+    frames = clip.read_frames(cams.timestamps)
+    sizes = {f.shape[1::-1] for f in frames}
+    if len(sizes) != 1:
+        raise RealcamError(f"frames differ in size: {sorted(sizes)}", clip.video)
+    folder = scratch / "images"
+    folder.mkdir()
+    names = [f"{int(ts)}.png" for ts in cams.timestamps]
+    for name, frame in zip(names, frames):
+        Image.fromarray(frame).save(folder / name, compress_level=1)
+    return folder, names, sizes.pop()
 
 
 def triangulate_fixed(
@@ -243,14 +259,14 @@ def triangulate_clip(clip: Clip, out: str | Path, opts: TriangulateOptions | Non
         row["n_frames"] = len(cams)
         if len(cams) < 2:
             raise RealcamError("needs at least 2 frames", clip.camera_path)
-        names, size = clip_frames(cams, clip.frames_dir)
-        row["width"], row["height"] = size
-        if not np.isfinite(cam.denormalize_intrinsics(cams.intrinsics, *size)).all():
-            raise RealcamError(f"intrinsics overflow at the frames' size {size[0]}x{size[1]}", clip.camera_path)
         with atomic_dir(out / clip.clip_id) as tmp:
             scratch = tmp / ".colmap"  # inside the clip's temporary folder: it goes with it
             scratch.mkdir()
-            rec, n_matches = triangulate_fixed(cams, clip.frames_dir, names, size, scratch, opts)
+            image_dir, names, size = clip_images(clip, cams, scratch)
+            row["width"], row["height"] = size
+            if not np.isfinite(cam.denormalize_intrinsics(cams.intrinsics, *size)).all():
+                raise RealcamError(f"intrinsics overflow at the frames' size {size[0]}x{size[1]}", clip.camera_path)
+            rec, n_matches = triangulate_fixed(cams, image_dir, names, size, scratch, opts)
             if n_matches < opts.min_matches:
                 raise RealcamError(f"too few matches ({n_matches} < {opts.min_matches})")
             if rec.num_points3D() < opts.min_points:

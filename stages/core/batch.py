@@ -59,6 +59,7 @@ class BatchTask(abc.ABC):
     dtypes: dict[str, dict[str, str]] = {}  # table -> column -> dtype, where inference is not enough
     key: str = "item"
     uses_model: bool = False  # load once per worker (a GPU per Ray worker); else plain tasks
+    finished: frozenset = frozenset({OK})  # statuses that count as done (every row of the item's)
 
     @abc.abstractmethod
     def key_of(self, item) -> str:
@@ -148,10 +149,12 @@ class Tables:
         return out
 
     def done(self) -> set[str]:
+        """Keys whose status rows are all finished (an item may have several rows)."""
         status = self.frames[next(iter(self.task.tables))]
         if status.empty:
             return set()
-        return set(status.loc[status["status"] == OK, self.task.key].astype(str))
+        finished = status["status"].isin(self.task.finished).groupby(status[self.task.key].astype(str)).all()
+        return set(finished.index[finished.to_numpy()])
 
     def record(self, outcome: Outcome) -> None:
         """Journal one item's rows now; merge into the tables when it is cheap enough."""

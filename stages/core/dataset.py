@@ -1,8 +1,13 @@
-"""The RealEstate10K dataset layout, as ``realcam synth`` writes it and the annotation stages read it.
+"""The RealEstate10K dataset layout, as ``realcam fetch`` and ``realcam synth`` write it and the
+annotation stages read it.
 
-``ROOT/cameras/<clip_id>.txt`` with ``ROOT/frames/<clip_id>/<timestamp_us>.png``; one level of
-split nesting (``cameras/<split>/`` with ``frames/<split>/``) is accepted too. Clip ids are the
-camera files' stems and must be unique across splits.
+``ROOT/cameras/<clip_id>.txt`` with the clip's frames either as files,
+``ROOT/frames/<clip_id>/<timestamp_us>.png`` (or ``.jpg``), or as one clip video,
+``ROOT/videos/<clip_id>.mp4`` (exactly the clip's frames in camera-row order, presentation times =
+the camera timestamps from the first; decoded at those timestamps). One level of split nesting
+(``cameras/<split>/`` with ``frames/<split>/`` or ``videos/<split>/``) is accepted too. Clip ids
+are the camera files' stems and must be unique across splits. A clip with both uses its frame
+files.
 """
 
 from __future__ import annotations
@@ -19,6 +24,34 @@ class Clip:
     camera_path: Path
     frames_dir: Path
     split: str = ""
+    video_path: Path | None = None  # the clip video, where the clip's frames may be stored instead
+
+    @property
+    def video(self) -> Path | None:
+        """The clip video that holds the frames: ``None`` when a frame folder exists (it wins) or
+        no clip video does."""
+        if self.frames_dir.is_dir() or self.video_path is None or not self.video_path.is_file():
+            return None
+        return self.video_path
+
+    @property
+    def frames_where(self) -> Path:
+        """Where the frames are (or were looked for), for messages."""
+        return self.video or self.frames_dir
+
+    def read_frames(self, timestamps, rows=None) -> list:
+        """RGB ``uint8`` frames at the given camera timestamps (all, or ``rows`` of them): frame
+        files ``<timestamp>.png``/``.jpg`` or the clip video decoded at the timestamps; a missing or
+        unreadable frame is a ``RealcamError`` naming it."""
+        import numpy as np
+
+        from .video import read_clip_video, read_image
+
+        ts = np.asarray(timestamps, dtype=np.int64)
+        idx = np.arange(len(ts)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if self.video is not None:
+            return read_clip_video(self.video, ts, idx)
+        return [read_image(frame_file(self.frames_dir, int(ts[i]))) for i in idx]
 
 
 def find_clips(root: str | Path) -> list[Clip]:
@@ -35,9 +68,26 @@ def find_clips(root: str | Path) -> list[Clip]:
         for f in sorted(split_dir.glob("*.txt")):
             if f.stem in clips:
                 raise RealcamError(f"clip id {f.stem} appears in two splits", f)
-            frames = root / "frames" / split / f.stem if split else root / "frames" / f.stem
-            clips[f.stem] = Clip(f.stem, f, frames, split)
+            clips[f.stem] = Clip(
+                f.stem, f, root / "frames" / split / f.stem, split, root / "videos" / split / f"{f.stem}.mp4"
+            )
     return [clips[k] for k in sorted(clips)]
+
+
+#: Frame file suffixes the dataset layout accepts, in the order they are looked for.
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def frame_file(frames_dir: Path, timestamp: int) -> Path:
+    """The frame file of one camera timestamp, ``<timestamp>.png`` (or ``.jpg``); a
+    ``RealcamError`` when there is none."""
+    for ext in FRAME_SUFFIXES:
+        path = frames_dir / f"{timestamp}{ext}"
+        if path.exists():
+            return path
+    if not frames_dir.is_dir():
+        raise RealcamError("no frames folder", frames_dir)
+    raise RealcamError(f"missing frame {timestamp} (no {timestamp}.png or .jpg)", frames_dir)
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:

@@ -24,7 +24,7 @@ from ..core.artifacts import read_table
 from ..core.dataset import find_clips
 from ..core.errors import RealcamError
 from ..core.image import fit_image
-from ..core.video import list_images, read_image, read_video
+from ..core.video import list_images, read_clip_video, read_image
 
 MAX_STRIDE = 10
 VAL_STRIDE = 8
@@ -41,15 +41,11 @@ class ClipRecord:
         return len(self.cameras)
 
 
-def _frame_source(clip, frames_root: Path, n_cams: int):
-    """The clip's frame images (by timestamp) or its video."""
-    if clip is not None and clip.frames_dir.is_dir():
+def _frame_source(clip) -> list[Path] | Path | None:
+    """The clip's frame images (its frame folder) or its clip video (decoded at the timestamps)."""
+    if clip.frames_dir.is_dir():
         return list_images(clip.frames_dir)
-    for ext in (".mp4", ".mkv", ".webm", ".mov"):
-        video = frames_root / "videos" / f"{clip.clip_id if clip else ''}{ext}"
-        if video.exists():
-            return video
-    return None
+    return clip.video
 
 
 def load_clips(
@@ -77,7 +73,7 @@ def load_clips(
         except RealcamError as err:
             skipped.append({"item": clip_id, "reason": str(err)})
             continue
-        frames = _frame_source(clip, frames_root, len(cams)) if clip else None
+        frames = _frame_source(clip) if clip else None
         if frames is None:
             skipped.append({"item": clip_id, "reason": "no frames folder or video"})
             continue
@@ -175,10 +171,7 @@ class ClipDataset(torch.utils.data.Dataset):
 def _read_frames(clip: ClipRecord, idx: np.ndarray) -> list[np.ndarray]:
     if isinstance(clip.frames, list):
         return [read_image(clip.frames[i]) for i in idx]
-    video = read_video(clip.frames)
-    if len(video) < idx.max() + 1:
-        raise RealcamError(f"video has {len(video)} frames, sample needs {idx.max() + 1}", clip.frames)
-    return [video[i] for i in idx]
+    return read_clip_video(clip.frames, clip.cameras.timestamps, idx)
 
 
 class RankBatches(torch.utils.data.Sampler):
