@@ -25,7 +25,8 @@ def evaluate(
     reference: Path = typer.Option(
         ...,
         "--reference",
-        help="Folder of ground-truth RealEstate10K trajectories <name>.txt (they also give the intrinsics).",
+        help="Folder of ground-truth RealEstate10K trajectories <name>.txt (they also give the intrinsics), "
+        "or a dataset root (cameras/ + frames/ or videos/: its clips are also the ground-truth videos).",
     ),
     out: Path = typer.Option(..., "--out", help="Folder for per_trial/per_video/summary.parquet and plots."),
     trials: int = typer.Option(EvaluateSettings.trials, "--trials", help="SfM trials per video (different seeds)."),

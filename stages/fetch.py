@@ -194,7 +194,7 @@ def download(url: str, folder: Path, video_id: str, settings: FetchSettings) -> 
         with yt_dlp.YoutubeDL(ytdlp_params(settings, folder, video_id)) as ydl:
             info = ydl.extract_info(url, download=True)
             path = Path(ydl.prepare_filename(info))
-    except yt_dlp.utils.DownloadError as err:
+    except yt_dlp.utils.YoutubeDLError as err:  # DownloadError, and RequestError raised before it
         raise Unavailable(_ytdlp_reason(err)) from None
     if not path.is_file():  # a post-processor renamed it: the one file in the folder
         found = [p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".part")]

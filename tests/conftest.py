@@ -43,6 +43,18 @@ def synth_dataset(tmp_path_factory, pose_files, image_files) -> Path:
 
 
 @pytest.fixture(scope="session")
+def synth_video_dataset(tmp_path_factory, pose_files, image_files) -> Path:
+    """The clips of ``synth_dataset`` stored as lossless clip videos (``videos/<clip>.mp4``)."""
+    from stages.synth import synthesize
+
+    out = tmp_path_factory.mktemp("synth_video")
+    synthesize(
+        pose_files[:2], out, random_scale=(0.1, 10.0), size=(128, 128), textures=image_files, seed=7, store="video"
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory) -> Path:
     """A CLIP tokenizer folder with a toy vocabulary (unknown words become <|endoftext|>), so prompts
     and the official negative prompt tokenize offline; ids fit every model's vocabulary."""

@@ -51,6 +51,14 @@ def test_annotate_equals_the_four_commands_and_resumes(synth_dataset, separate, 
     assert "'depth': 2, 'triangulate': 2, 'align-scale': 2" in again  # everything skipped as done
 
 
+def test_annotate_on_clip_videos_equals_frame_files(synth_dataset, synth_video_dataset, separate, tmp_path):
+    """The same clips stored as lossless clip videos (no PNG anywhere) give the same tables."""
+    ds, work = synth_video_dataset, tmp_path / "work"
+    assert not (ds / "frames").exists() and len(list((ds / "videos").glob("*.mp4"))) == 2
+    invoke("annotate", ds, "--out", work, "--from-files", synth_dataset / "depth_gt", "--quantile", "0.0")
+    assert_same(separate, tables(work))
+
+
 def test_annotate_with_sampled_depth_equals_whole_maps(synth_dataset, separate, tmp_path):
     ds, work = synth_dataset, tmp_path / "work"
     invoke("annotate", ds, "--out", work, "--from-files", ds / "depth_gt", "--quantile", "0.0", "--sample-depth")

@@ -22,10 +22,11 @@ def index_frame(k: int, height: int = 48, background: int = 0) -> np.ndarray:
 
 
 def frame_index(frame: np.ndarray) -> int:
-    """The index an :func:`index_frame` carries (read from the centre of each stripe)."""
-    h = frame.shape[0]
+    """The index an :func:`index_frame` carries, at any size (read from the centre of each stripe)."""
+    h, w = frame.shape[:2]
     band = frame[h // 2 :, :, :].astype(np.float64).mean(axis=(0, 2))
-    bits = [band[b * STRIPE + 2 : (b + 1) * STRIPE - 2].mean() > 127 for b in range(BITS)]
+    stripe = w / BITS
+    bits = [band[int((b + 0.25) * stripe) : int(np.ceil((b + 0.75) * stripe))].mean() > 127 for b in range(BITS)]
     return int("".join("1" if b else "0" for b in bits), 2)
 
 

@@ -113,8 +113,10 @@ def write_gif(path: str | Path, frames: np.ndarray, fps: float = 8, max_side: in
 
 
 def read_video(path: str | Path) -> np.ndarray:
-    """All frames of a video, or of a folder of images, as ``(F, H, W, 3)`` uint8."""
-    import imageio.v3 as iio
+    """All frames of a video (each decoded frame once, in presentation order: a variable-rate clip
+    video gives its own frames, not a constant-rate resampling), or of a folder of images, as
+    ``(F, H, W, 3)`` uint8."""
+    import av
 
     path = Path(path)
     if path.is_dir():
@@ -122,13 +124,18 @@ def read_video(path: str | Path) -> np.ndarray:
         if not files:
             raise RealcamError("folder holds no images", path)
         return np.stack([read_image(f) for f in files])
-    if not path.exists():
-        raise RealcamError("no such video", path)
+    container = _open_video(path)
     try:
-        frames = np.asarray(iio.imread(path, plugin="FFMPEG"))
-    except Exception as err:
-        raise RealcamError(f"cannot decode video ({err.__class__.__name__})", path) from None
-    return np.ascontiguousarray(frames[..., :3])
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    except av.FFmpegError as err:
+        raise RealcamError(f"cannot decode video ({_av_reason(err)})", path) from None
+    finally:
+        container.close()
+    if not frames:
+        raise RealcamError("video holds no frames", path)
+    return np.stack(frames)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from stages.core import cameras as cam
 from stages.core import checks
 from stages.core.artifacts import FAILED, OK, read_arrays, read_table, write_table
 from stages.core.batch import BatchTask, run_batch
-from stages.core.dataset import shard, shard_table, shard_tables
+from stages.core.dataset import find_clips, shard, shard_table, shard_tables
 from stages.core.errors import RealcamError
 from stages.core.video import VIDEO_SUFFIXES, list_images, read_video
 from stages.settings import BatchSettings, EvaluateSettings
@@ -75,6 +75,9 @@ def find_samples(
 ) -> list[Sample]:
     """The samples to score, with their ground truth; input problems are ``RealcamError``.
 
+    ``reference``: a folder of ``<name>.txt`` trajectories, or a dataset root (``cameras/`` with
+    ``frames/`` or ``videos/``): then a sample's trajectory is its clip's camera file and, without
+    ``gt_videos``, its ground-truth video is the clip's frames (files or clip video).
     ``exclude``: a folder inside SAMPLES that is not a sample (the output folder)."""
     samples, reference = Path(samples), Path(reference)
     checks.input_dir(reference, "folder of reference trajectories (--reference)")
@@ -82,13 +85,24 @@ def find_samples(
     if gt_dir is not None:
         checks.input_dir(gt_dir, "folder of ground-truth videos (--gt-videos)")
 
+    # a dataset root (cameras/ with frames/ or videos/): its camera files and, by default, its clips' frames
+    clips = {c.clip_id: c for c in find_clips(reference)} if (reference / "cameras").is_dir() else {}
+
+    def trajectory_of(name: str) -> Path:
+        return clips[name].camera_path if name in clips else reference / f"{name}.txt"
+
     def gt_video_of(name: str) -> Path | None:
-        return _first_video(gt_dir, name) if gt_dir is not None else None
+        if gt_dir is not None:
+            return _first_video(gt_dir, name)
+        if name in clips:
+            clip = clips[name]
+            return clip.video or (clip.frames_dir if clip.frames_dir.is_dir() else None)
+        return None
 
     if samples.is_file() and samples.suffix.lower() in TABLE_SUFFIXES:
-        out = _samples_from_table(samples, reference, gt_video_of)
+        out = _samples_from_table(samples, trajectory_of, gt_video_of)
     elif samples.is_dir():
-        out = _samples_from_folder(samples, reference, estimated, gt_video_of, exclude)
+        out = _samples_from_folder(samples, trajectory_of, estimated, gt_video_of, exclude)
     else:
         raise RealcamError("samples must be a folder or a .parquet/.csv table", samples)
     names = [s.name for s in out]
@@ -106,7 +120,7 @@ def _first_video(folder: Path, name: str, readable: bool = False) -> Path | None
     return None
 
 
-def _samples_from_table(table: Path, reference: Path, gt_video_of) -> list[Sample]:
+def _samples_from_table(table: Path, trajectory_of, gt_video_of) -> list[Sample]:
     """Rows of a sample table (Parquet or CSV): ``video`` and optional ``trajectory``,
     ``gt_video``, ``metric_factor``, ``generated_video``; relative paths from the table's folder."""
     if table.suffix.lower() == ".csv":
@@ -129,7 +143,7 @@ def _samples_from_table(table: Path, reference: Path, gt_video_of) -> list[Sampl
     for row_no, row in enumerate(df.to_dict("records"), start=2):
         video = path_of(str(row["video"])) or base
         name = video.stem if video.suffix else video.name
-        traj = path_of(row.get("trajectory")) or reference / f"{name}.txt"
+        traj = path_of(row.get("trajectory")) or trajectory_of(name)
         gtv = path_of(row.get("gt_video")) or gt_video_of(name)
         factor = row.get("metric_factor")
         if factor is not None and not (isinstance(factor, float) and np.isnan(factor)):
@@ -145,7 +159,7 @@ def _samples_from_table(table: Path, reference: Path, gt_video_of) -> list[Sampl
     return out
 
 
-def _samples_from_folder(folder: Path, reference: Path, estimated: bool, gt_video_of, exclude) -> list[Sample]:
+def _samples_from_folder(folder: Path, trajectory_of, estimated: bool, gt_video_of, exclude) -> list[Sample]:
     """Videos (or, ``estimated``, ``<name>.txt`` trajectories) of a folder, ``exclude`` left out."""
     skip = Path(exclude).resolve() if exclude is not None else None
     out = []
@@ -160,7 +174,7 @@ def _samples_from_folder(folder: Path, reference: Path, estimated: bool, gt_vide
         name = p.stem if p.is_file() else p.name
         # with estimated trajectories, the generated video may sit beside each (for FVD)
         gen = _first_video(folder, name, readable=True) if estimated else None
-        out.append(Sample(name, p, reference / f"{name}.txt", gt_video_of(name), None, gen))
+        out.append(Sample(name, p, trajectory_of(name), gt_video_of(name), None, gen))
     if not out:
         what = "<name>.txt trajectories" if estimated else "videos (<name>.mp4 or <name>/ frame folders)"
         raise RealcamError(f"folder holds no {what}", folder)
