@@ -8,6 +8,8 @@ TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?= -q
 DEMO_OUT ?= demo_out
+# e.g. DEMO_ARGS="--store video": the demo's training clips as lossless clip videos
+DEMO_ARGS ?=
 
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -64,7 +66,7 @@ test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) examples/demo.py --out $(DEMO_OUT)
+	$(PY) examples/demo.py --out $(DEMO_OUT) $(DEMO_ARGS)
 
 # The README's preview GIF and trajectory plot, made by the demo's own `preview --gif` and `evaluate --plot`.
 docs-media: setup

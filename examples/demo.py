@@ -21,6 +21,7 @@ autoencoder and training losses, where every output is. Exits 1 when a recovered
 2 % or more or a generated video's camera metrics could not be computed.
 
 Usage: python examples/demo.py [--out demo_out] [--tiny-steps 300] [--train-steps 60] [--t-ns 0] [--media docs/media]
+       [--store video]   (the training clips as lossless clip videos instead of PNG files: same results)
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--videos", type=int, default=2, help="generated videos (seeds seed, seed+1, ...)")
     parser.add_argument("--media", default=None, help="also copy preview.gif and a trajectory plot here")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--store",
+        choices=("frames", "video"),
+        default="frames",
+        help="the training dataset's frames as PNG files or as lossless clip videos (the same results)",
+    )
     return parser.parse_args()
 
 
@@ -100,7 +107,14 @@ def annotate(args, out: Path, ds: Path, train_poses: list[Path]) -> None:
     """A synthetic dataset with known factors, then depth, triangulate, align-scale, filter."""
     size, seed = args.size, args.seed
     realcam(
-        "synth", poses=tuple(train_poses), texture=DATA / "images", out=ds, random_scale=(0.1, 10), size=size, seed=seed
+        "synth",
+        poses=tuple(train_poses),
+        texture=DATA / "images",
+        out=ds,
+        random_scale=(0.1, 10),
+        size=size,
+        seed=seed,
+        store=args.store,
     )
     realcam("depth", ds, out=out / "depth", from_files=ds / "depth_gt")
     realcam("triangulate", ds, out=out / "sfm", workers=2)
@@ -355,6 +369,15 @@ def clip_frames(folder: Path, size: int) -> np.ndarray:
     return np.stack([condition_image(p, size, size) for p in sorted(folder.glob("*.png"), key=lambda p: int(p.stem))])
 
 
+def dataset_frames(clip, size: int) -> np.ndarray:
+    """A dataset clip's frames (files or clip video) at its camera timestamps, fitted to ``size x size``."""
+    from stages.core import cameras as cam
+    from stages.generate import condition_image
+
+    frames = clip.read_frames(cam.read_re10k(clip.camera_path).timestamps)
+    return np.stack([condition_image(f, size, size) for f in frames])
+
+
 def save_random_base(config: str, out: Path, seed: int) -> Path:
     """A randomly initialised model of ``config`` saved as a base checkpoint folder; its random
     autoencoder gets a narrow posterior (training samples it, as the official trainer does)."""
@@ -375,6 +398,7 @@ def fit_base(ds: Path, held_frames: Path, out: Path, steps: int, seed: int):
     the saved folder, the held-out reconstruction PSNR (dB) and the first/last fitting loss."""
     import torch
 
+    from stages.core.dataset import find_clips
     from stages.generate import to_tensor_video
     from stages.models.autoencoder import fit_autoencoder
     from stages.models.checkpoint import save_checkpoint
@@ -383,7 +407,7 @@ def fit_base(ds: Path, held_frames: Path, out: Path, steps: int, seed: int):
     torch.manual_seed(seed)
     model = build_model(MODEL)
     size = model.config.width
-    images = np.concatenate([clip_frames(d, size) for d in sorted((ds / "frames").iterdir())])
+    images = np.concatenate([dataset_frames(clip, size) for clip in find_clips(ds)])
     t0 = time.perf_counter()
     console.print(f"[bold cyan]fitting the {MODEL} autoencoder to {len(images)} training frames ({steps} steps)[/]")
     losses = fit_autoencoder(

@@ -406,7 +406,15 @@ class FetchTask(BatchTask):
         return {"fetch": [_row(c, job.video_id, FAILED, c.error or reason) for c in job.clips]}
 
     def after_death(self, job: VideoJob) -> None:
+        """Remove the job's download folder and, after a killed worker, its clips' temporary
+        outputs (``.<clip>.XXXXXXXX.tmp`` folders and ``.tmp.mp4`` files of the atomic writes)."""
         shutil.rmtree(self.scratch(job), ignore_errors=True)
+        for target in self.outputs(job):
+            for tmp in target.parent.glob(f".{glob_escape(target.stem)}.*.tmp*"):
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    tmp.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             (self.out / DOWNLOADS).rmdir()  # only when empty (other workers may be downloading)
 

@@ -244,3 +244,20 @@ def test_cli_fetch_summary_and_bad_input(videos, tmp_path):
     assert res.exit_code == 2 and "KEY=VALUE" in res.output
     assert not (tmp_path / "ds3").exists()
     shutil.rmtree(tmp_path / "ds")
+
+
+def test_a_killed_worker_leaves_no_temporary_outputs(videos, tmp_path):
+    rel, ds = release(tmp_path / "release"), tmp_path / "ds"
+    job = next(j for j in fetch_stage.read_release(rel) if j.video_id == "vid00000001")
+    task = fetch_stage.FetchTask(ds, FetchSettings(videos=str(videos)).check())
+    leftovers = [ds / "frames" / "test" / ".clipA.abcd1234.tmp", ds / "videos" / "test" / ".clipB.abcd1234.tmp.mp4"]
+    leftovers[0].mkdir(parents=True)
+    (leftovers[0] / "1.png").write_bytes(b"half")
+    leftovers[1].parent.mkdir(parents=True)
+    leftovers[1].write_bytes(b"half")
+    keep = ds / "frames" / "test" / ".clipAB.abcd1234.tmp"  # another clip's, still being written
+    keep.mkdir()
+    task.after_death(job)
+    task = fetch_stage.FetchTask(ds, FetchSettings(videos=str(videos), store="video").check())
+    task.after_death(job)
+    assert not any(p.exists() for p in leftovers) and keep.exists()
