@@ -74,6 +74,7 @@ docs-media: setup
 
 bench: setup
 	$(PY) benchmarks/bench_cli_startup.py
+	$(PY) benchmarks/bench_fetch.py
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/check_metric_scale.py
 	$(PY) benchmarks/bench_triangulate.py
@@ -89,7 +90,8 @@ clean:
 	rm -rf $(DEMO_OUT) .pytest_cache
 
 # ---------------------------------------------------------------------------------------------
-# Batch runs over a RealEstate10K-layout dataset (cameras/<clip>.txt, frames/<clip>/*.png).
+# Batch runs over a RealEstate10K-layout dataset (cameras/<clip>.txt, frames/<clip>/*.png or
+# videos/<clip>.mp4), starting from the release's camera files with `make fetch`.
 # Each stage's output table is a file target, so `make` redoes only what changed, and every stage
 # skips clips it has already finished. Shard the per-clip stages over machines with SHARD/NSHARDS
 # (for example a Slurm array: SHARD=$SLURM_ARRAY_TASK_ID NSHARDS=$SLURM_ARRAY_TASK_COUNT), then run
@@ -104,12 +106,23 @@ WORKERS ?= 2
 STEPS ?= 50000
 DEPTH_ARGS ?=
 TRAIN_ARGS ?=
+RELEASE ?= RealEstate10K
+FETCH_ARGS ?=
 REALCAM := $(VENV)/bin/realcam
 sfm_status = $(WORK)/sfm/$(if $(filter 1,$(NSHARDS)),status.parquet,status.shard-$(1)-of-$(NSHARDS).parquet)
 ALL_SHARDS := $(shell seq 0 $$(($(NSHARDS) - 1)))
 CAMERA_FILES := $(shell find $(DATASET)/cameras -name '*.txt' 2>/dev/null)
+RELEASE_FILES := $(shell find $(RELEASE) -name '*.txt' 2>/dev/null)
+fetch_table = $(DATASET)/$(if $(filter 1,$(NSHARDS)),fetch.parquet,fetch.shard-$(1)-of-$(NSHARDS).parquet)
 
-.PHONY: batch depth triangulate scales filtered train-batch
+.PHONY: fetch batch depth triangulate scales filtered train-batch
+
+# The release's camera files (RELEASE/<split>/<clip>.txt) -> DATASET; FETCH_ARGS e.g.
+# "--videos /shared/re10k_videos --store video --crf 18".
+fetch: $(call fetch_table,$(SHARD))
+$(DATASET)/fetch%parquet: $(RELEASE_FILES) | setup
+	$(REALCAM) fetch $(RELEASE) --out $(DATASET) --workers $(WORKERS) \
+	  $(if $(filter 1,$(NSHARDS)),,--shard $(patsubst .shard-%-of-$(NSHARDS).,%,$*)/$(NSHARDS)) $(FETCH_ARGS)
 
 batch: filtered
 

@@ -224,16 +224,24 @@ class _ClipOut:
         self.camera_path = out / "cameras" / split / f"{clip.clip_id}.txt"
         if settings.store == "video":
             self.target = out / "videos" / split / f"{clip.clip_id}.mp4"
-            self._ctx = ClipVideoWriter(self.target, settings.crf)
-            self.writer = self._ctx.__enter__()
         else:
             self.target = out / "frames" / split / clip.clip_id
+        self._ctx = None  # opened at the first frame: a clip without frames creates nothing
+        self._open = False
+        stack.callback(self._abandon)
+
+    def _start(self) -> None:
+        if self.settings.store == "video":
+            self._ctx = ClipVideoWriter(self.target, self.settings.crf)
+            self.writer = self._ctx.__enter__()
+        else:
             self._ctx = atomic_dir(self.target)
             self.folder = self._ctx.__enter__()
         self._open = True
-        stack.callback(self._abandon)
 
     def add(self, row: int, frame: np.ndarray) -> None:
+        if self._ctx is None:
+            self._start()
         self.kept.append(row)
         self.size = (frame.shape[1], frame.shape[0])
         ts = int(self.clip.cams.timestamps[row])

@@ -261,3 +261,16 @@ def test_a_killed_worker_leaves_no_temporary_outputs(videos, tmp_path):
     task = fetch_stage.FetchTask(ds, FetchSettings(videos=str(videos), store="video").check())
     task.after_death(job)
     assert not any(p.exists() for p in leftovers) and keep.exists()
+
+
+def test_an_undecodable_video_fails_its_clips_and_writes_nothing(tmp_path):
+    vids = tmp_path / "vids"
+    vids.mkdir()
+    (vids / "vid00000001.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"broken" * 100)
+    rel = tmp_path / "release"
+    write_camera_file(rel / "a.txt", YT + "vid00000001", [frame_time_us(k, FPS["30"]) for k in range(4)])
+    table, _ = run_fetch(rel, tmp_path / "ds", FetchSettings(videos=str(vids), store="video"))
+    row = table.iloc[0]
+    assert row["status"] == "failed" and "vid00000001.mp4: " in row["reason"]
+    assert any(why in row["reason"] for why in ("cannot open video", "cannot decode video", "no video stream"))
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["fetch.parquet"]
