@@ -2,7 +2,8 @@
 
 Steps (docs/method.md#point-cloud-preview): metric depth of the image (the ``depth`` stage's predictor, or a depth
 file) -> unprojection with the image intrinsics -> flying-pixel and statistical outlier removal
-(Open3D) -> point splatting along the dense trajectory -> validity and noise-shaping masks.
+(Open3D) -> rendering along the dense trajectory (the depth map as a continuous surface, or the
+points) -> validity and noise-shaping masks.
 Outputs in ``out``: ``preview.mp4``, ``preview.npz`` (``frames``, ``masks``, ``latent_masks``,
 ``valid``, ``K``, ``c2w``), ``scene.ply``, ``trajectory.json`` and ``trajectory.txt``.
 """
@@ -24,9 +25,9 @@ from .core.artifacts import atomic_path, read_arrays, write_arrays
 from .core.constants import LATENT_STRIDE, MASK_KERNEL
 from .core.errors import RealcamError
 from .core.image import fit_intrinsics
-from .core.render import PointRenderer, noise_shaping_masks
+from .core.render import noise_shaping_masks
 from .core.video import read_image, write_gif, write_video
-from .settings import MAX_SIDE, PreviewSettings
+from .settings import MAX_SIDE, RENDERERS, PreviewSettings
 
 OUTPUTS = ("preview.mp4", "preview.npz", "scene.ply", "trajectory.json", "trajectory.txt")
 GIF = "preview.gif"  # written only when asked for
@@ -178,6 +179,25 @@ class SceneCloud:
     colors: np.ndarray  # (P, 3) uint8
     centre_depth: float  # median depth of the kept points
     counts: dict = field(default_factory=dict)  # pixels, after edge filter, after outliers
+    # the same scene as an image grid (what the surface renderer draws): the image, its depth
+    # with 0 where a pixel was dropped (edges, outliers), its pixel intrinsics
+    image: np.ndarray | None = None
+    depth: np.ndarray | None = None
+    k: np.ndarray | None = None
+
+
+def make_renderer(scene: SceneCloud, kind: str = "surface", device: str = "auto", compile: bool = False):
+    """The renderer of ``kind`` (:data:`~stages.settings.RENDERERS`) holding ``scene`` (on ``device``):
+    ``surface``, the depth map as a continuous surface (holes only where the image does not see the
+    scene; docs/method.md#point-cloud-preview), or ``points``, each point on the one pixel that
+    contains it (holes wherever the view magnifies the image)."""
+    from .core.render import PointRenderer, SurfaceRenderer
+
+    if kind == "points" or scene.depth is None:
+        return PointRenderer(scene.points, scene.colors, device, compile)
+    if kind != "surface":
+        raise RealcamError(f"expected one of {', '.join(RENDERERS)}, got {kind!r}", "--renderer")
+    return SurfaceRenderer(scene.image, scene.depth, scene.k, device, compile)
 
 
 def build_scene(
@@ -196,6 +216,7 @@ def build_scene(
     if image.shape[:2] != (h, w):
         raise RealcamError(f"depth {w}x{h} does not match the image {image.shape[1]}x{image.shape[0]}", "depth")
     keep = np.isfinite(depth) & (depth > 0)
+    surface = keep.copy()  # the surface renderer's grid: edges are cut by its quads, not dropped
     counts = {"pixels": int(h * w), "valid_depth": int(keep.sum())}
     if edge_ratio is not None:
         keep &= ~depth_edges(np.where(keep, depth, 0), edge_ratio)
@@ -209,12 +230,39 @@ def build_scene(
         _, kept = pcd.remove_statistical_outlier(nb_neighbors=outlier_neighbours, std_ratio=outlier_std)
         kept = np.asarray(kept, dtype=np.int64)
         points, colors = points[kept], colors[kept]
+        dropped = np.ones(int(keep.sum()), dtype=bool)
+        dropped[kept] = False
+        surface[np.unravel_index(np.flatnonzero(keep)[dropped], (h, w))] = False  # outliers leave both
     counts["after_outliers"] = int(len(points))
     if len(points) == 0:
         raise RealcamError("no scene point is left (depth empty or all filtered)", "depth")
     return SceneCloud(
-        points.astype(np.float32), np.ascontiguousarray(colors, dtype=np.uint8), float(np.median(points[:, 2])), counts
+        points.astype(np.float32),
+        np.ascontiguousarray(colors, dtype=np.uint8),
+        float(np.median(points[:, 2])),
+        counts,
+        np.ascontiguousarray(image[..., :3], dtype=np.uint8),
+        np.where(surface, depth, 0.0).astype(np.float32),
+        np.asarray(k, dtype=np.float64),
     )
+
+
+def seen_by_image(
+    depth: np.ndarray, k: np.ndarray, c2w: np.ndarray, image_depth: np.ndarray, image_k: np.ndarray, ratio: float = 0.02
+) -> np.ndarray:
+    """``(H, W)`` bool: the pixels of a view (its true ``depth``, pixel ``k``, ``c2w`` in the image
+    camera's frame) whose scene point the image sees: unprojected, it projects into the image's
+    frame, in front of its camera, where the image's depth agrees to ``ratio`` (not occluded).
+    The coverage a preview can reach (docs/method.md#point-cloud-preview)."""
+    points = unproject(np.asarray(depth, dtype=np.float64), k) @ c2w[:3, :3].T + c2w[:3, 3]
+    q = points @ np.asarray(image_k, dtype=np.float64).T
+    z = q[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u, v = q[..., 0] / z, q[..., 1] / z
+    h0, w0 = image_depth.shape
+    inside = (depth > 0) & (z > 1e-3) & (u >= 0) & (u < w0) & (v >= 0) & (v < h0)
+    d0 = image_depth[np.clip(np.nan_to_num(v), 0, h0 - 1).astype(int), np.clip(np.nan_to_num(u), 0, w0 - 1).astype(int)]
+    return inside & (np.abs(d0 - z) <= ratio * z)
 
 
 def write_ply(path: str | Path, scene: SceneCloud) -> Path:
@@ -328,17 +376,19 @@ def render_preview(
     batch_size: int | None = None,
     background=(0, 0, 0),
     compile: bool = False,
-    renderer: PointRenderer | None = None,
+    renderer=None,
+    kind: str = "surface",
 ):
     """Render the dense trajectory; returns frames, valid, masks, latent masks and seconds spent.
 
-    ``renderer``: one already holding ``scene`` (the editor keeps one between refreshes).
+    ``renderer``: one already holding ``scene`` (the editor keeps one between refreshes); else one
+    of ``kind`` (:data:`RENDERERS`) is made.
     """
     import torch
 
     w, h = size
     if renderer is None:
-        renderer = PointRenderer(scene.points, scene.colors, device, compile)
+        renderer = make_renderer(scene, kind, device, compile)
     dev = renderer.device
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     sync()
@@ -415,7 +465,16 @@ def run_preview(
     if progress:
         progress("render")
     frames_rgb, valid, masks, latent, render_t = render_preview(
-        scene, k, traj.c2w, out_size, s.kernel, s.latent_stride, s.device, s.batch_size, compile=s.compile
+        scene,
+        k,
+        traj.c2w,
+        out_size,
+        s.kernel,
+        s.latent_stride,
+        s.device,
+        s.batch_size,
+        compile=s.compile,
+        kind=s.renderer,
     )
     timings.update(render_t)
     if progress:

@@ -28,6 +28,8 @@ from .core.constants import (
 )
 from .core.errors import RealcamError
 
+#: How ``preview`` and ``edit`` draw the scene (``stages.preview.make_renderer``).
+RENDERERS = ("surface", "points")
 #: The largest preview side in pixels (H.264 levels end at 8192x4320; larger renders take
 #: gigabytes per frame).
 MAX_SIDE = 4096
@@ -207,6 +209,7 @@ class PreviewSettings:
     batch_size: Optional[int] = None  # frames rendered per batch (default: all at once)
     compile: bool = False  # fuse the projection with torch.compile
     gif: bool = False  # also write preview.gif
+    renderer: str = "surface"  # surface (no holes but true ones) or points (one pixel per point)
 
     def check(self) -> "PreviewSettings":
         from .core import trajectory as tr
@@ -219,6 +222,7 @@ class PreviewSettings:
         if self.depth_file is not None:
             checks.input_file(self.depth_file, "depth file")
         resolve_device(self.device)
+        checks.choice(self.renderer, "--renderer", RENDERERS)
         return replace(
             self,
             fov=None if self.fov is None else checks.number(self.fov, "--fov", above=0, below=180),
@@ -249,6 +253,7 @@ class EditSettings:
     port: int = 8080  # the next free one if taken; 0: any free port
     export: Optional[str] = None  # default export file (.json; .txt and .sh beside it)
     fps: float = VIDEO_FPS  # playback rate of the preview panel
+    renderer: str = "surface"  # as preview's
 
     def check(self) -> "EditSettings":
         from .core import trajectory as tr
@@ -261,6 +266,7 @@ class EditSettings:
         if self.depth_file is not None:
             checks.input_file(self.depth_file, "depth file")
         resolve_device(self.device)
+        checks.choice(self.renderer, "--renderer", RENDERERS)
         return replace(
             self,
             size=None if self.size is None else check_size(self.size),

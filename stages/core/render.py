@@ -36,17 +36,20 @@ _LOW32 = 0xFFFFFFFF
 class RenderOutput:
     rgb: torch.Tensor  # (F, H, W, 3) uint8
     valid: torch.Tensor  # (F, H, W) bool
-    zbuf: torch.Tensor  # (F, H, W) int64 z-buffer keys (depth bits << 32 | point index)
+    zbuf: torch.Tensor | None = None  # (F, H, W) int64 keys (depth bits << 32 | point index): points
+    z: torch.Tensor | None = None  # (F, H, W) float32 depth: the surface renderer
 
     @property
     def depth(self) -> torch.Tensor:
-        """``(F, H, W)`` float32 z-depth of the winning point, 0 where nothing landed."""
-        z = (self.zbuf >> 32).to(torch.int32).view(torch.float32)
+        """``(F, H, W)`` float32 z-depth of what each pixel shows, 0 where nothing."""
+        z = self.z if self.z is not None else (self.zbuf >> 32).to(torch.int32).view(torch.float32)
         return torch.where(self.valid, z, torch.zeros((), device=z.device))
 
     @property
     def point_index(self) -> torch.Tensor:
-        """``(F, H, W)`` int64 index of the point shown at each pixel, -1 where none."""
+        """``(F, H, W)`` int64 index of the point shown at each pixel, -1 where none (points only)."""
+        if self.zbuf is None:
+            raise RealcamError("the surface renderer has no points to index", "render")
         return torch.where(self.valid, self.zbuf & _LOW32, -1)
 
 
@@ -179,6 +182,241 @@ def _compiled_project_keys():
     if "fn" not in _COMPILED:
         _COMPILED["fn"] = torch.compile(project_keys, dynamic=False)
     return _COMPILED["fn"]
+
+
+# ----------------------------------------------------------------------------------------------
+# A depth image as a continuous surface
+# ----------------------------------------------------------------------------------------------
+#: Quads projected longer than this (pixels, along either grid direction) are subdivided; shorter
+#: ones leave gaps of at most one pixel between their corners, which the crack fill closes.
+SUBDIVIDE_ABOVE = 1.5
+#: Subdivision steps per quad side, rounded up to one of these (each tier is one vectorised pass);
+#: a quad stretched beyond the last is sampled at the last (a close-up may then keep cracks).
+SUBDIVISION_TIERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+#: Neighbouring depths on one surface differ by at most this fraction (quads and crack fill).
+SURFACE_RATIO = 0.05
+#: A pixel shows the image where the source depth at its back-projection agrees to this fraction.
+VISIBILITY_RATIO = 0.05
+_INT32_MAX = torch.iinfo(torch.int32).max
+
+
+class SurfaceRenderer:
+    """The image's scene as a surface: the depth map is a grid mesh whose quads join four
+    neighbouring kept pixels on one surface (their depths within :data:`SURFACE_RATIO`), cut
+    wherever a pixel was dropped (depth edges, outliers). A view is rendered in two passes
+    (docs/method.md#point-cloud-preview):
+
+    1. **depth**: every kept pixel and, for quads whose projection is stretched beyond
+       :data:`SUBDIVIDE_ABOVE` pixels, a grid of samples across the quad (bilinear in screen
+       position, linear in ``1/z``) land in a z-buffer; a pixel left empty between two pixels of
+       one surface (left and right, or above and below) takes the nearer of them (crack fill);
+    2. **colour**: each pixel's centre at its depth is projected back into the image and the image
+       is sampled bilinearly there; the pixel is valid when the image's own depth there agrees
+       (:data:`VISIBILITY_RATIO`), i.e. when the image sees that point.
+
+    Holes remain only where the image does not see the scene (disocclusions, outside its frame,
+    dropped edge pixels). Plain torch: one code path for CPU and CUDA; frames are independent, so
+    any ``batch_size`` gives the same result. The reference view reproduces the image.
+    """
+
+    def __init__(self, image, depth, k, device: str | torch.device | None = "auto", compile: bool = False):
+        self.device = torch.device(resolve_device(device))
+        self.compile = compile
+        image = np.asarray(image)
+        d = np.asarray(depth, dtype=np.float32)
+        if d.ndim != 2 or image.shape[:2] != d.shape or image.ndim != 3 or image.shape[2] != 3:
+            raise RealcamError(f"image {image.shape} and depth {d.shape} must be (H, W, 3) and (H, W)", "scene")
+        keep = np.isfinite(d) & (d > 0)
+        if not keep.any():
+            raise RealcamError("the depth map has no point to render", "scene")
+        d = np.where(keep, d, 1.0).astype(np.float32)
+        self.h0, self.w0 = d.shape
+        # quads: four kept neighbours on one surface; a pixel is drawn only as a corner of one (a
+        # flying pixel between two surfaces, or an isolated spike, belongs to none)
+        q = np.stack([d[:-1, :-1], d[:-1, 1:], d[1:, :-1], d[1:, 1:]])
+        kq = keep[:-1, :-1] & keep[:-1, 1:] & keep[1:, :-1] & keep[1:, 1:]
+        quad_ok = kq & (q.max(0) <= (1 + SURFACE_RATIO) * q.min(0))
+        corner = np.zeros_like(keep)
+        corner[:-1, :-1] |= quad_ok
+        corner[:-1, 1:] |= quad_ok
+        corner[1:, :-1] |= quad_ok
+        corner[1:, 1:] |= quad_ok
+        keep &= corner
+        self.quad_ok = torch.as_tensor(quad_ok).to(self.device)
+        self.k = np.asarray(k, dtype=np.float64)
+        kinv = np.linalg.inv(self.k)
+        vv, uu = np.meshgrid(np.arange(self.h0) + 0.5, np.arange(self.w0) + 0.5, indexing="ij")
+        rays = np.stack([uu, vv, np.ones_like(uu)], 0).reshape(3, -1)
+        points = (kinv @ rays) * d.reshape(1, -1)
+        dev = self.device
+        self.points_t = torch.as_tensor(points, dtype=torch.float32).contiguous().to(dev)  # (3, H0*W0)
+        self.keep = torch.as_tensor(keep.reshape(-1)).to(dev)
+        # bilinear source for the colour pass: r, g, b, depth on kept pixels, kept weight
+        src = np.concatenate(
+            [image.astype(np.float32).transpose(2, 0, 1), (d * keep)[None], keep[None].astype(np.float32)]
+        )
+        self.source = torch.as_tensor(src).unsqueeze(0).to(dev)
+
+    def render(
+        self, k, w2c, height: int, width: int, background=(0, 0, 0), batch_size: int | None = None
+    ) -> RenderOutput:
+        """Render ``F`` views: pixel ``k`` ``(F, 3, 3)`` (or one ``(3, 3)``) and ``w2c`` ``(F, 4, 4)``
+        in the image camera's frame; ``batch_size`` frames at a time."""
+        w2c = torch.as_tensor(np.asarray(w2c) if not torch.is_tensor(w2c) else w2c, dtype=torch.float64).reshape(
+            -1, 4, 4
+        )
+        n = len(w2c)
+        k = torch.as_tensor(np.asarray(k) if not torch.is_tensor(k) else k, dtype=torch.float64)
+        k = k.reshape(-1, 3, 3).expand(n, 3, 3)
+        if n * height * width >= 2**31 - 1:
+            raise RealcamError(f"{n} frames of {width}x{height} are too many", "render")
+        batch_size = batch_size or n
+        parts = [
+            self._render(k[i : i + batch_size], w2c[i : i + batch_size], height, width) for i in range(0, n, batch_size)
+        ]
+        rgb, valid, z = (torch.cat(p) for p in zip(*parts))
+        bg = torch.as_tensor(background, dtype=torch.uint8, device=self.device)
+        if bg.any():
+            rgb = torch.where(valid.unsqueeze(-1), rgb, bg)
+        return RenderOutput(rgb, valid, z=z)
+
+    def _render(self, k: torch.Tensor, w2c: torch.Tensor, height: int, width: int):
+        dev = self.device
+        n, hw = len(w2c), height * width
+        proj = (k @ w2c[:, :3, :]).to(device=dev, dtype=torch.float32)
+        zbuf = torch.full((n * hw + 1,), _INT32_MAX, dtype=torch.int32, device=dev)
+        u, v, z, front = self._splat_vertices(proj, zbuf, height, width)
+        self._splat_quads(u, v, z, front, zbuf, height, width)
+        zt = fill_cracks(zbuf[:-1].view(n, height, width))
+        rgb, valid = self._colour(zt, *self._back_projection(k, w2c), height, width)
+        return rgb, valid, torch.where(valid, zt, torch.zeros((), device=dev))
+
+    def _back_projection(self, k: torch.Tensor, w2c: torch.Tensor):
+        """``M, b`` with the image pixel (homogeneous) of this view's pixel ``p`` at depth ``z``
+        equal to ``z M p + b``."""
+        k0, c2w = torch.as_tensor(self.k), torch.linalg.inv(w2c)
+        m = (k0 @ c2w[:, :3, :3] @ torch.linalg.inv(k)).to(self.device, torch.float32)
+        return m, (k0 @ c2w[:, :3, 3:]).to(self.device, torch.float32)
+
+    def colour_at_depth(self, k, w2c, depth) -> RenderOutput:
+        """Pass 2 alone, for given depth maps ``(F, H, W)`` of the views (``<= 0`` or non-finite:
+        none): what the image shows along each pixel's ray at that depth. With the views' true
+        depth this is the best any renderer of the image can do (an oracle for evaluation)."""
+        z = torch.as_tensor(np.asarray(depth, dtype=np.float32) if not torch.is_tensor(depth) else depth)
+        z = z.to(self.device, torch.float32).reshape(-1, *z.shape[-2:])
+        z = torch.where(torch.isfinite(z) & (z > 0), z, torch.full((), math.inf, device=self.device))
+        w2c = torch.as_tensor(np.asarray(w2c), dtype=torch.float64).reshape(-1, 4, 4)
+        k = torch.as_tensor(np.asarray(k), dtype=torch.float64).reshape(-1, 3, 3).expand(len(w2c), 3, 3)
+        rgb, valid = self._colour(z, *self._back_projection(k, w2c), *z.shape[-2:])
+        return RenderOutput(rgb, valid, z=torch.where(valid, z, torch.zeros((), device=self.device)))
+
+    def _splat_vertices(self, proj, zbuf, height: int, width: int):
+        """Pass 1a: every kept pixel into the depth z-buffer (float32 bits, ``amin``)."""
+        n, hw = proj.shape[0], height * width
+        cam = torch.baddbmm(proj[:, :, 3:], proj[:, :, :3], self.points_t.expand(n, -1, -1))
+        x, y, z = cam.unbind(1)
+        z = z.contiguous()
+        u, v = x / z, y / z
+        front = (z > NEAR) & self.keep
+        ok = front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        base = torch.arange(n, device=self.device, dtype=torch.int64).unsqueeze(1) * hw
+        slot = torch.where(ok, (v.to(torch.int32) * width + u.to(torch.int32)).to(torch.int64) + base, n * hw)
+        zbuf.scatter_reduce_(0, slot.view(-1), z.view(torch.int32).view(-1), reduce="amin", include_self=True)
+        return u, v, z, front
+
+    def _splat_quads(self, u, v, z, front, zbuf, height: int, width: int) -> None:
+        """Pass 1b: quads stretched beyond :data:`SUBDIVIDE_ABOVE` pixels, sampled at most one
+        pixel apart along each grid direction."""
+        n, h0, w0, hw = u.shape[0], self.h0, self.w0, height * width
+        if h0 < 2 or w0 < 2:
+            return
+        uu, vv = u.view(n, h0, w0), v.view(n, h0, w0)
+        ex = torch.hypot(uu[:, :, 1:] - uu[:, :, :-1], vv[:, :, 1:] - vv[:, :, :-1])  # (n, h0, w0-1)
+        ey = torch.hypot(uu[:, 1:, :] - uu[:, :-1, :], vv[:, 1:, :] - vv[:, :-1, :])  # (n, h0-1, w0)
+        sx = torch.maximum(ex[:, :-1, :], ex[:, 1:, :])
+        sy = torch.maximum(ey[:, :, :-1], ey[:, :, 1:])
+        stretched = (torch.maximum(sx, sy) > SUBDIVIDE_ABOVE) & self.quad_ok  # NaN (behind) compares False
+        sel = stretched.nonzero()
+        if not len(sel):
+            return
+        fi, yi, xi = sel.unbind(1)
+        corner = torch.stack([yi * w0 + xi, yi * w0 + xi + 1, (yi + 1) * w0 + xi, (yi + 1) * w0 + xi + 1], 1)
+        flat = corner + (fi * (h0 * w0)).unsqueeze(1)
+        uc, vc = u.reshape(-1)[flat], v.reshape(-1)[flat]
+        ok = front.reshape(-1)[flat].all(1)
+        ok &= (uc.amax(1) >= 0) & (uc.amin(1) < width) & (vc.amax(1) >= 0) & (vc.amin(1) < height)
+        if not ok.any():
+            return
+        fi, uc, vc = fi[ok], uc[ok], vc[ok]
+        iz = 1.0 / z.reshape(-1)[flat[ok]]
+        tiers = torch.as_tensor(SUBDIVISION_TIERS, device=self.device, dtype=torch.float32)
+        top = len(SUBDIVISION_TIERS) - 1
+        tx = torch.bucketize(torch.ceil(sx[stretched][ok]), tiers).clamp_max(top)
+        ty = torch.bucketize(torch.ceil(sy[stretched][ok]), tiers).clamp_max(top)
+        group = tx * len(SUBDIVISION_TIERS) + ty
+        dump = n * hw
+        for g in torch.unique(group).tolist():
+            m = group == g
+            nx, ny = SUBDIVISION_TIERS[g // len(SUBDIVISION_TIERS)], SUBDIVISION_TIERS[g % len(SUBDIVISION_TIERS)]
+            a, c = torch.meshgrid(
+                torch.linspace(0, 1, ny + 1, device=self.device),
+                torch.linspace(0, 1, nx + 1, device=self.device),
+                indexing="ij",
+            )
+            w = torch.stack([(1 - a) * (1 - c), (1 - a) * c, a * (1 - c), a * c], -1).reshape(-1, 4).T  # (4, S)
+            us, vs = uc[m] @ w, vc[m] @ w
+            zs = (1.0 / (iz[m] @ w)).contiguous()
+            inside = (us >= 0) & (us < width) & (vs >= 0) & (vs < height)
+            pixel = (vs.to(torch.int32) * width + us.to(torch.int32)).to(torch.int64)
+            slot = torch.where(inside, pixel + (fi[m] * hw).unsqueeze(1), dump)
+            zbuf.scatter_reduce_(0, slot.view(-1), zs.view(torch.int32).view(-1), reduce="amin", include_self=True)
+
+    def _colour(self, zt: torch.Tensor, m: torch.Tensor, b: torch.Tensor, height: int, width: int):
+        """Pass 2: back-project each pixel centre at its depth into the image, sample it bilinearly
+        (colour, the kept pixels' depth and their weight in one ``grid_sample``)."""
+        n, dev = zt.shape[0], self.device
+        has = torch.isfinite(zt)
+        ys, xs = torch.meshgrid(
+            torch.arange(height, device=dev, dtype=torch.float32) + 0.5,
+            torch.arange(width, device=dev, dtype=torch.float32) + 0.5,
+            indexing="ij",
+        )
+        pix = torch.stack([xs, ys, torch.ones_like(xs)]).reshape(1, 3, -1)
+        q = torch.where(has, zt, torch.zeros((), device=dev)).reshape(n, 1, -1) * (m @ pix) + b  # (n, 3, HW)
+        qz = q[:, 2]
+        grid = torch.stack([q[:, 0] / qz * (2.0 / self.w0) - 1.0, q[:, 1] / qz * (2.0 / self.h0) - 1.0], -1)
+        grid = torch.nan_to_num(grid, nan=-2.0, posinf=-2.0, neginf=-2.0).view(n, height, width, 2)
+        sampled = F.grid_sample(
+            self.source.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )  # (n, 5, H, W)
+        kept = sampled[:, 4]
+        src_z = sampled[:, 3] / kept.clamp_min(1e-6)
+        qz = qz.view(n, height, width)
+        valid = has & (qz > NEAR) & (kept > 0.5) & ((src_z - qz).abs() <= VISIBILITY_RATIO * qz)
+        rgb = (sampled[:, :3] + 0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        rgb = torch.where(valid.unsqueeze(-1), rgb, torch.zeros((), dtype=torch.uint8, device=dev))
+        return rgb.contiguous(), valid
+
+
+def fill_cracks(zbits: torch.Tensor) -> torch.Tensor:
+    """``(F, H, W)`` depth as float32 bits (``INT32_MAX`` empty) -> float32 depth, ``inf`` where
+    empty: an empty pixel between two filled ones of one surface (left and right, above and below,
+    or diagonally opposite; depths within :data:`SURFACE_RATIO`) takes the nearer depth. Only the
+    empty pixels are visited."""
+    n, h, w = zbits.shape
+    empty = zbits == _INT32_MAX
+    z = torch.where(empty, torch.full((), math.inf, device=zbits.device), zbits.view(torch.float32))
+    padded = F.pad(z, (1, 1, 1, 1), value=math.inf).reshape(-1)
+    f, y, x = empty.nonzero(as_tuple=True)
+    at = f * ((h + 2) * (w + 2)) + (y + 1) * (w + 2) + (x + 1)
+    best = torch.full(at.shape, math.inf, device=z.device)
+    row = w + 2
+    for step in (1, row, row + 1, row - 1):  # left/right, above/below, the two diagonals
+        a, c = padded[at - step], padded[at + step]
+        lo, hi = torch.minimum(a, c), torch.maximum(a, c)
+        best = torch.minimum(best, torch.where(hi <= (1 + SURFACE_RATIO) * lo, lo, math.inf))
+    z[f, y, x] = best
+    return z
 
 
 def render_points(

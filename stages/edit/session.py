@@ -24,8 +24,7 @@ from ..core import trajectory as tr
 from ..core.artifacts import atomic_write_text, write_arrays
 from ..core.errors import RealcamError
 from ..core.image import fit_intrinsics
-from ..core.render import PointRenderer
-from ..preview import load_scene, render_preview
+from ..preview import load_scene, make_renderer, render_preview
 from ..settings import EditSettings
 
 #: Keyframes a preset starts with (its progress 0, 1/4, ..., 1): enough to follow an orbit closely.
@@ -92,7 +91,7 @@ class EditorSession:
         self.k_image = cam.denormalize_intrinsics(self.intrinsics, w, h)
         self.size = tuple(size) if size is not None else default_size(w, h)
         self.k = fit_intrinsics(self.k_image, (w, h), self.size)
-        self.renderer = PointRenderer(self.scene.points, self.scene.colors, s.device)
+        self.renderer = make_renderer(self.scene, s.renderer, s.device)
         if loaded is not None:
             self.c2w = [m.copy() for m in loaded.c2w]
             self.times = [float(t) for t in loaded.times]
