@@ -7,7 +7,8 @@ factor 1, so the poses are metric), frame 0 and its exact depth make the preview
 clip's true path and compared with the true frames:
 
 - **seen**: the share of frame i's pixels whose scene point frame 0 sees
-  (``stages.preview.seen_by_image``): what a preview can show at all;
+  (``stages.preview.seen_by_image``): what a preview can show at all (every figure comes from
+  ``stages.preview.preview_fidelity``);
 - **rendered** / **mask**: the share of those seen pixels the preview renders / the noise-shaping
   mask keeps (5x5 rule);
 - **PSNR mask**: PSNR of the preview against the true frame on the mask; **PSNR seen**: on the mask
@@ -25,7 +26,6 @@ PSNR >= 28 dB.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +33,7 @@ import torch
 
 from stages import synth
 from stages.core import cameras as cam
-from stages.core.render import noise_shaping_masks
-from stages.preview import build_scene, make_renderer, seen_by_image
+from stages.preview import build_scene, make_renderer, preview_fidelity
 
 ROOT = Path(__file__).resolve().parents[1] / "examples" / "data"
 
@@ -46,47 +45,6 @@ def synthetic_clip(pose_file: Path, size: tuple[int, int], textures: list[np.nda
     k = cam.denormalize_intrinsics(written.intrinsics, *size)
     c2w = written.c2w
     return frames, depth, k, np.linalg.inv(c2w[0])[None] @ c2w
-
-
-def psnr(err: float) -> float:
-    return float(10 * np.log10(255.0**2 / err)) if err > 0 else float("inf")
-
-
-def score(frames, depth, k, rel, renderer, oracle) -> dict:
-    """The pooled figures of frames 1..15 for one renderer."""
-    size = frames.shape[2], frames.shape[1]
-    t = time.perf_counter()
-    out = renderer.render(k, np.linalg.inv(rel), size[1], size[0])
-    seconds = time.perf_counter() - t
-    rgb, valid = out.rgb.cpu().numpy(), out.valid.cpu().numpy()
-    masks = noise_shaping_masks(valid)[0]
-    ideal = oracle.colour_at_depth(k, np.linalg.inv(rel), depth)
-    ideal_rgb, ideal_valid = ideal.rgb.cpu().numpy(), ideal.valid.cpu().numpy()
-    n_seen = n_rendered = n_mask = 0
-    sq_mask = sq_seen = sq_oracle = 0.0
-    c_mask = c_seen = 0
-    for i in range(1, len(rel)):
-        seen = seen_by_image(depth[i], k[i], rel[i], depth[0], k[0])
-        n_seen += seen.sum()
-        n_rendered += (valid[i] & seen).sum()
-        n_mask += (masks[i] & seen).sum()
-        err = ((rgb[i].astype(np.float64) - frames[i]) ** 2).mean(-1)
-        sq_mask += err[masks[i]].sum()
-        c_mask += masks[i].sum()
-        both = masks[i] & seen & ideal_valid[i]
-        sq_seen += err[both].sum()
-        sq_oracle += ((ideal_rgb[i].astype(np.float64) - frames[i]) ** 2).mean(-1)[both].sum()
-        c_seen += both.sum()
-    seen_share = n_seen / ((len(rel) - 1) * size[0] * size[1])
-    return {
-        "seen": seen_share,
-        "rendered": n_rendered / n_seen,
-        "mask": n_mask / n_seen,
-        "psnr_mask": psnr(sq_mask / max(c_mask, 1)),
-        "psnr_seen": psnr(sq_seen / max(c_seen, 1)),
-        "oracle": psnr(sq_oracle / max(c_seen, 1)),
-        "ms": seconds * 1e3,
-    }
 
 
 def main() -> None:
@@ -105,7 +63,7 @@ def main() -> None:
         scene = build_scene(frames[0], depth[0], k[0])
         oracle = make_renderer(scene, "surface", "cpu")
         for kind in ("points", "surface"):
-            r = score(frames, depth, k, rel, make_renderer(scene, kind, "cpu"), oracle)
+            r = preview_fidelity(frames, depth, k, rel, make_renderer(scene, kind, "cpu"), oracle)
             print(
                 f"| {pose_file.stem} | {kind} | {r['seen']:.1%} | {r['rendered']:.1%} | {r['mask']:.1%} | "
                 f"{r['psnr_mask']:.1f} | {r['psnr_seen']:.1f} | {r['oracle']:.1f} | {r['ms']:.0f} |"

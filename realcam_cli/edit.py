@@ -52,6 +52,9 @@ def edit(
         EditSettings.device, "--device", help="Device for depth and the preview renderer (cpu, cuda, auto)."
     ),
     fps: float = typer.Option(EditSettings.fps, "--fps", help="Playback rate of the preview panel."),
+    renderer: str = typer.Option(
+        EditSettings.renderer, "--renderer", help="surface (holes only where the image does not see) or points."
+    ),
     duration: Optional[float] = typer.Option(
         None, "--duration", help="Stop after this many seconds (scripts, tests); default: until Ctrl+C."
     ),
@@ -75,6 +78,7 @@ def edit(
         port=port,
         export=str(export or Path(f"{image.stem}_trajectory.json")),
         fps=fps,
+        renderer=renderer,
     ).check()
     export = Path(settings.export)
     if duration is not None:

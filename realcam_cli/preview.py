@@ -62,6 +62,12 @@ def preview(
         False, "--compile", help="Fuse the projection with torch.compile (one-time compile, then faster)."
     ),
     gif: bool = typer.Option(False, "--gif", help="Also write preview.gif (a looping GIF for documents)."),
+    renderer: str = typer.Option(
+        PreviewSettings.renderer,
+        "--renderer",
+        help="surface: the depth map as a continuous surface (holes only where the image does not see the "
+        "scene); points: each point on one pixel (holes wherever the view magnifies the image).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo even when all outputs exist."),
 ) -> None:
     """Render a real-time preview of the image's metric scene along a camera trajectory."""
@@ -86,6 +92,7 @@ def preview(
         batch_size=batch_size,
         compile=compile,
         gif=gif,
+        renderer=renderer,
     )
     with progress_bar("preview", total=len(preview_stage.STEPS)) as advance:
 

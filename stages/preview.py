@@ -265,6 +265,53 @@ def seen_by_image(
     return inside & (np.abs(d0 - z) <= ratio * z)
 
 
+def _psnr(err: float) -> float:
+    return float(10 * np.log10(255.0**2 / err)) if err > 0 else float("inf")
+
+
+def preview_fidelity(frames, depth, k, rel, renderer, oracle) -> dict:
+    """How well ``renderer`` previews a clip whose true ``frames`` ``(F, H, W, 3)``, ``depth``
+    ``(F, H, W)``, pixel ``k`` ``(F, 3, 3)`` and ``rel`` c2w (relative to frame 0) are known, from
+    frame 0 (the scene the renderer holds), pooled over frames 1..: ``seen`` (share of pixels whose
+    point frame 0 sees, :func:`seen_by_image`), ``rendered`` / ``mask`` (shares of those the preview
+    renders / the noise-shaping mask keeps), ``psnr_mask`` (on the mask), ``psnr_seen`` (on the mask
+    and seen), ``oracle`` (on the same pixels, frame 0 sampled at the frames' true depth by
+    ``oracle.colour_at_depth``: the bound frame 0 sets) and ``ms`` (render time)."""
+    size = frames.shape[2], frames.shape[1]
+    t = time.perf_counter()
+    out = renderer.render(k, np.linalg.inv(rel), size[1], size[0])
+    seconds = time.perf_counter() - t
+    rgb, valid = out.rgb.cpu().numpy(), out.valid.cpu().numpy()
+    masks = noise_shaping_masks(valid)[0]
+    ideal = oracle.colour_at_depth(k, np.linalg.inv(rel), depth)
+    ideal_rgb, ideal_valid = ideal.rgb.cpu().numpy(), ideal.valid.cpu().numpy()
+    n_seen = n_rendered = n_mask = 0
+    sq_mask = sq_seen = sq_oracle = 0.0
+    c_mask = c_seen = 0
+    for i in range(1, len(rel)):
+        seen = seen_by_image(depth[i], k[i], rel[i], depth[0], k[0])
+        n_seen += seen.sum()
+        n_rendered += (valid[i] & seen).sum()
+        n_mask += (masks[i] & seen).sum()
+        err = ((rgb[i].astype(np.float64) - frames[i]) ** 2).mean(-1)
+        sq_mask += err[masks[i]].sum()
+        c_mask += masks[i].sum()
+        both = masks[i] & seen & ideal_valid[i]
+        sq_seen += err[both].sum()
+        sq_oracle += ((ideal_rgb[i].astype(np.float64) - frames[i]) ** 2).mean(-1)[both].sum()
+        c_seen += both.sum()
+    seen_share = n_seen / ((len(rel) - 1) * size[0] * size[1])
+    return {
+        "seen": seen_share,
+        "rendered": n_rendered / n_seen,
+        "mask": n_mask / n_seen,
+        "psnr_mask": _psnr(sq_mask / max(c_mask, 1)),
+        "psnr_seen": _psnr(sq_seen / max(c_seen, 1)),
+        "oracle": _psnr(sq_oracle / max(c_seen, 1)),
+        "ms": seconds * 1e3,
+    }
+
+
 def write_ply(path: str | Path, scene: SceneCloud) -> Path:
     """The scene as a binary PLY with colours (Open3D)."""
     import open3d as o3d

@@ -8,7 +8,14 @@ import torch
 
 from stages.core import cameras as cam
 from stages.core.errors import RealcamError
-from stages.core.render import PointRenderer, edge_filter, noise_shaping_masks, render_points, to_latent_mask
+from stages.core.render import (
+    PointRenderer,
+    SurfaceRenderer,
+    edge_filter,
+    noise_shaping_masks,
+    render_points,
+    to_latent_mask,
+)
 
 H, W = 24, 32
 K = cam.default_intrinsics(W, H)
@@ -161,3 +168,83 @@ def test_latent_mask_is_bilinear_align_corners_then_threshold():
     assert expected[:, 0].all() and not expected[:, 2:].any()
     pixel, latent = noise_shaping_masks(np.ones((3, 64, 40), bool), 5, 8)
     assert pixel.all() and latent.shape == (3, 8, 5) and latent.all()
+
+
+# ----------------------------------------------------------------------------------------------
+# The surface renderer
+# ----------------------------------------------------------------------------------------------
+def test_surface_identity_view_reproduces_the_image_exactly():
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(2.0, 2.05, (H, W))  # one surface: every quad joins its four pixels
+    image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    out = SurfaceRenderer(image, depth, K, "cpu").render(K, np.eye(4), H, W)
+    assert out.valid.all()
+    assert np.array_equal(out.rgb[0].numpy(), image)
+    assert np.allclose(out.depth[0].numpy(), depth, rtol=1e-6)
+
+
+def test_surface_closing_in_leaves_no_hole_and_samples_the_image():
+    # A plane 2 m away filling the image; the camera moves 1 m towards it: a 2x magnification,
+    # where one point per pixel leaves three pixels in four empty.
+    h, w = 48, 64
+    k = cam.default_intrinsics(w, h)
+    image = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    depth = np.full((h, w), 2.0)
+    w2c = np.eye(4)
+    w2c[2, 3] = -1.0
+    surface = SurfaceRenderer(image, depth, k, "cpu").render(k, w2c, h, w)
+    points = PointRenderer(grid_cloud(depth, k), image.reshape(-1, 3), "cpu").render(k, w2c, h, w)
+    assert surface.valid.all()
+    assert 0.2 < points.valid.float().mean() < 0.3  # the lattice of holes of one pixel per point
+    assert np.allclose(surface.depth.numpy(), 1.0, rtol=1e-5)
+    # each pixel shows the image bilinearly at the point its ray meets: (u, v) = centre + (p - c) / 2
+    uu, vv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    u = (uu - k[0, 2]) / 2 + k[0, 2] - 0.5
+    v = (vv - k[1, 2]) / 2 + k[1, 2] - 0.5
+    x0, y0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    fx, fy = (u - x0)[..., None], (v - y0)[..., None]
+    img = image.astype(np.float64)
+    expected = (
+        img[y0, x0] * (1 - fx) * (1 - fy)
+        + img[y0, x0 + 1] * fx * (1 - fy)
+        + img[y0 + 1, x0] * (1 - fx) * fy
+        + img[y0 + 1, x0 + 1] * fx * fy
+    )
+    assert np.abs(surface.rgb[0].numpy() - expected).max() <= 1.0
+
+
+def test_surface_keeps_true_holes_and_batches_agree():
+    # A near square (1 m) in front of a far wall (3 m); the camera steps sideways: the wall strip
+    # the square hid from the image stays a hole, everything else is drawn.
+    h, w = 48, 64
+    k = cam.default_intrinsics(w, h)
+    depth = np.full((h, w), 3.0)
+    depth[16:32, 24:40] = 1.0
+    image = np.random.default_rng(2).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    w2c = np.tile(np.eye(4), (3, 1, 1))
+    w2c[1, 0, 3], w2c[2, 0, 3] = -0.4, 0.4  # camera 0.4 m to the right, then to the left
+    r = SurfaceRenderer(image, depth, k, "cpu")
+    out = r.render(k, w2c, h, w)
+    one_by_one = r.render(k, w2c, h, w, batch_size=1)
+    assert torch.equal(out.rgb, one_by_one.rgb) and torch.equal(out.valid, one_by_one.valid)
+    f = k[0, 0]
+    for i, shift in ((1, -0.4), (2, 0.4)):
+        # exact visibility: a wall point is seen by the image unless the square covers it there
+        uu, vv = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+        square = (uu >= 24 + f * shift / 1.0) & (uu < 40 + f * shift / 1.0) & (vv >= 16) & (vv < 32)
+        wall_u = uu - f * shift / 3.0  # where the image sees the wall point behind this pixel
+        hidden = (wall_u >= 24) & (wall_u < 40) & (vv >= 16) & (vv < 32) & ~square
+        valid = out.valid[i].numpy()
+        assert hidden.sum() > 100
+        assert not (valid & hidden).any()  # true holes stay holes
+        clear = (
+            ~hidden
+            & ~np.roll(hidden, 1, 1)
+            & ~np.roll(hidden, -1, 1)
+            & ~np.roll(hidden, 2, 1)
+            & ~np.roll(hidden, -2, 1)
+        )
+        edge = np.abs(uu - (24 + f * shift)) < 2.5
+        edge |= np.abs(uu - (40 + f * shift)) < 2.5
+        inside = (uu > 2) & (uu < w - 2) & (wall_u > 2) & (wall_u < w - 2)
+        assert valid[clear & ~edge & inside].mean() > 0.99  # and all else is drawn
