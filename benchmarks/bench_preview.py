@@ -1,6 +1,8 @@
 """Preview speed: 16 frames at 512x320 from a 512x320 image (~164k points), depth excluded.
 
-Our torch z-buffer splatting (render + noise-shaping masks) against Open3D's tensor-API
+Our two renderers (render + noise-shaping masks): the surface renderer (the default: the depth map
+as a continuous surface, ``SurfaceRenderer``) and the point renderer (one pixel per point,
+``PointRenderer``), against Open3D's tensor-API
 ``PointCloud.project_to_rgbd_image`` (the z-buffered projection that runs headless here; Open3D's
 ``OffscreenRenderer`` needs a GPU/EGL context), measured in the same run on the same cloud and
 cameras. Prints a table with the best and median of several repeats and the ratio to Open3D.
@@ -24,7 +26,7 @@ from stages.core import cameras as cam
 from stages.core import trajectory as tr
 from stages.core.device import resolve_device
 from stages.core.render import PointRenderer, noise_shaping_masks
-from stages.preview import build_scene
+from stages.preview import build_scene, make_renderer
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, N = 512, 320, 16
@@ -82,8 +84,14 @@ def main() -> None:
 
         return run
 
+    surface = make_renderer(cloud, "surface", dev)
+    for batch in (16, 4):
+        rows.append(
+            (f"surface (default), render + masks, batch {batch}", *timed(ours(surface, batch), args.repeats, sync))
+        )
     for batch in (16, 4, 1):
-        rows.append((f"ours (eager), render + masks, batch {batch}", *timed(ours(renderer, batch), args.repeats, sync)))
+        name = f"points (eager), render + masks, batch {batch}"
+        rows.append((name, *timed(ours(renderer, batch), args.repeats, sync)))
     if not args.no_compile:
         t = time.perf_counter()
         a, b = renderer.render(k, w2c, H, W, batch_size=4), fused.render(k, w2c, H, W, batch_size=4)
@@ -94,7 +102,7 @@ def main() -> None:
         )
         for batch in (16, 4):
             rows.append(
-                (f"ours (--compile), render + masks, batch {batch}", *timed(ours(fused, batch), args.repeats, sync))
+                (f"points (--compile), render + masks, batch {batch}", *timed(ours(fused, batch), args.repeats, sync))
             )
 
     try:

@@ -197,6 +197,9 @@ SUBDIVISION_TIERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 SURFACE_RATIO = 0.05
 #: A pixel shows the image where the source depth at its back-projection agrees to this fraction.
 VISIBILITY_RATIO = 0.05
+#: Frames the surface renderer draws at once unless told (measured fastest on CPU: 4 of 16 frames
+#: at 512x320 took 372 ms against 500 ms for all 16 at once).
+DEFAULT_BATCH = 4
 _INT32_MAX = torch.iinfo(torch.int32).max
 
 
@@ -261,7 +264,8 @@ class SurfaceRenderer:
         self, k, w2c, height: int, width: int, background=(0, 0, 0), batch_size: int | None = None
     ) -> RenderOutput:
         """Render ``F`` views: pixel ``k`` ``(F, 3, 3)`` (or one ``(3, 3)``) and ``w2c`` ``(F, 4, 4)``
-        in the image camera's frame; ``batch_size`` frames at a time."""
+        in the image camera's frame; ``batch_size`` frames at a time (default :data:`DEFAULT_BATCH`:
+        smaller temporaries stay in the CPU caches; the result does not depend on it)."""
         w2c = torch.as_tensor(np.asarray(w2c) if not torch.is_tensor(w2c) else w2c, dtype=torch.float64).reshape(
             -1, 4, 4
         )
@@ -270,7 +274,7 @@ class SurfaceRenderer:
         k = k.reshape(-1, 3, 3).expand(n, 3, 3)
         if n * height * width >= 2**31 - 1:
             raise RealcamError(f"{n} frames of {width}x{height} are too many", "render")
-        batch_size = batch_size or n
+        batch_size = batch_size or DEFAULT_BATCH
         parts = [
             self._render(k[i : i + batch_size], w2c[i : i + batch_size], height, width) for i in range(0, n, batch_size)
         ]
@@ -371,31 +375,37 @@ class SurfaceRenderer:
             slot = torch.where(inside, pixel + (fi[m] * hw).unsqueeze(1), dump)
             zbuf.scatter_reduce_(0, slot.view(-1), zs.view(torch.int32).view(-1), reduce="amin", include_self=True)
 
+    def _pixels(self, height: int, width: int) -> torch.Tensor:
+        """``(1, 3, H*W)`` homogeneous pixel centres of a view size (kept between calls)."""
+        if getattr(self, "_pixel_grid", (None,))[0] != (height, width):
+            ys, xs = torch.meshgrid(
+                torch.arange(height, device=self.device, dtype=torch.float32) + 0.5,
+                torch.arange(width, device=self.device, dtype=torch.float32) + 0.5,
+                indexing="ij",
+            )
+            self._pixel_grid = ((height, width), torch.stack([xs, ys, torch.ones_like(xs)]).reshape(1, 3, -1))
+        return self._pixel_grid[1]
+
     def _colour(self, zt: torch.Tensor, m: torch.Tensor, b: torch.Tensor, height: int, width: int):
-        """Pass 2: back-project each pixel centre at its depth into the image, sample it bilinearly
-        (colour, the kept pixels' depth and their weight in one ``grid_sample``)."""
+        """Pass 2: back-project each pixel centre at its depth into the image and sample it there
+        bilinearly: the colour (one ``grid_sample`` of 3 channels) and the depth of the kept pixels
+        with their weight (one of 2: the two are cheaper than one of 5 on CPU)."""
         n, dev = zt.shape[0], self.device
         has = torch.isfinite(zt)
-        ys, xs = torch.meshgrid(
-            torch.arange(height, device=dev, dtype=torch.float32) + 0.5,
-            torch.arange(width, device=dev, dtype=torch.float32) + 0.5,
-            indexing="ij",
-        )
-        pix = torch.stack([xs, ys, torch.ones_like(xs)]).reshape(1, 3, -1)
-        q = torch.where(has, zt, torch.zeros((), device=dev)).reshape(n, 1, -1) * (m @ pix) + b  # (n, 3, HW)
-        qz = q[:, 2]
-        grid = torch.stack([q[:, 0] / qz * (2.0 / self.w0) - 1.0, q[:, 1] / qz * (2.0 / self.h0) - 1.0], -1)
-        grid = torch.nan_to_num(grid, nan=-2.0, posinf=-2.0, neginf=-2.0).view(n, height, width, 2)
-        sampled = F.grid_sample(
-            self.source.expand(n, -1, -1, -1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
-        )  # (n, 5, H, W)
-        kept = sampled[:, 4]
-        src_z = sampled[:, 3] / kept.clamp_min(1e-6)
+        z = torch.where(has, zt, torch.ones((), device=dev)).view(n, 1, -1)
+        q = (m @ self._pixels(height, width)).mul_(z).add_(b)  # (n, 3, HW) image pixels, homogeneous
+        qz = q[:, 2:3]
+        scale = torch.tensor([2.0 / self.w0, 2.0 / self.h0], device=dev).view(1, 2, 1)
+        grid = (q[:, :2] / qz).mul_(scale).sub_(1.0).transpose(1, 2).reshape(n, height, width, 2)
+        sample = dict(mode="bilinear", padding_mode="zeros", align_corners=False)
+        depth = F.grid_sample(self.source[:, 3:].expand(n, -1, -1, -1), grid, **sample)  # (n, 2, H, W)
+        kept = depth[:, 1]
+        src_z = depth[:, 0] / kept.clamp_min(1e-6)
         qz = qz.view(n, height, width)
         valid = has & (qz > NEAR) & (kept > 0.5) & ((src_z - qz).abs() <= VISIBILITY_RATIO * qz)
-        rgb = (sampled[:, :3] + 0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-        rgb = torch.where(valid.unsqueeze(-1), rgb, torch.zeros((), dtype=torch.uint8, device=dev))
-        return rgb.contiguous(), valid
+        colour = F.grid_sample(self.source[:, :3].expand(n, -1, -1, -1), grid, **sample)  # (n, 3, H, W)
+        colour = colour.add_(0.5).clamp_(0, 255).mul_(valid.unsqueeze(1))
+        return colour.to(torch.uint8).permute(0, 2, 3, 1).contiguous(), valid
 
 
 def fill_cracks(zbits: torch.Tensor) -> torch.Tensor:
