@@ -1,16 +1,19 @@
-"""Point splatting with a z-buffer and the noise-shaping masks (docs/method.md#point-cloud-preview,
-docs/method.md#scene-constrained-noise-shaping).
+"""The preview renderers and the noise-shaping masks (docs/method.md#point-cloud-preview,
+docs/method.md#scene-constrained-noise-shaping). Both renderers are plain torch, so the same code
+runs on CPU and CUDA; frames are independent, so any batch size gives the same result.
 
-The renderer is plain torch, so the same code runs on CPU and CUDA. Each point lands on the one
-pixel that contains its projection (pixel ``i`` covers ``[i, i+1)``); among the points landing on a
-pixel the nearest wins. The z-buffer is a single ``scatter_reduce(amin)`` over 64-bit keys whose
-high half is the depth's float32 bit pattern (monotone for positive floats) and whose low half is
-the point index, so depth test and colour lookup happen in one pass, deterministically.
-Frames are independent: a batch of frames is one scatter, and any batch size gives the same result.
+:class:`SurfaceRenderer` (the default of ``preview`` and ``edit``) draws a depth image as a
+continuous surface: holes remain only where the image does not see the scene.
 
-Masks: a pixel is *valid* where a point landed; the noise-shaping mask keeps a valid pixel only if
-its whole ``k x k`` neighbourhood is valid (reflect padding at the image border, as the reference
-implementation), then resizes it to the latent grid (bilinear, align corners) and keeps ``>= 0.9``.
+:class:`PointRenderer` draws a point cloud: each point lands on the one pixel that contains its
+projection (pixel ``i`` covers ``[i, i+1)``); among the points landing on a pixel the nearest wins.
+The z-buffer is a single ``scatter_reduce(amin)`` over 64-bit keys whose high half is the depth's
+float32 bit pattern (monotone for positive floats) and whose low half is the point index, so depth
+test and colour lookup happen in one pass, deterministically.
+
+Masks: the noise-shaping mask keeps a valid pixel only if its whole ``k x k`` neighbourhood is
+valid (reflect padding at the image border, as the reference implementation), then resizes it to
+the latent grid (bilinear, align corners) and keeps ``>= 0.9``.
 """
 
 from __future__ import annotations
