@@ -39,7 +39,7 @@ from .core import cameras as cam
 from .core import checks
 from .core.artifacts import FAILED, OK, atomic_dir, atomic_write_bytes
 from .core.batch import BatchTask, run_batch
-from .core.dataset import shard, shard_table
+from .core.dataset import clip_layout, shard, shard_table
 from .core.errors import RealcamError
 from .core.video import VIDEO_SUFFIXES, ClipVideoWriter, VideoInfo, decode_at
 from .settings import BatchSettings, FetchSettings
@@ -220,12 +220,7 @@ class _ClipOut:
         self.clip, self.settings = clip, settings
         self.kept: list[int] = []  # camera rows with a frame
         self.size: tuple[int, int] | None = None
-        split = Path(clip.split) if clip.split else Path()
-        self.camera_path = out / "cameras" / split / f"{clip.clip_id}.txt"
-        if settings.store == "video":
-            self.target = out / "videos" / split / f"{clip.clip_id}.mp4"
-        else:
-            self.target = out / "frames" / split / clip.clip_id
+        self.camera_path, self.target = clip_outputs(out, clip, settings.store)
         self._ctx = None  # opened at the first frame: a clip without frames creates nothing
         self._open = False
         stack.callback(self._abandon)
@@ -276,6 +271,12 @@ class _ClipOut:
             self._open = False
             with contextlib.suppress(Exception):
                 self._ctx.__exit__(RealcamError, RealcamError("abandoned"), None)
+
+
+def clip_outputs(out: Path, clip: ReleaseClip, store: str) -> tuple[Path, Path]:
+    """A clip's camera file and its frames folder (``store="frames"``) or clip video in ``out``."""
+    where = clip_layout(out, clip.clip_id, clip.split)
+    return where.camera_path, where.video_path if store == "video" else where.frames_dir
 
 
 def _row(clip: ReleaseClip, video_id: str, status: str, reason: str = "", **values) -> dict:
@@ -364,15 +365,7 @@ class FetchTask(BatchTask):
         return job.video_id
 
     def outputs(self, job: VideoJob) -> list[Path]:
-        paths = []
-        for c in job.clips:
-            split = Path(c.split) if c.split else Path()
-            paths.append(self.out / "cameras" / split / f"{c.clip_id}.txt")
-            if self.settings.store == "video":
-                paths.append(self.out / "videos" / split / f"{c.clip_id}.mp4")
-            else:
-                paths.append(self.out / "frames" / split / c.clip_id)
-        return paths
+        return [p for c in job.clips for p in clip_outputs(self.out, c, self.settings.store)]
 
     def scratch(self, job: VideoJob) -> Path:
         return self.out / DOWNLOADS / job.video_id

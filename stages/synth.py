@@ -30,6 +30,7 @@ import pandas as pd
 from .core import cameras as cam
 from .core import checks
 from .core.artifacts import atomic_dir, merge_rows, read_table, should_skip, write_arrays, write_table
+from .core.dataset import clip_layout
 from .core.errors import RealcamError
 from .core.video import read_image, write_clip_video, write_image
 
@@ -368,8 +369,9 @@ def synthesize(
     done = set(old["clip_id"].astype(str)) if old is not None else set()
     skipped = []
     for clip_id, cams in clips.items():
-        stored = out / "frames" / clip_id if store == "frames" else out / "videos" / f"{clip_id}.mp4"
-        outputs = [out / "cameras" / f"{clip_id}.txt", stored, out / "depth_gt" / f"{clip_id}.npz"]
+        where = clip_layout(out, clip_id)
+        stored = where.frames_dir if store == "frames" else where.video_path
+        outputs = [where.camera_path, stored, out / "depth_gt" / f"{clip_id}.npz"]
         if should_skip(clip_id, done, outputs, overwrite):
             skipped.append(clip_id)
             if progress:

@@ -34,11 +34,6 @@ class Clip:
             return None
         return self.video_path
 
-    @property
-    def frames_where(self) -> Path:
-        """Where the frames are (or were looked for), for messages."""
-        return self.video or self.frames_dir
-
     def read_frames(self, timestamps, rows=None) -> list:
         """RGB ``uint8`` frames at the given camera timestamps (all, or ``rows`` of them): frame
         files ``<timestamp>.png``/``.jpg`` or the clip video decoded at the timestamps; a missing or
@@ -47,11 +42,24 @@ class Clip:
 
         from .video import read_clip_video, read_image
 
+        if self.video is not None:
+            return read_clip_video(self.video, timestamps, rows)
         ts = np.asarray(timestamps, dtype=np.int64)
         idx = np.arange(len(ts)) if rows is None else np.asarray(rows, dtype=np.int64)
-        if self.video is not None:
-            return read_clip_video(self.video, ts, idx)
         return [read_image(frame_file(self.frames_dir, int(ts[i]))) for i in idx]
+
+
+def clip_layout(root: str | Path, clip_id: str, split: str = "") -> Clip:
+    """Where a clip's files are (or go) in a dataset root: ``cameras/[<split>/]<clip>.txt``,
+    ``frames/[<split>/]<clip>/`` and ``videos/[<split>/]<clip>.mp4``."""
+    root = Path(root)
+    return Clip(
+        clip_id,
+        root / "cameras" / split / f"{clip_id}.txt",
+        root / "frames" / split / clip_id,
+        split,
+        root / "videos" / split / f"{clip_id}.mp4",
+    )
 
 
 def find_clips(root: str | Path) -> list[Clip]:
@@ -68,9 +76,7 @@ def find_clips(root: str | Path) -> list[Clip]:
         for f in sorted(split_dir.glob("*.txt")):
             if f.stem in clips:
                 raise RealcamError(f"clip id {f.stem} appears in two splits", f)
-            clips[f.stem] = Clip(
-                f.stem, f, root / "frames" / split / f.stem, split, root / "videos" / split / f"{f.stem}.mp4"
-            )
+            clips[f.stem] = clip_layout(root, f.stem, split)
     return [clips[k] for k in sorted(clips)]
 
 
