@@ -56,6 +56,15 @@ class RenderOutput:
         return torch.where(self.valid, self.zbuf & _LOW32, -1)
 
 
+def view_cameras(k, w2c) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel intrinsics ``(F, 3, 3)`` (one ``(3, 3)`` serves every view) and ``w2c`` ``(F, 4, 4)``
+    of ``F`` views, as float64 tensors (NumPy or torch in)."""
+    w2c = torch.as_tensor(np.asarray(w2c) if not torch.is_tensor(w2c) else w2c, dtype=torch.float64)
+    w2c = w2c.reshape(-1, 4, 4)
+    k = torch.as_tensor(np.asarray(k) if not torch.is_tensor(k) else k, dtype=torch.float64)
+    return k.reshape(-1, 3, 3).expand(len(w2c), 3, 3), w2c
+
+
 class PointRenderer:
     """A point cloud kept on one device, rendered to any camera, resolution and batch of frames."""
 
@@ -96,11 +105,7 @@ class PointRenderer:
         ``batch_size`` frames are projected at a time (it bounds the ``(B, P)`` temporaries); all
         frames share one z-buffer, so the result does not depend on it.
         """
-        w2c = torch.as_tensor(np.asarray(w2c) if not torch.is_tensor(w2c) else w2c, dtype=torch.float64).reshape(
-            -1, 4, 4
-        )
-        k = torch.as_tensor(np.asarray(k) if not torch.is_tensor(k) else k, dtype=torch.float64)
-        k = k.reshape(-1, 3, 3).expand(len(w2c), 3, 3)
+        k, w2c = view_cameras(k, w2c)
         n = len(w2c)
         hw = height * width
         if n * hw + 1 >= 2**62:
@@ -269,12 +274,8 @@ class SurfaceRenderer:
         """Render ``F`` views: pixel ``k`` ``(F, 3, 3)`` (or one ``(3, 3)``) and ``w2c`` ``(F, 4, 4)``
         in the image camera's frame; ``batch_size`` frames at a time (default :data:`DEFAULT_BATCH`:
         smaller temporaries stay in the CPU caches; the result does not depend on it)."""
-        w2c = torch.as_tensor(np.asarray(w2c) if not torch.is_tensor(w2c) else w2c, dtype=torch.float64).reshape(
-            -1, 4, 4
-        )
+        k, w2c = view_cameras(k, w2c)
         n = len(w2c)
-        k = torch.as_tensor(np.asarray(k) if not torch.is_tensor(k) else k, dtype=torch.float64)
-        k = k.reshape(-1, 3, 3).expand(n, 3, 3)
         if n * height * width >= 2**31 - 1:
             raise RealcamError(f"{n} frames of {width}x{height} are too many", "render")
         batch_size = batch_size or DEFAULT_BATCH
@@ -312,8 +313,7 @@ class SurfaceRenderer:
         z = torch.as_tensor(np.asarray(depth, dtype=np.float32) if not torch.is_tensor(depth) else depth)
         z = z.to(self.device, torch.float32).reshape(-1, *z.shape[-2:])
         z = torch.where(torch.isfinite(z) & (z > 0), z, torch.full((), math.inf, device=self.device))
-        w2c = torch.as_tensor(np.asarray(w2c), dtype=torch.float64).reshape(-1, 4, 4)
-        k = torch.as_tensor(np.asarray(k), dtype=torch.float64).reshape(-1, 3, 3).expand(len(w2c), 3, 3)
+        k, w2c = view_cameras(k, w2c)
         rgb, valid = self._colour(z, *self._back_projection(k, w2c), *z.shape[-2:])
         return RenderOutput(rgb, valid, z=torch.where(valid, z, torch.zeros((), device=self.device)))
 
