@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from stages import __version__
 from stages.core.errors import RealcamError
 
-from . import annotate, edit, evaluate, fetch, generate, preview, synth, train
+from . import annotate, edit, evaluate, fetch, generate, preview, rerender, synth, train
 from .ui import console, set_verbose, verbose
 
 
@@ -84,6 +84,7 @@ COMMANDS = [
     ("preview", preview.preview),
     ("edit", edit.edit),
     ("generate", generate.generate),
+    ("rerender", rerender.rerender),
     ("evaluate", evaluate.evaluate),
 ]
 for _name, _command in COMMANDS:

@@ -17,8 +17,6 @@ Output per item (clip or input folder): ``<item>.npz`` with ``depth`` ``(F, H, W
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +33,7 @@ from .core.constants import DEPTH_MODEL
 from .core.dataset import find_clips, shard, shard_table
 from .core.device import resolve_device, resolve_dtype
 from .core.errors import RealcamError
+from .core.hub import quiet_loading
 from .core.video import IMAGE_SUFFIXES, list_images, read_image
 from .settings import BatchSettings
 
@@ -57,21 +56,6 @@ _MODELS: dict[tuple, tuple] = {}
 # ----------------------------------------------------------------------------------------------
 def default_max_depth(model: str) -> float:
     return OUTDOOR_MAX_DEPTH if "outdoor" in str(model).lower() else INDOOR_MAX_DEPTH
-
-
-@contextlib.contextmanager
-def _quiet_hub():
-    """No warning or retry lines from ``huggingface_hub`` and ``transformers`` while a model loads
-    (an unreachable Hub prints one per retry); errors still come back as exceptions."""
-    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "transformers")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
 
 
 def _is_hub_id(model: str) -> bool:
@@ -124,7 +108,7 @@ def load_model(model: str = DEPTH_MODEL, device: str = "auto", dtype: str = "aut
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
     try:
-        with _quiet_hub():
+        with quiet_loading():
             processor = AutoImageProcessor.from_pretrained(str(model), **source)
             net = AutoModelForDepthEstimation.from_pretrained(str(model), dtype=torch_dtype, **source)
     except (OSError, ValueError) as err:

@@ -34,7 +34,7 @@ import torch
 
 from . import diffusion as dm
 from .core import cameras as cam
-from .core.artifacts import atomic_write_text, read_arrays
+from .core.artifacts import atomic_write_text, read_arrays, sha256_file
 from .core.batch import BatchTask
 from .core.constants import OFFICIAL_NEGATIVE_PROMPT, TOKENIZER
 from .core.device import resolve_device, torch_dtype
@@ -56,14 +56,6 @@ RELEASED_CAMERA = ("256", "512")  # the RealCam-I2V camera checkpoints are relea
 # ----------------------------------------------------------------------------------------------
 # Model resolution
 # ----------------------------------------------------------------------------------------------
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def released_files(res: str) -> list[tuple[str, str]]:
     """(Hugging Face repository, file name) of the released weights of a resolution."""
     if res not in RELEASED_CAMERA:

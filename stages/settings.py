@@ -23,8 +23,17 @@ from .core.constants import (
     MASK_KERNEL,
     NUM_TRAIN_TIMESTEPS,
     OFFICIAL_NEGATIVE_PROMPT,
+    RECAM_CFG,
+    RECAM_FPS,
+    RECAM_FRAMES,
+    RECAM_SHIFT,
+    RECAM_SIZE,
+    RECAM_STEPS,
     TOKENIZER,
     VIDEO_FPS,
+    WAN_NEGATIVE_PROMPT,
+    WAN_SPATIAL_STRIDE,
+    WAN_TEMPORAL_STRIDE,
 )
 from .core.errors import RealcamError
 
@@ -360,6 +369,54 @@ class GenerateSettings:
             checks.number(self.fov, "--fov", above=0, below=180)
         checks.number(self.fps, "--fps", above=0)
         checks.choice(self.dtype, "--dtype", DTYPE_NAMES)
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# rerender (ReCamMaster)
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RerenderSettings:
+    """Every setting that determines a re-rendered video (the record stores exactly this)."""
+
+    prompt: str = ""
+    negative_prompt: str = WAN_NEGATIVE_PROMPT
+    size: tuple[int, int] = RECAM_SIZE  # (W, H)
+    frames: int = RECAM_FRAMES
+    steps: int = RECAM_STEPS
+    cfg: float = RECAM_CFG
+    shift: float = RECAM_SHIFT
+    seed: int = 0
+    noise_shaping: Optional[float] = None  # sigma above which the preview shapes the noise; None: off
+    kernel: int = MASK_KERNEL
+    magnitude: Optional[list[float]] = None
+    fps: float = RECAM_FPS
+    dtype: str = "auto"  # bf16 on CUDA, fp32 on the CPU
+    tiling: bool = True
+    offload: bool = False
+
+    def check(self) -> "RerenderSettings":
+        """Every setting in range; raises naming the option."""
+        w, h = (checks.integer(v, "--size", minimum=1) for v in self.size)
+        cell = 2 * WAN_SPATIAL_STRIDE  # the VAE's 8x and the DiT's 2x2 patches
+        if w % cell or h % cell:
+            raise RealcamError(f"width and height must be multiples of {cell}, got {w}x{h}", "--size")
+        checks.integer(self.frames, "--frames", minimum=1)
+        if (self.frames - 1) % WAN_TEMPORAL_STRIDE:
+            raise RealcamError(
+                f"must be 4k+1 (the VAE keeps the first frame, then groups of 4), got {self.frames}", "--frames"
+            )
+        checks.integer(self.steps, "--steps", minimum=1, maximum=NUM_TRAIN_TIMESTEPS)
+        checks.number(self.cfg, "--cfg", minimum=0)
+        checks.number(self.shift, "--shift", above=0)
+        checks.integer(self.seed, "--seed", minimum=0, maximum=_SEED_MAX)
+        if self.noise_shaping is not None:
+            checks.number(self.noise_shaping, "--noise-shaping", minimum=0, maximum=1)
+        _kernel(self.kernel)
+        for m in self.magnitude or []:
+            checks.number(m, "--magnitude")
+        checks.number(self.fps, "--fps", above=0)
+        checks.choice(self.dtype, "--dtype", ("auto", *DTYPE_NAMES))
         return self
 
 

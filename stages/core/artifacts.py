@@ -9,6 +9,7 @@ Batch stages share one status record per item (``item``, ``status``, ``reason``)
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import shutil
@@ -228,3 +229,11 @@ def done_items(table_path: str | Path, key: str = "item") -> set[str]:
 def should_skip(item: str, done: set[str], outputs: Iterable[str | Path], overwrite: bool) -> bool:
     """Skip an item recorded as done whose outputs all exist, unless ``overwrite``."""
     return (not overwrite) and item in done and all(Path(p).exists() for p in outputs)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

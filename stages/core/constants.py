@@ -31,3 +31,27 @@ ALIGN_MIN_TRACK = 3
 FILTER_QUANTILE = 0.02
 GENERATE_MODES = ("basic", "interp", "loop", "continue")
 DTYPE_NAMES = ("fp32", "fp16", "bf16")
+
+# ReCamMaster on Wan2.1 (docs/method.md#recammaster)
+#: Wan2.1's standard negative prompt (``wan/configs/shared_config.py``, ``sample_neg_prompt``).
+WAN_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
+    "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+)
+#: UMT5 tokens per prompt (embeddings past the prompt's length are zero).
+WAN_TEXT_TOKENS = 512
+#: Frames per latent frame of the Wan VAE (the first frame alone, then groups of 4).
+WAN_TEMPORAL_STRIDE = 4
+#: Pixels per latent cell of the Wan VAE.
+WAN_SPATIAL_STRIDE = 8
+#: ReCamMaster's sampling defaults: size (W, H), frames, steps, text CFG, flow shift, output fps.
+RECAM_SIZE = (832, 480)
+RECAM_FRAMES = 81
+RECAM_STEPS = 50
+RECAM_CFG = 5.0
+RECAM_SHIFT = 5.0
+RECAM_FPS = 30.0
+#: VAE tiling of the official pipeline in pixels: tiles of 30x52 latents, stride 15x26.
+WAN_VAE_TILE = (240, 416)
+WAN_VAE_TILE_STRIDE = (120, 208)

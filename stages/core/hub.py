@@ -10,6 +10,7 @@ reported missing at once, so a command can name every missing file in one line w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -107,3 +108,29 @@ def hub_model_available(repo: str, marker: str = "config.json") -> tuple[bool, s
     if not hub_online():
         return False, "not in the cache, offline" if offline_mode() else "not in the cache, Hub unreachable"
     return True, ""
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No warning, retry line or progress bar from ``huggingface_hub``, ``transformers`` and
+    ``diffusers`` while a model loads (an unreachable Hub prints one per retry); errors still come
+    back as exceptions."""
+    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "transformers", "diffusers")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from transformers.utils import logging as tf_logging
+
+    bars_off, tf_bars = are_progress_bars_disabled(), tf_logging.is_progress_bar_enabled()
+    disable_progress_bars()
+    tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        if not bars_off:
+            enable_progress_bars()
+        if tf_bars:
+            tf_logging.enable_progress_bar()
