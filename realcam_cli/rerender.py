@@ -9,6 +9,7 @@ import typer
 
 from stages.settings import RerenderSettings
 
+from . import options
 from .parsers import parse_magnitude, parse_size
 from .ui import progress_bar, report
 
@@ -71,6 +72,22 @@ def rerender(
     record: Optional[Path] = typer.Option(
         None, "--record", help="Re-render from a JSON record written by an earlier run."
     ),
+    batch: Optional[Path] = typer.Option(
+        None,
+        "--batch",
+        help=(
+            "Batch form: a CSV/Parquet table with columns video, trajectory[, prompt, seed, id, depth]; "
+            "--out is then a folder; resumes where it stopped."
+        ),
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Batch: redo rows already done."),
+    workers: int = options.WORKERS,
+    ray: Optional[str] = options.RAY,
+    gpus_per_worker: Optional[float] = options.GPUS_PER_WORKER,
+    cpus_per_task: float = options.CPUS_PER_TASK,
+    timeout: Optional[float] = options.TIMEOUT,
+    retries: int = options.RETRIES,
+    shard_spec: Optional[str] = options.SHARD,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: str = typer.Option(RerenderSettings.dtype, "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16."),
 ) -> None:
@@ -78,6 +95,28 @@ def rerender(
     from stages import rerender as stage
     from stages.core.errors import RealcamError
 
+    if batch is not None:
+        settings = _settings(
+            prompt,
+            negative_prompt,
+            size,
+            frames,
+            steps,
+            cfg,
+            shift,
+            seed,
+            noise_shaping,
+            kernel,
+            magnitude,
+            fps,
+            dtype,
+            tiling,
+            offload,
+        )
+        engine = options.batch_settings(
+            workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
+        )
+        return run_batch(batch, out, settings, weights, base, depth, depth_model, not no_preview, device, engine)
     if record is not None:
         with progress_bar("rerender", None) as advance:
             result = stage.regenerate(
@@ -89,23 +128,23 @@ def rerender(
     else:
         if video is None or trajectory is None:
             raise RealcamError("give VIDEO and TRAJECTORY, or --record FILE", "rerender")
-        settings = RerenderSettings(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            size=parse_size(size),
-            frames=frames,
-            steps=steps,
-            cfg=cfg,
-            shift=shift,
-            seed=seed,
-            noise_shaping=noise_shaping,
-            kernel=kernel,
-            magnitude=parse_magnitude(magnitude),
-            fps=fps,
-            dtype=dtype,
-            tiling=tiling,
-            offload=offload,
-        ).check()
+        settings = _settings(
+            prompt,
+            negative_prompt,
+            size,
+            frames,
+            steps,
+            cfg,
+            shift,
+            seed,
+            noise_shaping,
+            kernel,
+            magnitude,
+            fps,
+            dtype,
+            tiling,
+            offload,
+        )
         with progress_bar("rerender", steps) as advance:
             result = stage.rerender(
                 video,
@@ -124,3 +163,71 @@ def rerender(
     report(f"rerender: {n} frames of {w}x{h} written to {result.video}")
     where = f"preview in {result.preview}; " if result.preview else ""
     report(f"rerender: {where}record in {result.record}")
+
+
+def _settings(
+    prompt,
+    negative_prompt,
+    size,
+    frames,
+    steps,
+    cfg,
+    shift,
+    seed,
+    noise_shaping,
+    kernel,
+    magnitude,
+    fps,
+    dtype,
+    tiling,
+    offload,
+) -> RerenderSettings:
+    return RerenderSettings(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        size=parse_size(size),
+        frames=frames,
+        steps=steps,
+        cfg=cfg,
+        shift=shift,
+        seed=seed,
+        noise_shaping=noise_shaping,
+        kernel=kernel,
+        magnitude=parse_magnitude(magnitude),
+        fps=fps,
+        dtype=dtype,
+        tiling=tiling,
+        offload=offload,
+    ).check()
+
+
+def run_batch(batch: Path, out: Path, settings, weights, base, depth, depth_model, preview, device, engine) -> None:
+    """The batch form: one video per table row; exit 1 when every row failed."""
+    from stages.core.batch import read_media_table
+    from stages.core.dataset import shard, shard_table
+    from stages.rerender import pipeline
+
+    rows = shard(read_media_table(batch, "video"), engine.shard)
+    with progress_bar("rerender", len(rows)) as advance:
+        table = pipeline.rerender_batch(
+            batch,
+            out,
+            settings=settings,
+            weights=weights,
+            base=base,
+            depth=depth,
+            depth_model=depth_model,
+            preview=preview,
+            device=device,
+            batch=engine,
+            progress=advance,
+        )
+    skipped = table.attrs.get("skipped", 0)
+    table = table[table["item"].isin({r["item"] for r in rows})]
+    failed = table[table["status"] != "ok"]
+    report(
+        f"rerender: {len(table) - len(failed)} of {len(rows)} rows done ({skipped} skipped as done earlier), "
+        f"{len(failed)} failed; videos and {shard_table(pipeline.BATCH_TABLE, engine.shard)} in {out}"
+    )
+    if len(rows) and len(failed) == len(rows):
+        raise typer.Exit(1)

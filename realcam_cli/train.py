@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 
 from stages.core.errors import RealcamError
-from stages.settings import TrainConfig
+from stages.settings import RecamTrainConfig, TrainConfig
 
 from .ui import console, progress_bar, report
 
@@ -33,8 +33,17 @@ def _launch(gpus: int, nodes: int, hostfile: Optional[Path]) -> int:
 
 
 def train(
-    data: Path = typer.Option(..., "--data", help="Output folder of `realcam filter` (keep.parquet, cameras/)."),
-    frames: Path = typer.Option(..., "--frames", help="Dataset root with frames/<clip_id>/ (or videos/<clip_id>.mp4)."),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Output folder of `realcam filter` (keep.parquet, cameras/); recammaster: a MultiCamVideo root.",
+    ),
+    frames: Optional[Path] = typer.Option(
+        None, "--frames", help="Dataset root with frames/<clip_id>/ (or videos/<clip_id>.mp4); not for recammaster."
+    ),
+    model: str = typer.Option(
+        "realcam", "--model", help="realcam (camera modules on DynamiCrafter) or recammaster (ReCamMaster on Wan2.1)."
+    ),
     res: str = typer.Option(TrainConfig.res, "--res", help="Model resolution: tiny, small, 256, 512 or 1024."),
     out: Path = typer.Option(
         ...,
@@ -47,9 +56,16 @@ def train(
     gpus: int = typer.Option(1, "--gpus", help="Processes (GPUs) per node; > 1 starts the DeepSpeed launcher."),
     nodes: int = typer.Option(1, "--nodes", help="Nodes (with --hostfile)."),
     hostfile: Optional[Path] = typer.Option(None, "--hostfile", help="DeepSpeed hostfile for several nodes."),
-    steps: int = typer.Option(TrainConfig.steps, "--steps", help="Optimiser steps."),
-    batch: int = typer.Option(
-        TrainConfig.batch, "--batch", help="Effective batch (micro-batch x processes x accumulation)."
+    steps: Optional[int] = typer.Option(
+        None, "--steps", help=f"Optimiser steps (default {TrainConfig.steps}; recammaster {RecamTrainConfig.steps})."
+    ),
+    batch: Optional[int] = typer.Option(
+        None,
+        "--batch",
+        help=(
+            "Effective batch (micro-batch x processes x accumulation; default "
+            f"{TrainConfig.batch}, recammaster {RecamTrainConfig.batch})."
+        ),
     ),
     micro_batch: int = typer.Option(
         TrainConfig.micro_batch, "--micro-batch", help="Samples per process per forward pass."
@@ -82,6 +98,16 @@ def train(
             "weights were trained; use it to fine-tune them). Saved with the weights."
         ),
     ),
+    base: str = typer.Option(
+        RecamTrainConfig.base, "--base", help="recammaster: the Wan2.1 base (Diffusers layout, Hub id or folder)."
+    ),
+    weights: Optional[Path] = typer.Option(
+        None, "--weights", help="recammaster: a ReCamMaster checkpoint to start from (default: the base DiT)."
+    ),
+    size: str = typer.Option("832x480", "--size", help="recammaster: WIDTHxHEIGHT of the training clips."),
+    num_frames: int = typer.Option(
+        RecamTrainConfig.frames, "--num-frames", help="recammaster: frames per clip (4k+1)."
+    ),
     local_rank: Optional[int] = typer.Option(None, "--local_rank", hidden=True),
 ) -> None:
     """Train the RealCam-I2V camera modules (base model frozen) with DeepSpeed."""
@@ -92,6 +118,32 @@ def train(
     if (gpus > 1 or nodes > 1) and "LOCAL_RANK" not in os.environ and not os.environ.get("REALCAM_LAUNCHED"):
         raise typer.Exit(_launch(gpus, nodes, hostfile))
     dev = resolve_device(device)
+    if model not in ("realcam", "recammaster"):
+        raise RealcamError(f"unknown model {model!r} (realcam or recammaster)", "--model")
+    if model == "recammaster":
+        steps, batch = steps or RecamTrainConfig.steps, batch or RecamTrainConfig.batch
+        return _train_recammaster(
+            data,
+            out,
+            base,
+            weights,
+            size,
+            num_frames,
+            steps,
+            batch,
+            micro_batch,
+            lr,
+            precision,
+            seed,
+            resume,
+            ckpt_every,
+            log_every,
+            workers,
+            dev,
+        )
+    if frames is None:
+        raise RealcamError("the dataset root is needed (frames/ or videos/ of the clips)", "--frames")
+    steps, batch = steps or TrainConfig.steps, batch or TrainConfig.batch
     if precision == "auto":
         precision = "fp16" if dev.startswith("cuda") else "fp32"
     cfg = TrainConfig(
@@ -131,4 +183,64 @@ def train(
         report(
             f"train: {len(metrics)} steps logged (last-20 mean loss {last:.4f}) -> {out} "
             "(checkpoints/, weights/, metrics.parquet, train_config.json)"
+        )
+
+
+def _train_recammaster(
+    data,
+    out,
+    base,
+    weights,
+    size,
+    frames,
+    steps,
+    batch,
+    micro_batch,
+    lr,
+    precision,
+    seed,
+    resume,
+    ckpt_every,
+    log_every,
+    workers,
+    device,
+) -> None:
+    """``--model recammaster``: ReCamMaster's training on MultiCamVideo-layout scenes."""
+    from stages.train.loop import shutdown
+    from stages.train.recammaster import train as run_train
+
+    from .parsers import parse_size
+
+    cfg = RecamTrainConfig(
+        data=str(data),
+        out=str(out),
+        base=base,
+        weights=str(weights) if weights else None,
+        size=parse_size(size),
+        frames=frames,
+        steps=steps,
+        batch=batch,
+        micro_batch=micro_batch,
+        lr=lr,
+        precision=("bf16" if device.startswith("cuda") else "fp32") if precision == "auto" else precision,
+        seed=seed,
+        resume=resume,
+        ckpt_every=ckpt_every,
+        log_every=log_every,
+        workers=workers,
+        device=device,
+    )
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    try:
+        with progress_bar("train", total=steps) as advance:
+            metrics = run_train(
+                cfg, progress=lambda s, loss: advance(f"step {s} loss {loss:.4f}"), log=console.print if rank0 else None
+            )
+    finally:
+        shutdown()
+    if rank0:
+        last = metrics["loss"].tail(20).mean() if len(metrics) else float("nan")
+        report(
+            f"train: {len(metrics)} steps logged (last-20 mean loss {last:.4f}) -> {out} "
+            "(checkpoints/, weights/recammaster.safetensors, metrics.parquet, train_config.json)"
         )

@@ -667,64 +667,13 @@ BATCH_TABLE = "generate.parquet"
 
 
 def read_batch_table(path: str | Path):
-    """Rows of (image, trajectory, prompt, seed[, id, depth]) from CSV or Parquet; relative paths are
-    taken relative to the table's folder."""
-    import pandas as pd
+    """Rows of (image, trajectory[, prompt, seed, id, depth]) from CSV or Parquet
+    (:func:`stages.core.batch.read_media_table`)."""
+    from .core.batch import read_media_table
 
-    from .core.artifacts import read_table
-
-    path = Path(path)
-    if not path.is_file():
-        raise RealcamError("no such batch table", path)
-    try:
-        df = (
-            read_table(path)
-            if path.suffix.lower() == ".parquet"
-            else pd.read_csv(path, dtype=str, keep_default_na=False)
-        )
-    except Exception as exc:
-        raise RealcamError(f"cannot read the batch table ({type(exc).__name__})", path) from None
-    missing = [c for c in ("image", "trajectory") if c not in df.columns]
-    if missing:
-        raise RealcamError(
-            f"batch table lacks column(s) {', '.join(missing)} (needs image, trajectory; optional prompt, seed, id)",
-            path,
-        )
-    rows = []
-    for i, r in enumerate(df.to_dict("records")):
-        line = i + 2  # CSV line: header first
-
-        def local(p):
-            p = str(p)
-            return str(path.parent / p) if p and not Path(p).is_absolute() and (path.parent / p).exists() else p
-
-        seed, problem = r.get("seed", ""), ""
-        try:
-            seed = None if seed in ("", None) or (isinstance(seed, float) and np.isnan(seed)) else int(seed)
-            if seed is not None and seed < 0:
-                raise ValueError
-        except (TypeError, ValueError, OverflowError):  # this row fails; the others run
-            problem, seed = f"{path}:{line}: seed must be a non-negative integer, got {r.get('seed')!r}", None
-        item = str(r.get("id") or f"{i:05d}_{Path(str(r['image'])).stem}")
-        rows.append(
-            {
-                "item": item,
-                "image": local(r["image"]),
-                "trajectory": local(r["trajectory"]),
-                "prompt": str(r.get("prompt") or ""),
-                "seed": seed,
-                "problem": problem,
-                "depth": local(r["depth"]) if r.get("depth") else None,
-            }
-        )
-    if not rows:
-        raise RealcamError("batch table has no rows", path)
-    items = [r["item"] for r in rows]
-    repeated = sorted({i for i in items if items.count(i) > 1})
-    if repeated:
-        raise RealcamError(
-            f"batch table has repeated ids: {', '.join(repeated[:5])}{' ...' if len(repeated) > 5 else ''}", path
-        )
+    rows = read_media_table(path, "image")
+    for r in rows:
+        r["image"] = r.pop("source")
     return rows
 
 

@@ -477,6 +477,50 @@ class TrainConfig:
         return self
 
 
+@dataclass(frozen=True)
+class RecamTrainConfig:
+    """``realcam train --model recammaster`` (the official ``train_recammaster.py`` defaults)."""
+
+    data: str  # MultiCamVideo root
+    out: str
+    base: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    weights: Optional[str] = None  # a ReCamMaster checkpoint to start from (else the base DiT)
+    size: tuple[int, int] = RECAM_SIZE
+    frames: int = RECAM_FRAMES
+    steps: int = 20_000
+    batch: int = 8  # 1 per GPU x 8 GPUs
+    micro_batch: int = 1
+    lr: float = 1e-4  # the README's command (the script's argument default is 1e-5)
+    grad_clip: float = 0.0  # none (Lightning's default in the official script)
+    precision: str = "bf16"
+    seed: int = 0
+    shift: float = RECAM_SHIFT
+    resume: bool = False
+    ckpt_every: int = 1000
+    log_every: int = 10
+    workers: int = 2
+    device: str = "auto"
+    gradient_checkpointing: bool = True
+
+    def check(self) -> "RecamTrainConfig":
+        RerenderSettings(size=tuple(self.size), frames=self.frames, shift=self.shift).check()
+        checks.integer(self.steps, "--steps", minimum=1)
+        checks.integer(self.batch, "--batch", minimum=1)
+        checks.integer(self.micro_batch, "--micro-batch", minimum=1)
+        checks.number(self.lr, "--lr", above=0, maximum=1)
+        checks.number(self.grad_clip, "grad_clip", minimum=0)
+        checks.choice(self.precision, "--precision", ("bf16", "fp32"))
+        checks.integer(self.seed, "--seed", minimum=0, maximum=_SEED_MAX)
+        checks.integer(self.ckpt_every, "--ckpt-every", minimum=1)
+        checks.integer(self.log_every, "--log-every", minimum=1)
+        checks.integer(self.workers, "--workers", minimum=0)
+        checks.input_dir(self.data, "MultiCamVideo folder")
+        if self.weights:
+            checks.input_file(self.weights, "ReCamMaster checkpoint")
+        checks.output_dir(self.out, "--out")
+        return self
+
+
 # ----------------------------------------------------------------------------------------------
 # evaluate
 # ----------------------------------------------------------------------------------------------

@@ -325,3 +325,29 @@ def test_bad_inputs_give_one_line_and_status_2(tiny_setup, tmp_path, case, expec
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], res.output
     assert "Traceback" not in res.output and not out.exists()
+
+
+def test_batch_form_records_failures_and_skips_done_rows(tiny_setup, tmp_path):
+    from stages.core.artifacts import read_table
+
+    s = tiny_setup
+    table = tmp_path / "jobs.csv"
+    table.write_text(
+        "id,video,trajectory,seed\n"
+        f"good,{s['video']},recam-tilt-up,3\n"
+        f"missing,{tmp_path / 'nowhere.mp4'},recam-tilt-up,\n"
+    )
+    out = tmp_path / "batch"
+    args = ["rerender", "--batch", str(table), "--out", str(out), "--weights", str(s["weights"])]
+    args += ["--base", str(s["base"]), "--size", "64x32", "--frames", "9", "--steps", "2", "--device", "cpu"]
+    args += ["--no-preview"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    status = read_table(out / "rerender.parquet").set_index("item")
+    assert status.loc["good", "status"] == "ok" and status.loc["good", "seed"] == 3
+    assert status.loc["missing", "status"] == "failed" and "no such video" in status.loc["missing", "reason"]
+    assert read_video(out / "good.mp4").shape == (9, 32, 64, 3)
+    first = (out / "good.mp4").stat().st_mtime_ns
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "1 skipped as done earlier" in res.output, res.output
+    assert (out / "good.mp4").stat().st_mtime_ns == first

@@ -585,4 +585,65 @@ class RayExecutor:
             yield _failed(self.task, item, f"stopped after the time limit of {limit:g} s (--timeout)")
 
 
-__all__ = ["BatchResult", "BatchTask", "Outcome", "connect_ray", "execute", "run_batch", "run_item"]
+__all__ = ["BatchResult", "BatchTask", "Outcome", "connect_ray", "execute", "read_media_table", "run_batch", "run_item"]
+
+
+def read_media_table(path: str | Path, source: str) -> list[dict]:
+    """Rows of (``source``, trajectory[, prompt, seed, id, depth]) from CSV or Parquet (the batch
+    forms of ``generate`` and ``rerender``): each row's ``source`` path under the key ``source``;
+    relative paths are taken relative to the table's folder; a bad seed fails its row only."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise RealcamError("no such batch table", path)
+    try:
+        df = (
+            read_table(path)
+            if path.suffix.lower() == ".parquet"
+            else pd.read_csv(path, dtype=str, keep_default_na=False)
+        )
+    except Exception as exc:
+        raise RealcamError(f"cannot read the batch table ({type(exc).__name__})", path) from None
+    missing = [c for c in (source, "trajectory") if c not in df.columns]
+    if missing:
+        raise RealcamError(
+            f"batch table lacks column(s) {', '.join(missing)} (needs {source}, trajectory; optional prompt, seed, id)",
+            path,
+        )
+    rows = []
+    for i, r in enumerate(df.to_dict("records")):
+        line = i + 2  # CSV line: header first
+
+        def local(p):
+            p = str(p)
+            return str(path.parent / p) if p and not Path(p).is_absolute() and (path.parent / p).exists() else p
+
+        seed, problem = r.get("seed", ""), ""
+        try:
+            seed = None if seed in ("", None) or (isinstance(seed, float) and np.isnan(seed)) else int(seed)
+            if seed is not None and seed < 0:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):  # this row fails; the others run
+            problem, seed = f"{path}:{line}: seed must be a non-negative integer, got {r.get('seed')!r}", None
+        item = str(r.get("id") or f"{i:05d}_{Path(str(r[source])).stem}")
+        rows.append(
+            {
+                "item": item,
+                "source": local(r[source]),
+                "trajectory": local(r["trajectory"]),
+                "prompt": str(r.get("prompt") or ""),
+                "seed": seed,
+                "problem": problem,
+                "depth": local(r["depth"]) if r.get("depth") else None,
+            }
+        )
+    if not rows:
+        raise RealcamError("batch table has no rows", path)
+    items = [r["item"] for r in rows]
+    repeated = sorted({i for i in items if items.count(i) > 1})
+    if repeated:
+        raise RealcamError(
+            f"batch table has repeated ids: {', '.join(repeated[:5])}{' ...' if len(repeated) > 5 else ''}", path
+        )
+    return rows

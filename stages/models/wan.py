@@ -38,7 +38,7 @@ class WanParts:
     files: list[Path] = field(default_factory=list)
 
 
-def resolve_base(base: str | Path) -> Path:
+def resolve_base(base: str | Path, transformer_weights: bool = False) -> Path:
     """A Diffusers-layout base: a local folder as it is, else a Hub id through the local cache
     (downloading only the parts needed when the Hub answers); unavailable: one line naming what
     is missing and the command that fetches it."""
@@ -54,7 +54,12 @@ def resolve_base(base: str | Path) -> Path:
 
     from ..core.hub import cache_dir, hub_online
 
-    patterns = ["transformer/config.json", "vae/*", "text_encoder/*", "tokenizer/*"]
+    patterns = [
+        "transformer/*" if transformer_weights else "transformer/config.json",
+        "vae/*",
+        "text_encoder/*",
+        "tokenizer/*",
+    ]
     try:
         return Path(snapshot_download(str(base), allow_patterns=patterns, local_files_only=not hub_online()))
     except Exception as exc:  # offline, unknown repository, gated: one line
@@ -114,8 +119,11 @@ def load_parts(
     base: str | Path = BASE,
     device: str = "auto",
     dtype: str = "auto",
+    from_base: bool = False,
 ) -> WanParts:
-    """ReCamMaster (its checkpoint loaded strictly) with the base's VAE, text encoder and tokenizer."""
+    """ReCamMaster (its checkpoint loaded strictly) with the base's VAE, text encoder and tokenizer;
+    ``from_base``: the base's own DiT weights with freshly attached camera modules (the start of
+    training)."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
     from transformers import AutoTokenizer, UMT5EncoderModel
 
@@ -125,15 +133,18 @@ def load_parts(
 
     dev = torch.device(resolve_device(device))
     dt = wan_dtype(dtype, dev)
-    folder = resolve_base(base)
-    ckpt = resolve_weights(weights)
-    state = read_state_dict(ckpt)  # a corrupt file fails before anything is built
+    folder = resolve_base(base, transformer_weights=from_base)
+    ckpt = None if from_base else resolve_weights(weights)
+    state = None if from_base else read_state_dict(ckpt)  # a corrupt file fails before anything is built
     vae_dtype = torch.float32 if dev.type == "cpu" else dt
     try:
         with quiet_loading():
-            config = WanTransformer3DModel.load_config(folder / "transformer")
-            model = build_recammaster(config, "meta")
-            load_transformer_weights(model, ckpt, state)
+            if from_base:
+                model = ReCamMaster(WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=dt))
+            else:
+                config = WanTransformer3DModel.load_config(folder / "transformer")
+                model = build_recammaster(config, "meta")
+                load_transformer_weights(model, ckpt, state)
             del state
             vae = AutoencoderKLWan.from_pretrained(folder / "vae", torch_dtype=vae_dtype)
             text_encoder = UMT5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=dt)
@@ -145,8 +156,9 @@ def load_parts(
     model = model.to(dev, dt).eval()
     vae = vae.to(dev).eval()
     text_encoder = text_encoder.to(dev).eval()
-    files = [ckpt, folder / "transformer" / "config.json"]
-    files += sorted(p for part in ("vae", "text_encoder") for p in (folder / part).glob("*.safetensors"))
+    files = [ckpt, folder / "transformer" / "config.json"] if ckpt else [folder / "transformer" / "config.json"]
+    parts = ("transformer", "vae", "text_encoder") if from_base else ("vae", "text_encoder")
+    files += sorted(p for part in parts for p in (folder / part).glob("*.safetensors"))
     return WanParts(model, vae, text_encoder, tokenizer, dev, dt, files)
 
 
@@ -198,10 +210,12 @@ def set_tiling(vae, tiling: bool) -> None:
 
 @torch.no_grad()
 def encode_video(parts: WanParts, frames: np.ndarray) -> torch.Tensor:
-    """``(T, H, W, 3)`` uint8 -> normalised latents ``(1, C, 1 + (T-1)/4, H/8, W/8)`` (posterior mean)."""
+    """``(T, H, W, 3)`` uint8 (or a batch ``(B, T, H, W, 3)``) -> normalised latents
+    ``(B, C, 1 + (T-1)/4, H/8, W/8)`` (posterior mean)."""
     vae = parts.vae
     x = torch.as_tensor(np.ascontiguousarray(frames)).to(parts.device)
-    x = x.permute(3, 0, 1, 2).unsqueeze(0).to(next(vae.parameters()).dtype) / 127.5 - 1.0
+    x = x.unsqueeze(0) if x.dim() == 4 else x
+    x = x.permute(0, 4, 1, 2, 3).to(next(vae.parameters()).dtype) / 127.5 - 1.0
     z = vae.encode(x).latent_dist.mode()
     mean, std = _latent_stats(vae, z)
     return ((z - mean) / std).to(parts.dtype)

@@ -29,6 +29,7 @@ import torch
 from ..core import checks
 from ..core import trajectory as tr
 from ..core.artifacts import atomic_write_text, sha256_file
+from ..core.batch import BatchTask
 from ..core.constants import WAN_SPATIAL_STRIDE, WAN_TEMPORAL_STRIDE
 from ..core.errors import RealcamError
 from ..core.image import fit_image
@@ -278,3 +279,109 @@ def regenerate(record_path: str | Path, out: str | Path, *, device: str | None =
         device=device or record["device"],
         on_step=on_step,
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# The batch form
+# ----------------------------------------------------------------------------------------------
+BATCH_TABLE = "rerender.parquet"
+
+
+@dataclass
+class RerenderTask(BatchTask):
+    """``rerender --batch`` in the batch engine: one table row (video, trajectory[, prompt, seed,
+    id, depth]) in, its video, record and status row out; the model loads once per worker."""
+
+    out_dir: Path
+    settings: RerenderSettings
+    weights: str | Path | None
+    base: str | Path | None
+    depth: str | Path | None
+    depth_model: str | None
+    preview: bool
+    device: str
+    tables = {"status": ["item", "status", "reason", "video", "seed"]}
+    key = "item"
+    uses_model = True
+
+    def key_of(self, row: dict) -> str:
+        return row["item"]
+
+    def outputs(self, row: dict) -> list[Path]:
+        video = self.out_dir / f"{row['item']}.mp4"
+        return [video, video.with_suffix(".json")]
+
+    def setup(self) -> None:
+        from ..core.device import resolve_device
+        from ..models import wan
+        from ..models.recammaster import BASE
+
+        self.device = resolve_device(self.device)
+        self._parts = wan.load_parts(self.weights, self.base or BASE, self.device, self.settings.dtype)
+
+    def _settings(self, row: dict) -> RerenderSettings:
+        s = self.settings
+        return replace(s, prompt=row["prompt"] or s.prompt, seed=s.seed if row["seed"] is None else row["seed"])
+
+    def run(self, row: dict) -> dict[str, list[dict]]:
+        if row["problem"]:
+            raise RealcamError(row["problem"])
+        s = self._settings(row)
+        video = self.out_dir / f"{row['item']}.mp4"
+        rerender(
+            row["source"],
+            row["trajectory"],
+            video,
+            settings=s,
+            parts=self._parts,
+            depth=row["depth"] or self.depth,
+            depth_model=self.depth_model,
+            preview=self.preview,
+            device=self.device,
+        )
+        return {"status": [{"item": row["item"], "status": "ok", "reason": "", "video": str(video), "seed": s.seed}]}
+
+    def failed(self, row: dict, reason: str) -> dict[str, list[dict]]:
+        video = self.out_dir / f"{row['item']}.mp4"
+        seed = int(self._settings(row).seed)
+        return {
+            "status": [{"item": row["item"], "status": "failed", "reason": reason, "video": str(video), "seed": seed}]
+        }
+
+
+def rerender_batch(
+    table: str | Path,
+    out_dir: str | Path,
+    *,
+    settings: RerenderSettings | None = None,
+    weights=None,
+    base=None,
+    depth=None,
+    depth_model=None,
+    preview: bool = True,
+    device: str = "auto",
+    batch=None,
+    progress: Callable[[str], None] | None = None,
+    **overrides,
+):
+    """One re-rendered video per row into ``out_dir/<id>.mp4`` (+ record and preview); per-row
+    failures go to ``out_dir/rerender.parquet`` (item, status, reason, video, seed) and the batch
+    goes on; rows done earlier are skipped unless ``overwrite``. ``batch``: where the rows run
+    (:class:`~stages.settings.BatchSettings`; ``overrides`` are its fields)."""
+    from ..core.batch import read_media_table, run_batch
+    from ..core.dataset import shard, shard_table
+    from ..core.device import resolve_device
+    from ..settings import BatchSettings
+
+    settings = (settings or RerenderSettings()).check()
+    batch = replace(batch or BatchSettings(), **overrides).check()
+    rows = shard(read_media_table(table, "video"), batch.shard)
+    out_dir = checks.output_dir(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not batch.ray:
+        device = resolve_device(device)
+    task = RerenderTask(out_dir, settings, weights, base, depth, depth_model, preview, device)
+    result = run_batch(task, rows, {"status": out_dir / shard_table(BATCH_TABLE, batch.shard)}, batch, progress)
+    table = result.tables["status"]
+    table.attrs["skipped"] = result.skipped
+    return table

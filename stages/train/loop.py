@@ -327,9 +327,11 @@ def run_steps(
     device: str,
     history: pd.DataFrame,
     progress=None,
+    save: Callable | None = None,
 ) -> pd.DataFrame:
     """The optimiser steps from ``start`` to ``cfg.steps``: checkpoints every ``ckpt_every``,
-    metrics every ``log_every`` (and at the end)."""
+    metrics every ``log_every`` (and at the end). ``save(model, folder, step)`` writes the trained
+    weights beside the DeepSpeed checkpoint (default: the camera modules as safetensors)."""
     out = Path(cfg.out)
     ckpt_dir, metrics_path = out / "checkpoints", out / "metrics.parquet"
     rows = []
@@ -365,7 +367,7 @@ def run_steps(
         if progress and rank == 0:
             progress(done, float(loss))
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
-            _checkpoint(engine, model, ckpt_dir, out, done, rank)
+            _checkpoint(engine, model, ckpt_dir, out, done, rank, save or _save_camera_weights)
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
             history = _write_metrics(metrics_path, history, rows)
             rows = []
@@ -412,12 +414,16 @@ def _write_metrics(path: Path, history: pd.DataFrame, rows: list[dict]) -> pd.Da
     return history
 
 
-def _checkpoint(engine, model: CameraI2V, ckpt_dir: Path, out: Path, step: int, rank: int) -> None:
+def _save_camera_weights(model: CameraI2V, folder: Path, step: int) -> None:
+    save_checkpoint(model, folder, only_trainable=True, extra={"step": step})
+
+
+def _checkpoint(engine, model, ckpt_dir: Path, out: Path, step: int, rank: int, save: Callable) -> None:
     engine.save_checkpoint(
         str(ckpt_dir), tag=f"step_{step:07d}", client_state={"step": step}, exclude_frozen_parameters=True
     )
     if rank == 0:
-        save_checkpoint(model, out / "weights", only_trainable=True, extra={"step": step})
+        save(model, out / "weights", step)
 
 
 def shutdown() -> None:
