@@ -13,11 +13,19 @@ frame ``j`` lands on the matching pixel. The dataset written looks like RealEsta
 
 Intrinsics keep the file's horizontal field of view and principal point; pixels are square at
 the output size (``fy = fx`` in pixels).
+
+:func:`synthesize_multicam` instead builds its own scenes for ReCamMaster (video-to-video camera
+re-rendering): one room per scene with boxes that move over time (:class:`MovingBox`, placed at
+each frame's time by :func:`cast`), seen by N synchronized generated camera trajectories
+(:func:`camera_path`), written in the MultiCamVideo layout (``sceneN/videos/camNN.mp4``,
+``sceneN/cameras/camera_extrinsics.json`` in Unreal form, ``metadata.csv``) with the true
+cameras, metric depth and object poses under ``sceneN/truth/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import zlib
 from dataclasses import dataclass, field
@@ -29,10 +37,18 @@ import pandas as pd
 
 from .core import cameras as cam
 from .core import checks
-from .core.artifacts import atomic_dir, merge_rows, read_table, should_skip, write_arrays, write_table
+from .core.artifacts import (
+    atomic_dir,
+    atomic_write_text,
+    merge_rows,
+    read_table,
+    should_skip,
+    write_arrays,
+    write_table,
+)
 from .core.dataset import clip_layout
 from .core.errors import RealcamError
-from .core.video import read_image, write_clip_video, write_image
+from .core.video import MICROSECONDS, read_image, write_clip_video, write_image
 
 TRUTH_TABLE = "truth.parquet"
 TRUTH_COLUMNS = ["clip_id", "alpha", "n_frames", "width", "height", "seed"]
@@ -56,9 +72,47 @@ class Box:
 
 
 @dataclass
+class MovingBox:
+    """A box moving rigidly along a smooth closed path; ``box`` is given in the object's own frame
+    (centred on its origin, ``inside=False``), and :meth:`pose` places it at time ``t`` (seconds).
+
+    Position: ``centre + a sin(omega t + phase) + b cos(omega t + phase)``, an ellipse spanned by
+    ``a`` and ``b`` (a straight back-and-forth when ``b = 0``) at angular rate ``omega`` (rad/s).
+    Orientation: a rotation about the unit ``spin_axis`` (world) by ``spin0 + spin_rate t`` (rad).
+    Its texture moves with it.
+    """
+
+    box: Box
+    centre: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    omega: float
+    phase: float
+    spin_axis: np.ndarray
+    spin0: float
+    spin_rate: float
+
+    def pose(self, t: float) -> np.ndarray:
+        """Object-to-world ``(4, 4)`` at time ``t`` (seconds)."""
+        angle = self.omega * t + self.phase
+        out = np.eye(4)
+        out[:3, :3] = _axis_angle(self.spin_axis, self.spin0 + self.spin_rate * t)
+        out[:3, 3] = self.centre + self.a * np.sin(angle) + self.b * np.cos(angle)
+        return out
+
+
+def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rotation by ``angle`` (rad) about the unit ``axis`` (Rodrigues)."""
+    x, y, z = axis
+    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * (k @ k)
+
+
+@dataclass
 class Scene:
-    boxes: list[Box]
+    boxes: list[Box]  # static, axis-aligned (the room first)
     textures: list[np.ndarray]  # float32 (Ht, Wt, 3) in [0, 1]
+    movers: list[MovingBox] = field(default_factory=list)  # placed at the time of the frame
 
 
 def _intersect(box: Box, origin: np.ndarray, dirs: np.ndarray):
@@ -97,13 +151,20 @@ def _bilinear_wrap(tex: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def cast(scene: Scene, origin: np.ndarray, dirs: np.ndarray, shade: bool = True):
-    """Cast rays ``origin + t * dirs``: returns ``t`` and, with ``shade``, RGB in ``[0, 1]``."""
+def cast(scene: Scene, origin: np.ndarray, dirs: np.ndarray, shade: bool = True, time: float = 0.0):
+    """Cast rays ``origin + t * dirs``: returns ``t`` and, with ``shade``, RGB in ``[0, 1]``.
+
+    Moving boxes are placed at ``time`` (seconds): the rays are taken into each one's own frame,
+    where it is axis-aligned (a rigid change keeps ``t``)."""
+    placed = [(box, None) for box in scene.boxes] + [(m.box, m.pose(time)) for m in scene.movers]
     best_t = np.full(len(dirs), np.inf)
     best_box = np.zeros(len(dirs), dtype=int)
     best_face = np.zeros(len(dirs), dtype=int)
-    for b, box in enumerate(scene.boxes):
-        t, face = _intersect(box, origin, dirs)
+    for b, (box, pose) in enumerate(placed):
+        if pose is None:
+            t, face = _intersect(box, origin, dirs)
+        else:
+            t, face = _intersect(box, (origin - pose[:3, 3]) @ pose[:3, :3], dirs @ pose[:3, :3])
         closer = t < best_t
         best_t[closer] = t[closer]
         best_box[closer] = b
@@ -112,7 +173,7 @@ def cast(scene: Scene, origin: np.ndarray, dirs: np.ndarray, shade: bool = True)
         return best_t, None
     points = origin + best_t[:, None] * dirs
     rgb = np.zeros((len(dirs), 3), dtype=np.float32)
-    for b, box in enumerate(scene.boxes):
+    for b, (box, pose) in enumerate(placed):
         for face in range(6):
             sel = np.nonzero((best_box == b) & (best_face == face))[0]
             if sel.size == 0:
@@ -120,8 +181,9 @@ def cast(scene: Scene, origin: np.ndarray, dirs: np.ndarray, shade: bool = True)
             axis = face // 2
             u_axis, v_axis = [a for a in range(3) if a != axis]
             tex = scene.textures[box.face_texture[face]]
-            s = (points[sel, u_axis] - box.lo[u_axis]) / box.texel + box.face_offset[face, 0]
-            t = (points[sel, v_axis] - box.lo[v_axis]) / box.texel + box.face_offset[face, 1]
+            hit = points[sel] if pose is None else (points[sel] - pose[:3, 3]) @ pose[:3, :3]
+            s = (hit[:, u_axis] - box.lo[u_axis]) / box.texel + box.face_offset[face, 0]
+            t = (hit[:, v_axis] - box.lo[v_axis]) / box.texel + box.face_offset[face, 1]
             rgb[sel] = _bilinear_wrap(tex, s, t) * box.face_shade[face]
     return best_t, rgb
 
@@ -142,11 +204,14 @@ def camera_rays(k: np.ndarray, c2w: np.ndarray, width: int, height: int, supersa
     return rays_cam @ c2w[:3, :3].T
 
 
-def render_view(scene: Scene, k: np.ndarray, c2w: np.ndarray, width: int, height: int, supersample: int = 2):
-    """Render one view: ``(H, W, 3)`` uint8 colour and ``(H, W)`` float32 metric z-depth."""
+def render_view(
+    scene: Scene, k: np.ndarray, c2w: np.ndarray, width: int, height: int, supersample: int = 2, time: float = 0.0
+):
+    """Render one view (moving boxes at ``time``, seconds): ``(H, W, 3)`` uint8 colour and
+    ``(H, W)`` float32 metric z-depth."""
     origin = c2w[:3, 3]
-    depth, _ = cast(scene, origin, camera_rays(k, c2w, width, height, 1), shade=False)
-    _, rgb = cast(scene, origin, camera_rays(k, c2w, width, height, supersample))
+    depth, _ = cast(scene, origin, camera_rays(k, c2w, width, height, 1), shade=False, time=time)
+    _, rgb = cast(scene, origin, camera_rays(k, c2w, width, height, supersample), time=time)
     rgb = rgb.reshape(height, supersample, width, supersample, 3).mean(axis=(1, 3))
     image = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return image, depth.reshape(height, width).astype(np.float32)
@@ -423,3 +488,531 @@ def synthesize(
     truth = old.reset_index(drop=True)
     truth.attrs["skipped"] = skipped
     return truth
+
+
+# ----------------------------------------------------------------------------------------------
+# Multi-camera scenes (ReCamMaster's MultiCamVideo layout)
+# ----------------------------------------------------------------------------------------------
+#: The fixed reflection taking the OpenCV world (x right, y down, z forward) to Unreal's left-handed
+#: one (X forward = z, Y right = x, Z up = -y). ``camera_extrinsics.json`` holds ``W @ c2w``, so
+#: :func:`stages.rerender.cameras.read_multicam_cameras` gives ``UNREAL_WORLD @ c2w`` (det -1) and
+#: relative poses ``inv(W A) @ (W B) = inv(A) @ B`` exactly as in the true right-handed world.
+UNREAL_WORLD = np.array([[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+#: Camera motions, each from a start that looks at the scene's centre (magnitudes drawn per camera):
+#: ``arc`` (orbit 15-45 deg around the centre, looking at it), ``dolly`` (0.3-1.2 m along the view
+#: axis), ``pan`` (yaw 10-25 deg in place), ``tilt`` (pitch 5-12 deg in place), ``crane`` (rise or
+#: sink 0.4-0.9 m, looking at the centre), ``truck`` (0.6-1.5 m sideways, orientation kept),
+#: ``arc-dolly`` (orbit while closing in or backing off), ``static`` (never moves; only on request).
+CAMERA_MOTIONS = ("arc", "dolly", "pan", "tilt", "crane", "truck", "arc-dolly", "static")
+RANDOM_MOTIONS = CAMERA_MOTIONS[:-1]
+#: Most cameras per scene (names ``cam01`` ... ``cam99``), most moving boxes.
+MAX_CAMERAS = 99
+MAX_MOVING = 8
+MULTICAM_TABLE = "scenes.parquet"
+MULTICAM_COLUMNS = [
+    "scene",
+    "n_cameras",
+    "n_frames",
+    "width",
+    "height",
+    "fps",
+    "dynamic",
+    "n_moving",
+    "n_static",
+    "caption",
+    "settings",
+]
+METADATA_CSV = "metadata.csv"
+EXTRINSICS_JSON = "camera_extrinsics.json"
+
+# Scene geometry (metres; floor at y = 0, up is -y): the moving boxes stay within _MOVE_RADIUS of
+# the vertical axis through the origin, cameras between _CAM_RADIUS (horizontally) and the walls.
+_MOVE_RADIUS = 2.0
+_CAM_RADIUS = (2.6, 5.0)
+_CAM_HEIGHT = (0.4, 2.8)
+
+
+@dataclass
+class MulticamScene:
+    """One synthetic scene and its cameras: ``c2w`` ``(N, F, 4, 4)`` OpenCV (right-handed world,
+    metres), ``k`` the ``(3, 3)`` pixel intrinsics shared by all cameras, ``times`` ``(F,)`` the
+    seconds at which each frame shows the moving boxes (all 0 for a still scene)."""
+
+    scene: Scene
+    names: list[str]
+    motions: list[str]
+    c2w: np.ndarray
+    k: np.ndarray
+    times: np.ndarray
+    caption: str
+
+    def object_poses(self) -> np.ndarray:
+        """Object-to-world poses of the moving boxes at every frame, ``(M, F, 4, 4)``."""
+        return np.array([[m.pose(t) for t in self.times] for m in self.scene.movers]).reshape(-1, len(self.times), 4, 4)
+
+    def render(self, camera: int, width: int, height: int, supersample: int = 2):
+        """Frames ``(F, H, W, 3)`` uint8 and metric z-depth ``(F, H, W)`` float32 of one camera."""
+        frames, depth = zip(
+            *(
+                render_view(self.scene, self.k, p, width, height, supersample, time=t)
+                for p, t in zip(self.c2w[camera], self.times)
+            )
+        )
+        return np.stack(frames), np.stack(depth)
+
+
+def _box_faces(box: Box, rng: np.random.Generator, n_tex: int, shade_lo: float) -> Box:
+    box.face_texture = rng.integers(0, n_tex, size=6)
+    box.face_offset = rng.uniform(0, 512, size=(6, 2))
+    box.face_shade = rng.uniform(shade_lo, 1.0, size=6)
+    return box
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def _moving_boxes(rng: np.random.Generator, n: int, n_tex: int, duration: float) -> list[MovingBox]:
+    """``n`` boxes near the centre: on the floor (turning about the vertical) or floating (tumbling
+    and bobbing), each on an ellipse or a line, apart from each other at all times."""
+    times = np.linspace(0.0, max(duration, 1.0), 48)
+    movers: list[MovingBox] = []
+    for _ in range(200 * max(n, 1)):
+        if len(movers) == n:
+            break
+        half = rng.uniform(0.2, 0.45, size=3)
+        radius = float(np.linalg.norm(half))
+        heading = rng.uniform(0, 2 * np.pi)
+        a = rng.uniform(0.3, 0.7) * np.array([np.cos(heading), 0.0, np.sin(heading)])
+        b = rng.uniform(0.0, 0.5) * np.array([-np.sin(heading), 0.0, np.cos(heading)])
+        if rng.random() < 0.6:  # on the floor, turning about the vertical
+            centre_y = -half[1]
+            axis = np.array([0.0, -1.0, 0.0])
+        else:  # floating: tumbling about a random axis and bobbing
+            bob = rng.uniform(0.05, 0.2)
+            b[1] = bob * rng.choice([-1.0, 1.0])
+            centre_y = -(radius + bob + rng.uniform(0.1, 0.8))
+            axis = _unit(rng.normal(size=3))
+        reach = _MOVE_RADIUS - radius - np.linalg.norm(a) - np.linalg.norm(b)
+        if reach <= 0:
+            continue
+        r, phi = reach * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+        mover = MovingBox(
+            box=_box_faces(Box(-half, half, texel=0.003), rng, n_tex, 0.6),
+            centre=np.array([r * np.cos(phi), centre_y, r * np.sin(phi)]),
+            a=a,
+            b=b,
+            omega=2 * np.pi / rng.uniform(3.0, 8.0),
+            phase=rng.uniform(0, 2 * np.pi),
+            spin_axis=axis,
+            spin0=rng.uniform(0, 2 * np.pi),
+            spin_rate=np.radians(rng.uniform(20, 90)) * rng.choice([-1.0, 1.0]),
+        )
+        path = np.array([mover.pose(t)[:3, 3] for t in times])
+        if all(
+            np.linalg.norm(path - np.array([o.pose(t)[:3, 3] for t in times]), axis=1).min()
+            > radius + np.linalg.norm(o.box.hi) + 0.05
+            for o in movers
+        ):
+            movers.append(mover)
+    return movers
+
+
+def _look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
+    from .core.trajectory import look_at
+
+    return look_at(position, target, (0.0, -1.0, 0.0))
+
+
+def _yaw(degrees: float) -> np.ndarray:
+    """Rotation about the world's vertical (y) axis."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def _orbit_position(azimuth: float, radius: float, height: float) -> np.ndarray:
+    return np.array([radius * np.sin(azimuth), -height, radius * np.cos(azimuth)])
+
+
+def camera_path(
+    motion: str, azimuth: float, radius: float, height: float, target: np.ndarray, n_frames: int, rng
+) -> np.ndarray:
+    """``(F, 4, 4)`` OpenCV c2w of one camera: it starts at ``azimuth`` (rad), horizontal
+    ``radius`` and ``height`` above the floor (metres) looking at ``target``, then performs
+    ``motion`` (:data:`CAMERA_MOTIONS`, magnitudes drawn from ``rng``) with smoothstep easing."""
+    s = np.linspace(0.0, 1.0, n_frames) if n_frames > 1 else np.zeros(1)
+    s = s * s * (3.0 - 2.0 * s)
+    sign = rng.choice([-1.0, 1.0])
+    start = _look_at(_orbit_position(azimuth, radius, height), target)
+    out = np.repeat(start[None], len(s), axis=0)
+    lo_r, hi_r = _CAM_RADIUS
+
+    def radial_change(amount: float) -> float:
+        """``amount`` signed towards (negative) or away from the centre, kept within the ring."""
+        change = float(np.clip(sign * amount, lo_r - radius, hi_r - radius))
+        if abs(change) < 0.3:  # no room this way: go the other way
+            change = float(np.clip(-sign * amount, lo_r - radius, hi_r - radius))
+        return change
+
+    if motion in ("arc", "arc-dolly", "crane"):
+        turn = np.radians(sign * rng.uniform(15, 45)) if motion != "crane" else 0.0
+        if motion == "crane":
+            lift = sign * rng.uniform(0.4, 0.9)
+            lift = float(np.clip(lift, _CAM_HEIGHT[0] - height, _CAM_HEIGHT[1] - height))
+        else:
+            lift = rng.uniform(-0.2, 0.2)
+        closer = radial_change(rng.uniform(0.5, 1.2)) if motion == "arc-dolly" else 0.0
+        for i, si in enumerate(s):
+            p = _orbit_position(azimuth + si * turn, radius + si * closer, height + si * lift)
+            out[i] = _look_at(p, target)
+    elif motion == "dolly":
+        forward = start[:3, 2]
+        amount = radial_change(rng.uniform(0.3, 1.2)) / np.linalg.norm(forward[[0, 2]])
+        out[:, :3, 3] = start[:3, 3] - s[:, None] * amount * forward  # closer (amount < 0) moves forward
+    elif motion == "truck":
+        right = start[:3, 0]
+        out[:, :3, 3] = start[:3, 3] + s[:, None] * sign * rng.uniform(0.6, 1.5) * right
+    elif motion == "pan":
+        turn = sign * rng.uniform(10, 25)
+        for i, si in enumerate(s):
+            out[i, :3, :3] = _yaw(si * turn) @ start[:3, :3]
+    elif motion == "tilt":
+        from .core.trajectory import axis_rotation
+
+        turn = sign * rng.uniform(5, 12)
+        for i, si in enumerate(s):
+            out[i, :3, :3] = start[:3, :3] @ axis_rotation("x", si * turn)
+    elif motion != "static":
+        raise RealcamError(f"unknown camera motion {motion!r} (one of {', '.join(CAMERA_MOTIONS)})", "motions")
+    return out
+
+
+def _static_boxes(
+    rng: np.random.Generator, n: int, n_tex: int, room: Box, c2w: np.ndarray, targets: np.ndarray
+) -> list[Box]:
+    """Still boxes on the floor, away from the moving boxes, the camera paths and the lines of sight."""
+    path = c2w[:, :, :3, 3].reshape(-1, 3)
+    picks = sorted({0, c2w.shape[1] // 2, c2w.shape[1] - 1})
+    along = np.linspace(0.0, 1.0, 16)[:, None]
+    sight = np.concatenate(
+        [c2w[c, f, :3, 3] + along * (targets[c] - c2w[c, f, :3, 3]) for c in range(len(c2w)) for f in picks]
+    )
+    boxes: list[Box] = []
+    for _ in range(300):
+        if len(boxes) == n:
+            break
+        half = np.array([rng.uniform(0.2, 0.6), rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.6)])
+        x = rng.uniform(room.lo[0] + half[0] + 0.05, room.hi[0] - half[0] - 0.05)
+        z = rng.uniform(room.lo[2] + half[2] + 0.05, room.hi[2] - half[2] - 0.05)
+        lo, hi = np.array([x, -2 * half[1], z]) - [half[0], 0, half[2]], np.array([x, 0.0, z]) + [half[0], 0, half[2]]
+        # horizontal distance of the footprint from the vertical axis through the centre
+        if np.hypot(max(lo[0], -hi[0], 0.0), max(lo[2], -hi[2], 0.0)) < _MOVE_RADIUS + 0.2:
+            continue
+        if _box_distance(lo, hi, path).min() < 0.5 or _box_distance(lo, hi, sight).min() < 0.25:
+            continue
+        if any(np.all(lo < o.hi + 0.05) and np.all(o.lo - 0.05 < hi) for o in boxes):
+            continue
+        boxes.append(_box_faces(Box(lo, hi, texel=0.004), rng, n_tex, 0.6))
+    return boxes
+
+
+def build_multicam_scene(
+    rng: np.random.Generator,
+    textures: list[np.ndarray],
+    n_cameras: int,
+    n_frames: int,
+    size: tuple[int, int],
+    *,
+    fps: float = 15.0,
+    dynamic: bool = True,
+    fov_deg: float = 60.0,
+    motions: Sequence[str] | None = None,
+    n_moving: int | None = None,
+    n_static: int | None = None,
+) -> MulticamScene:
+    """One room (floor at ``y = 0``, up ``-y``, 12-16 m wide, 3.2-4 m high) with 1-3 moving boxes
+    near its centre (``n_moving``) and 3-6 still ones (``n_static``; either fewer when they do not
+    fit: moving boxes never meet, still ones keep off the moving area and the cameras' paths and
+    lines of sight), and ``n_cameras`` trajectories around it: camera ``i`` starts at its own
+    azimuth (spread evenly around the centre with jitter), 3-4.6 m away and 0.6-2.2 m high, looking
+    at a point near the centre, and performs ``motions[i]`` (drawn from :data:`RANDOM_MOTIONS` when not given).
+    Frame ``f`` shows the moving boxes at ``f / fps`` seconds (``dynamic``) or at 0."""
+    width, height = size
+    n_tex = len(textures)
+    half_x, half_z, room_h = rng.uniform(6.0, 8.0), rng.uniform(6.0, 8.0), rng.uniform(3.2, 4.0)
+    room = _box_faces(
+        Box(np.array([-half_x, -room_h, -half_z]), np.array([half_x, 0.0, half_z]), inside=True, texel=0.012),
+        rng,
+        n_tex,
+        0.6,
+    )
+    n_moving = int(rng.integers(1, 4)) if n_moving is None else n_moving
+    movers = _moving_boxes(rng, n_moving, n_tex, (n_frames - 1) / fps)
+    if motions is None:
+        motions = [str(m) for m in rng.choice(RANDOM_MOTIONS, size=n_cameras)]
+    base = rng.uniform(0, 2 * np.pi)
+    azimuths = base + 2 * np.pi * (np.arange(n_cameras) + rng.uniform(-0.3, 0.3, size=n_cameras)) / n_cameras
+    azimuths = azimuths[rng.permutation(n_cameras)]
+    targets = np.column_stack(
+        [
+            rng.uniform(-0.3, 0.3, size=n_cameras),
+            -rng.uniform(0.3, 0.8, size=n_cameras),
+            rng.uniform(-0.3, 0.3, size=n_cameras),
+        ]
+    )
+    c2w = np.stack(
+        [
+            camera_path(motion, az, rng.uniform(3.0, 4.6), rng.uniform(0.6, 2.2), target, n_frames, rng)
+            for motion, az, target in zip(motions, azimuths, targets)
+        ]
+    )
+    n_static = int(rng.integers(3, 7)) if n_static is None else n_static
+    still = _static_boxes(rng, n_static, n_tex, room, c2w, targets)
+    times = np.arange(n_frames) / fps if dynamic else np.zeros(n_frames)
+    moving = "moving" if dynamic else "standing"
+    caption = (
+        f"A room with textured walls and floor, {len(still)} still boxes and {len(movers)} textured boxes "
+        f"{moving} near its centre, filmed by a moving camera."
+    )
+    return MulticamScene(
+        scene=Scene([room, *still], textures, movers),
+        names=[f"cam{i + 1:02d}" for i in range(n_cameras)],
+        motions=list(motions),
+        c2w=c2w,
+        k=cam.default_intrinsics(width, height, fov_deg),
+        times=times,
+        caption=caption,
+    )
+
+
+def unreal_extrinsics(names: Sequence[str], c2w: np.ndarray) -> dict:
+    """The ``camera_extrinsics.json`` document of OpenCV c2w ``(N, F, 4, 4)`` (right-handed world):
+    ``frame{f}`` -> ``name`` -> the Unreal string of ``UNREAL_WORLD @ c2w[n, f]``."""
+    from .rerender.cameras import c2w_to_unreal
+
+    return {
+        f"frame{f}": {name: c2w_to_unreal(UNREAL_WORLD @ c2w[n, f], f"{name} frame{f}") for n, name in enumerate(names)}
+        for f in range(c2w.shape[1])
+    }
+
+
+def multicam_layout(out: str | Path, scene: str, names: Sequence[str]) -> dict[str, Path | list[Path]]:
+    """Where a scene's files go (see :func:`synthesize_multicam`)."""
+    root = Path(out) / scene
+    return {
+        "root": root,
+        "videos": [root / "videos" / f"{n}.mp4" for n in names],
+        "extrinsics": root / "cameras" / EXTRINSICS_JSON,
+        "cameras": root / "truth" / "cameras.npz",
+        "objects": root / "truth" / "objects.npz",
+        "depth": [root / "truth" / "depth" / f"{n}.npz" for n in names],
+    }
+
+
+def check_multicam_options(
+    n_cameras, n_frames, size, scenes, fps, seed, supersample, fov_deg, motions, n_moving, n_static
+):
+    """Every option of :func:`synthesize_multicam` checked (``RealcamError`` naming the option)."""
+    from .core.trajectory import MAX_FRAMES
+
+    n_cameras = checks.integer(n_cameras, "--cameras", minimum=2, maximum=MAX_CAMERAS)
+    n_frames = checks.integer(n_frames, "--frames", minimum=1, maximum=MAX_FRAMES)
+    scenes = checks.integer(scenes, "--scenes", minimum=1, maximum=100_000)
+    fps = checks.number(fps, "--fps", above=0, maximum=1000)
+    fov_deg = checks.number(fov_deg, "fov_deg", above=1, below=170)
+    size, _, _, seed, supersample = check_options(size, None, (1.0, 1.0), seed, supersample)
+    if motions is not None:
+        motions = [str(m) for m in motions]
+        if len(motions) != n_cameras:
+            raise RealcamError(f"expected {n_cameras} motions (one per camera), got {len(motions)}", "motions")
+        for m in motions:
+            checks.choice(m, "motions", CAMERA_MOTIONS)
+    if n_moving is not None:
+        n_moving = checks.integer(n_moving, "n_moving", minimum=0, maximum=MAX_MOVING)
+    if n_static is not None:
+        n_static = checks.integer(n_static, "n_static", minimum=0, maximum=20)
+    return n_cameras, n_frames, size, scenes, fps, seed, supersample, fov_deg, motions, n_moving, n_static
+
+
+def _write_metadata(out: Path, table: pd.DataFrame) -> None:
+    """``metadata.csv`` (``file_name,text``): one row per video of every finished scene."""
+    order = sorted(range(len(table)), key=lambda i: int(str(table["scene"].iloc[i])[len("scene") :]))
+    rows = [
+        {"file_name": f"{table['scene'].iloc[i]}/videos/cam{c + 1:02d}.mp4", "text": table["caption"].iloc[i]}
+        for i in order
+        for c in range(int(table["n_cameras"].iloc[i]))
+    ]
+    atomic_write_text(out / METADATA_CSV, pd.DataFrame(rows, columns=["file_name", "text"]).to_csv(index=False))
+
+
+def synthesize_multicam(
+    out: str | Path,
+    n_cameras: int,
+    *,
+    n_frames: int = 81,
+    size: tuple[int, int] = (256, 256),
+    scenes: int = 1,
+    textures: Sequence[str | Path] = (),
+    seed: int = 0,
+    dynamic: bool = True,
+    fps: float = 15.0,
+    fov_deg: float = 60.0,
+    motions: Sequence[str] | None = None,
+    n_moving: int | None = None,
+    n_static: int | None = None,
+    supersample: int = 2,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Write ``scenes`` synthetic scenes in ReCamMaster's MultiCamVideo layout; returns the scene table.
+
+    Each scene (``scene1`` ... ``sceneK``, scene ``i`` drawn from ``seed`` and its name only) is
+    one room seen by ``n_cameras`` synchronized cameras (:func:`build_multicam_scene`) over
+    ``n_frames`` frames at ``fps``; with ``dynamic`` its moving boxes move (frame ``f`` at
+    ``f / fps`` s), otherwise they stand at their time-0 poses (the same layout). Under ``out``::
+
+        metadata.csv                          file_name,text: sceneN/videos/camNN.mp4, a caption
+        scenes.parquet                        one row per finished scene and its settings
+        sceneN/videos/cam01.mp4 ...           lossless RGB H.264 (libx264rgb qp 0), F frames at fps
+        sceneN/cameras/camera_extrinsics.json frame0.. -> cam01.. -> Unreal string (UNREAL_WORLD @ c2w)
+        sceneN/truth/cameras.npz              c2w (N, F, 4, 4) OpenCV right-handed, metres; k (3, 3)
+                                              pixels; names; times (F,) s; unreal_world (4, 4); fps
+        sceneN/truth/depth/camNN.npz          depth (F, H, W) float32 metric z-depth
+        sceneN/truth/objects.npz              pose (M, F, 4, 4) object-to-world of the moving boxes
+                                              at every frame; half (M, 3) their half sizes
+
+    The intrinsics keep ``fov_deg`` across the long side (square pixels, centred). A scene folder
+    appears whole or not at all; a scene recorded in ``scenes.parquet`` with all its files is
+    skipped unless ``overwrite`` (``table.attrs["skipped"]``), and one recorded with other settings
+    is an error. ``motions`` (one of :data:`CAMERA_MOTIONS` per camera), ``n_moving`` and
+    ``n_static`` fix what is otherwise drawn per scene. Textures: photos, or procedural ones drawn
+    per scene.
+    """
+    opts = check_multicam_options(
+        n_cameras, n_frames, size, scenes, fps, seed, supersample, fov_deg, motions, n_moving, n_static
+    )
+    n_cameras, n_frames, size, scenes, fps, seed, supersample, fov_deg, motions, n_moving, n_static = opts
+    width, height = size
+    out = checks.output_dir(out, "--out")
+    settings = json.dumps(
+        {
+            "seed": seed,
+            "n_cameras": n_cameras,
+            "n_frames": n_frames,
+            "size": [width, height],
+            "fps": fps,
+            "dynamic": bool(dynamic),
+            "fov_deg": fov_deg,
+            "motions": motions,
+            "n_moving": n_moving,
+            "n_static": n_static,
+            "supersample": supersample,
+        },
+        sort_keys=True,
+    )
+    table_path = out / MULTICAM_TABLE
+    old = read_table(table_path, MULTICAM_COLUMNS) if table_path.exists() else None
+    tex = [load_texture(checks.input_file(t, "texture")) for t in textures]
+    names = [f"cam{i + 1:02d}" for i in range(n_cameras)]
+    todo, skipped = [], []
+    recorded = {} if old is None else dict(zip(old["scene"].astype(str), old["settings"].astype(str)))
+    for i in range(scenes):
+        name = f"scene{i + 1}"
+        where = multicam_layout(out, name, names)
+        outputs = [*where["videos"], where["extrinsics"], where["cameras"], where["objects"], *where["depth"]]
+        if should_skip(name, set(recorded), outputs, overwrite):
+            if recorded[name] != settings:
+                was, now = json.loads(recorded[name]), json.loads(settings)
+                diff = ", ".join(
+                    f"{k} {was.get(k)} (now {now.get(k)})" for k in sorted(now) if was.get(k) != now.get(k)
+                )
+                raise RealcamError(
+                    f"written with other settings ({diff or 'unknown'}); use --overwrite or another --out", out / name
+                )
+            skipped.append(name)
+        else:
+            todo.append(name)
+    with checks.writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    for name in skipped:
+        if progress:
+            progress(f"{name} (done)")
+    for name in todo:
+        rng = clip_rng(seed, name)
+        scene_tex = tex or [
+            procedural_texture(np.random.default_rng([seed, zlib.crc32(name.encode()), j])) for j in range(6)
+        ]
+        ms = build_multicam_scene(
+            rng,
+            scene_tex,
+            n_cameras,
+            n_frames,
+            size,
+            fps=fps,
+            dynamic=dynamic,
+            fov_deg=fov_deg,
+            motions=motions,
+            n_moving=n_moving,
+            n_static=n_static,
+        )
+        timestamps = np.round(np.arange(n_frames) * (MICROSECONDS / fps)).astype(np.int64)
+        where = multicam_layout(out, name, names)
+        current: Path = where["root"]
+        try:
+            with atomic_dir(where["root"]) as tmp:
+                inside = multicam_layout(tmp.parent, tmp.name, names)  # the same files in the temporary folder
+                for c in range(n_cameras):
+                    frames, depth = ms.render(c, width, height, supersample)
+                    current = where["videos"][c]
+                    write_clip_video(inside["videos"][c], frames, timestamps)
+                    current = where["depth"][c]
+                    write_arrays(inside["depth"][c], depth=depth)
+                current = where["cameras"]
+                write_arrays(
+                    inside["cameras"],
+                    c2w=ms.c2w,
+                    k=ms.k,
+                    names=np.array(names),
+                    times=ms.times,
+                    unreal_world=UNREAL_WORLD,
+                    fps=np.float64(fps),
+                )
+                current = where["objects"]
+                write_arrays(
+                    inside["objects"],
+                    pose=ms.object_poses(),
+                    half=np.array([m.box.hi for m in ms.scene.movers]).reshape(-1, 3),
+                )
+                current = where["extrinsics"]
+                atomic_write_text(inside["extrinsics"], json.dumps(unreal_extrinsics(names, ms.c2w), indent=1))
+                current = where["root"]
+            row = pd.DataFrame(
+                [
+                    {
+                        "scene": name,
+                        "n_cameras": n_cameras,
+                        "n_frames": n_frames,
+                        "width": width,
+                        "height": height,
+                        "fps": fps,
+                        "dynamic": bool(dynamic),
+                        "n_moving": len(ms.scene.movers),
+                        "n_static": len(ms.scene.boxes) - 1,
+                        "caption": ms.caption,
+                        "settings": settings,
+                    }
+                ],
+                columns=MULTICAM_COLUMNS,
+            )
+            old = merge_rows(old, row, key="scene")
+            current = table_path
+            write_table(table_path, old)
+            current = out / METADATA_CSV
+            _write_metadata(out, old)
+        except OSError as err:
+            raise RealcamError(checks.os_error_message(err), current) from None
+        if progress:
+            progress(name)
+    table = old.reset_index(drop=True)
+    table.attrs["skipped"] = skipped
+    return table

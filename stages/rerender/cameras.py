@@ -108,6 +108,56 @@ def unreal_to_c2w(text: str, source: str = "<unreal transform>") -> np.ndarray:
     return c2w
 
 
+def c2w_to_unreal(c2w, source: str = "<c2w>") -> str:
+    """The exact inverse of :func:`unreal_to_c2w`: an OpenCV-axes c2w in Unreal's world -> string.
+
+    ``c2w`` is 4x4 (metres) whose rotation has **det -1**, as :func:`unreal_to_c2w` returns: the
+    camera's OpenCV axes (right, down, forward) written in Unreal's left-handed world. The columns
+    are taken back in the order (forward, right, -down, t), the translation is converted to
+    centimetres (rounded to 1e-9 cm), and the transpose is written in row-vector form, the rotation
+    at full precision (``repr``), so ``unreal_to_c2w(c2w_to_unreal(T))`` equals ``T`` to 1e-11.
+
+    A c2w in a right-handed world (a proper rotation, det +1, as every other stage uses) must first
+    be expressed in a left-handed world by one fixed reflection ``W`` applied on the left,
+    ``W @ c2w``; relative poses are then unchanged, ``inv(W A) @ (W B) = inv(A) @ B``, which is all
+    ReCamMaster reads (:func:`camera_tokens`). The synthetic multi-camera scenes use
+    ``stages.synth.UNREAL_WORLD``, which maps the OpenCV world axes (x right, y down, z forward) onto
+    Unreal's (X forward = z, Y right = x, Z up = -y), so heights come out as Unreal ``Z``. A proper
+    rotation is refused here (a ``RealcamError``) rather than silently reflected.
+    """
+    try:
+        m = np.array(c2w, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RealcamError("a pose must be a 4x4 matrix of numbers", source) from None
+    if m.shape != (4, 4):
+        raise RealcamError(f"a pose must have shape (4, 4), got {m.shape}", source)
+    if not np.all(np.isfinite(m)):
+        raise RealcamError("the pose contains non-finite numbers", source)
+    if not np.allclose(m[3], [0, 0, 0, 1], atol=1e-9):
+        raise RealcamError("the last row of a pose must be 0 0 0 1", source)
+    r = m[:3, :3]
+    err = float(np.abs(r @ r.T - np.eye(3)).max())
+    if err > _UNREAL_ORTHO_TOL:
+        raise RealcamError(f"the rotation is not orthonormal (|R R^T - I| = {err:.1e})", source)
+    if np.linalg.det(r) > 0:
+        raise RealcamError(
+            "the rotation is proper (det +1, a right-handed world); express the pose in Unreal's "
+            "left-handed world first (W @ c2w with a fixed reflection W, e.g. stages.synth.UNREAL_WORLD)",
+            source,
+        )
+    column = np.empty((4, 4))
+    column[:, 0] = m[:, 2]  # X forward
+    column[:, 1] = m[:, 0]  # Y right
+    column[:, 2] = -m[:, 1]  # Z up = -down
+    column[:, 3] = m[:, 3]
+    column[:3, 3] *= UNREAL_CM_PER_M
+    rows = column.T
+    rows[:3, 3] = 0.0
+    rows[3, :3] = np.round(rows[3, :3], 9)  # 1e-11 m: no 123.50000000000001 from 1.235 m
+    rows[3, 3] = 1.0
+    return " ".join("[" + " ".join(repr(float(v) + 0.0) for v in row) + "]" for row in rows)
+
+
 def _frame_numbers(data: dict, source: str) -> list[int]:
     """The frame numbers of the document's keys: ``frame0`` ... ``frame{F-1}``, none missing."""
     numbers = []
