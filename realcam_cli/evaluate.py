@@ -1,4 +1,5 @@
-"""``realcam evaluate``: camera-control metrics (RotErr, TransErr, CamMC, ATE) and FVD of videos."""
+"""``realcam evaluate``: camera-control metrics (RotErr, TransErr, CamMC, ATE) and FVD of videos, and the
+synchronization of re-rendered videos with their sources (CLIP-V, Mat. Pix., FVD-V)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def evaluate(
     ),
     fvd: bool = typer.Option(False, "--fvd", help="Also compute FVD (VideoGPT and StyleGAN-V variants)."),
     i3d: Optional[Path] = typer.Option(
-        None, "--i3d", help="I3D network: TorchScript (i3d_torchscript.pt) or state dict."
+        None, "--i3d", help="I3D network: TorchScript (i3d_torchscript.pt) or state dict (for --fvd and FVD-V)."
     ),
     fvd_frames: int = typer.Option(
         EvaluateSettings.fvd_frames, "--fvd-frames", help="Frames per video fed to the I3D (the first N)."
@@ -59,6 +60,29 @@ def evaluate(
     seed: int = typer.Option(
         EvaluateSettings.seed, "--seed", help="Seed of the first SfM trial (trial t uses seed + t)."
     ),
+    sync: bool = typer.Option(
+        False,
+        "--sync",
+        help="Synchronization with each sample's source video (Mat. Pix.; CLIP-V with --clip; FVD-V with --i3d). "
+        "Sources: a source_video column, --source, or the video_in of the rerender record <name>.json.",
+    ),
+    source: Optional[Path] = typer.Option(
+        None,
+        "--source",
+        help="Folder of source videos <name>.mp4 or <name>/ (same names as the samples); implies --sync. "
+        "A sample not in it falls back to its rerender record <name>.json.",
+    ),
+    clip: Optional[str] = typer.Option(
+        None,
+        "--clip",
+        help="CLIP model for CLIP-V: Hugging Face id or folder in transformers format "
+        "(e.g. openai/clip-vit-base-patch32, laion/CLIP-ViT-H-14-laion2B-s32B-b79K); implies --sync.",
+    ),
+    match_size: int = typer.Option(
+        EvaluateSettings.match_size,
+        "--match-size",
+        help="Longer side (pixels) of the frames fed to SIFT for Mat. Pix. (0: as they are).",
+    ),
     workers: int = options.WORKERS,
     ray: Optional[str] = options.RAY,
     gpus_per_worker: Optional[float] = options.GPUS_PER_WORKER,
@@ -68,7 +92,9 @@ def evaluate(
     shard_spec: Optional[str] = options.SHARD,
     overwrite: bool = options.OVERWRITE,
 ) -> None:
-    """Estimate camera poses of videos by SfM and score them against ground truth (docs/method.md#camera-metrics)."""
+    """Estimate camera poses of videos by SfM and score them against ground truth (docs/method.md#camera-metrics);
+    with --sync/--source/--clip, also their synchronization with the source videos
+    (docs/method.md#synchronization-metrics)."""
     from rich.table import Table
 
     from stages.core.dataset import shard
@@ -87,6 +113,10 @@ def evaluate(
         gt_videos=_str(gt_videos),
         fvd_frames=fvd_frames,
         fid=_str(fid),
+        sync=sync,
+        source=_str(source),
+        clip=clip,
+        match_size=match_size,
     )
     batch = options.batch_settings(
         workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
@@ -106,12 +136,14 @@ def evaluate(
     failed = per_video[per_video["status"] != "ok"]
     for row in failed.itertuples():
         console.print(f"[yellow]failed:[/] {row.video}: {row.reason}")
+    for note in tables.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
     n_ok = int((per_video["status"] == "ok").sum())
     report(
         f"evaluate: {n_ok} ok ({len(tables['skipped'])} skipped as already done), {len(failed)} failed "
         f"-> {out} ({shard_table(eval_stage.PER_TRIAL, batch.shard)}, "
         f"{shard_table(eval_stage.PER_VIDEO, batch.shard)}, {eval_stage.SUMMARY}"
-        f"{', plots/' if plot else ''})"
+        f"{', plots/' if plot else ''}{', sync/' if sync or source or clip else ''})"
     )
     if n_ok == 0:  # the batch rule: exit 1 when no video could be scored
         raise typer.Exit(1)

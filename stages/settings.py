@@ -540,6 +540,12 @@ class EvaluateSettings:
     gt_videos: Optional[str] = None  # ground-truth videos for FVD
     fvd_frames: int = 16
     fid: Optional[str] = None  # TorchScript feature network for per-frame FID
+    # synchronization with the source video (docs/method.md#synchronization-metrics); on with any of
+    # sync, source or clip; sources from a source_video column, the folder or the rerender records
+    sync: bool = False
+    source: Optional[str] = None  # folder of source videos <name>.mp4 or <name>/
+    clip: Optional[str] = None  # CLIP model for CLIP-V (transformers format: Hub id or folder)
+    match_size: int = 512  # longer side of the frames fed to SIFT for Mat. Pix. (0: as they are)
 
     def check(self) -> "EvaluateSettings":
         from .evaluate.sfm import MAPPERS
@@ -554,8 +560,15 @@ class EvaluateSettings:
             checks.input_file(self.i3d, "I3D checkpoint")
         if self.fid is not None:
             checks.input_file(self.fid, "FID feature network")
+        sync = bool(self.sync or self.source is not None or self.clip is not None)
+        if self.source is not None:
+            checks.input_dir(self.source, "folder of source videos (--source)")
+        if sync and self.i3d is not None:
+            checks.input_file(self.i3d, "I3D checkpoint")
         return replace(
             self,
+            sync=sync,
+            match_size=checks.integer(self.match_size, "--match-size", minimum=0),
             trials=checks.integer(self.trials, "--trials", minimum=1),
             seed=checks.integer(self.seed, "--seed", minimum=0, maximum=_C_INT_MAX),
             max_depth=checks.number(self.max_depth, "--max-depth", above=0),

@@ -347,3 +347,17 @@ def read_clip_video(path: str | Path, timestamps_us, rows=None) -> list[np.ndarr
     if len(ts) == 0:
         return []
     return read_frames_at(path, ts[idx] - ts[0])
+
+
+def is_video(p: Path) -> bool:
+    """A video file, or a folder of images."""
+    return (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) or (p.is_dir() and bool(list_images(p)))
+
+
+def first_video(folder: Path, name: str, readable: bool = False) -> Path | None:
+    """``folder/name`` (frames) or ``folder/name.<video suffix>``, the first that exists
+    (``readable``: the first that is a video file or a folder of images)."""
+    for cand in [folder / name, *(folder / f"{name}{s}" for s in sorted(VIDEO_SUFFIXES))]:
+        if cand.exists() and (not readable or is_video(cand)):
+            return cand
+    return None

@@ -6,7 +6,9 @@ Inputs: SAMPLES, a folder of videos (``<name>.mp4`` or ``<name>/`` frame folders
 or CSV) with columns ``video`` and optionally ``trajectory``, ``gt_video``, ``metric_factor`` and
 ``generated_video`` (with ``estimated``, the video whose trajectory ``video`` holds, for FVD);
 REFERENCE, a folder of ground-truth RealEstate10K files ``<name>.txt`` (which also give the intrinsics).
-Outputs in OUT: ``per_trial.parquet``, ``per_video.parquet``, ``summary.parquet``, ``plots/``.
+Outputs in OUT: ``per_trial.parquet``, ``per_video.parquet``, ``summary.parquet``, ``plots/``; with the
+synchronization metrics (``sync``: a ``source_video`` column, ``--source`` or the ``rerender`` records),
+``sync/<name>.parquet`` per frame (docs/method.md#synchronization-metrics).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from stages.core.artifacts import FAILED, OK, read_arrays, read_table, write_tab
 from stages.core.batch import BatchTask, run_batch
 from stages.core.dataset import find_clips, shard, shard_table, shard_tables
 from stages.core.errors import RealcamError
-from stages.core.video import VIDEO_SUFFIXES, list_images, read_video
+from stages.core.video import VIDEO_SUFFIXES, first_video, read_video
 from stages.settings import BatchSettings, EvaluateSettings
 
+from . import sync
 from .metrics import METRIC_COLUMNS, camera_metrics
 from .sfm import SfmTrial, estimate_poses
 
@@ -44,6 +47,7 @@ class Sample:
     gt_video: Path | None = None
     metric_factor: float | None = None
     generated: Path | None = None  # the generated video for FVD (``video`` itself unless estimated)
+    source: Path | None = None  # the source video of a re-rendered one (synchronization metrics)
 
     @property
     def fvd_video(self) -> Path | None:
@@ -53,10 +57,6 @@ class Sample:
 # ----------------------------------------------------------------------------------------------
 # Inputs
 # ----------------------------------------------------------------------------------------------
-def _is_video(p: Path) -> bool:
-    return (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) or (p.is_dir() and bool(list_images(p)))
-
-
 def _is_sample(p: Path) -> bool:
     """A video file, or a folder (one without images becomes a failed row, not a silent gap) that
     is not another stage's output: the ``<name>_preview/`` folders that ``generate`` writes beside
@@ -93,7 +93,7 @@ def find_samples(
 
     def gt_video_of(name: str) -> Path | None:
         if gt_dir is not None:
-            return _first_video(gt_dir, name)
+            return first_video(gt_dir, name)
         if name in clips:
             clip = clips[name]
             return clip.video or (clip.frames_dir if clip.frames_dir.is_dir() else None)
@@ -112,17 +112,10 @@ def find_samples(
     return out
 
 
-def _first_video(folder: Path, name: str, readable: bool = False) -> Path | None:
-    """``folder/name`` (frames) or ``folder/name.<video suffix>``, the first that exists."""
-    for cand in [folder / name, *(folder / f"{name}{s}" for s in sorted(VIDEO_SUFFIXES))]:
-        if cand.exists() and (not readable or _is_video(cand)):
-            return cand
-    return None
-
-
 def _samples_from_table(table: Path, trajectory_of, gt_video_of) -> list[Sample]:
     """Rows of a sample table (Parquet or CSV): ``video`` and optional ``trajectory``,
-    ``gt_video``, ``metric_factor``, ``generated_video``; relative paths from the table's folder."""
+    ``gt_video``, ``metric_factor``, ``generated_video``, ``source_video``; relative paths from the
+    table's folder."""
     if table.suffix.lower() == ".csv":
         try:
             df = pd.read_csv(table)
@@ -155,7 +148,8 @@ def _samples_from_table(table: Path, trajectory_of, gt_video_of) -> list[Sample]
                 raise RealcamError(f"metric_factor must be positive, got {factor}", table, row_no)
         else:
             factor = None
-        out.append(Sample(name, video, traj, gtv, factor, path_of(row.get("generated_video"))))
+        gen, src = path_of(row.get("generated_video")), path_of(row.get("source_video"))
+        out.append(Sample(name, video, traj, gtv, factor, gen, src))
     return out
 
 
@@ -173,7 +167,7 @@ def _samples_from_folder(folder: Path, trajectory_of, estimated: bool, gt_video_
             continue
         name = p.stem if p.is_file() else p.name
         # with estimated trajectories, the generated video may sit beside each (for FVD)
-        gen = _first_video(folder, name, readable=True) if estimated else None
+        gen = first_video(folder, name, readable=True) if estimated else None
         out.append(Sample(name, p, trajectory_of(name), gt_video_of(name), None, gen))
     if not out:
         what = "<name>.txt trajectories" if estimated else "videos (<name>.mp4 or <name>/ frame folders)"
@@ -310,11 +304,15 @@ def evaluate_video(
 # Summary and plot
 # ----------------------------------------------------------------------------------------------
 def summarize(per_video: pd.DataFrame, per_trial: pd.DataFrame, extra: dict[str, float] | None = None) -> pd.DataFrame:
-    """Mean and median over videos of each metric, failure rates, and extra values (FVD)."""
+    """Mean and median over videos of each metric, failure rates, and extra values (FVD).
+
+    Camera metrics: over the videos scored ``ok``; synchronization metrics (when the table has
+    them): over every video that has them (they do not depend on SfM succeeding)."""
     ok = per_video[per_video["status"] == OK]
     rows = []
-    for c in METRIC_COLUMNS:
-        vals = ok[c].dropna().to_numpy(float)
+    sync_cols = [c for c in sync.SYNC_SUMMARY if c in per_video.columns and per_video[c].notna().any()]
+    for c in [*METRIC_COLUMNS, *sync_cols]:
+        vals = (per_video if c in sync_cols else ok)[c].dropna().to_numpy(float)
         rows.append(
             {
                 "metric": c,
@@ -395,24 +393,54 @@ TRIAL_COLUMNS = [
     *METRIC_COLUMNS,
 ]
 VIDEO_COLUMNS = ["video", *METRIC_COLUMNS, "n_success", "n_trials", "n_frames", "status", "reason"]
+#: with the synchronization metrics (docs/method.md#synchronization-metrics)
+SYNC_VIDEO_COLUMNS = ["video", *METRIC_COLUMNS, *sync.SYNC_COLUMNS, *VIDEO_COLUMNS[1 + len(METRIC_COLUMNS) :]]
 
 
 @dataclass
 class EvaluateTask(BatchTask):
     """``evaluate`` in the batch engine: one sample in, its per-video row and per-trial rows out
-    (and its plot)."""
+    (and its plot; with ``settings.sync``, its synchronization metrics and ``sync/<name>.parquet``)."""
 
     settings: EvaluateSettings
     out: Path
     num_threads: int
-    tables = {"per_video": VIDEO_COLUMNS, "per_trial": TRIAL_COLUMNS}
     key = "video"
+
+    @property
+    def tables(self) -> dict[str, list[str]]:
+        return {"per_video": SYNC_VIDEO_COLUMNS if self.settings.sync else VIDEO_COLUMNS, "per_trial": TRIAL_COLUMNS}
+
+    @property
+    def uses_model(self) -> bool:  # the CLIP model loads once per worker
+        return self.settings.sync and self.settings.clip is not None
 
     def key_of(self, sample: Sample) -> str:
         return sample.name
 
+    def outputs(self, sample: Sample) -> list[Path]:
+        # a video scored by a run without the synchronization metrics is scored again
+        return [sync.frame_table_path(self.out, sample.name)] if self.settings.sync else []
+
+    def setup(self) -> None:
+        if self.uses_model:
+            sync.load_clip(self.settings.clip)
+
     def run(self, sample: Sample) -> dict[str, list[dict]]:
         s = self.settings
+        sync_row, note = {}, ""
+        if s.sync:
+            encoder = sync.load_clip(s.clip) if s.clip is not None else None
+            try:
+                sync_row, frames, note = sync.sync_video(
+                    sample.source, sample.fvd_video, encoder, sync.MatchSettings(size=s.match_size)
+                )
+            except RealcamError as err:
+                return self.failed(sample, f"synchronization: {err}")
+            path = sync.frame_table_path(self.out, sample.name)
+            with checks.writing(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_table(path, frames)
         trials, video, traj = evaluate_video(
             sample,
             trials=s.trials,
@@ -427,6 +455,9 @@ class EvaluateTask(BatchTask):
             path = self.out / "plots" / f"{sample.name}.png"
             with checks.writing(path):
                 plot_trajectories(path, traj["gt"], traj["est"], sample.name)
+        if s.sync:
+            video.update(sync_row)
+            video["reason"] = "; ".join(r for r in (video.get("reason", ""), note) if r)
         return {"per_video": [video], "per_trial": trials}
 
     def failed(self, sample: Sample, reason: str) -> dict[str, list[dict]]:
@@ -463,10 +494,16 @@ def evaluate(
     batch_fields = set(BatchSettings.__dataclass_fields__)
     s = replace(settings or EvaluateSettings(), **{k: v for k, v in overrides.items() if k not in batch_fields})
     s = s.check()
+    if s.clip is not None:
+        sync.check_clip(s.clip)
     batch = replace(batch or BatchSettings(), **{k: v for k, v in overrides.items() if k in batch_fields}).check()
     if batch.shard and (s.fvd or s.fid is not None):
         raise RealcamError("FVD and FID need every sample at once: run them without --shard", "--shard")
+    if batch.shard and s.sync and s.i3d is not None:
+        raise RealcamError("FVD-V needs every sample at once: run it without --shard (or without --i3d)", "--shard")
     items = shard(find_samples(samples, reference, s.estimated, s.gt_videos, exclude=out), batch.shard)
+    if s.sync:  # every sample's source, found now: a missing one is one error before any work
+        items = [replace(x, source=sync.source_of(x, s.source)) for x in items]
     if s.fvd or s.fid is not None:
         missing = [x.name for x in items if x.fvd_video is None]
         if missing:
@@ -500,6 +537,13 @@ def evaluate(
         extra = fvd_for_samples(
             [(x.fvd_video, x.gt_video) for x in items], s.i3d if s.fvd else None, frames=s.fvd_frames, fid=s.fid
         )
+    notes = []
+    if s.sync:
+        fvd_v, note = _fvd_v(items, per_video, s)
+        extra.update(fvd_v)
+        notes += [note] if note else []
+        if s.clip is None:
+            notes.append("CLIP-V skipped: no CLIP model (--clip)")
     all_video, all_trial = (per_video, per_trial) if not batch.shard else _all_shards(out)
     summary = summarize(all_video, all_trial, extra)
     with checks.writing(out / SUMMARY):
@@ -509,7 +553,22 @@ def evaluate(
         "per_video": per_video,
         "summary": summary,
         "skipped": [x.name for x in items if x.name not in set(result.ran)],
+        "notes": notes,
     }
+
+
+def _fvd_v(items: list[Sample], per_video: pd.DataFrame, s: EvaluateSettings) -> tuple[dict[str, float], str]:
+    """FVD-V over the videos whose synchronization metrics were computed, or a note saying why not."""
+    if s.i3d is None:
+        return {}, "FVD-V skipped: no I3D network (--i3d)"
+    scored = (
+        set(per_video.loc[per_video["matched_pixels"].notna(), "video"]) if "matched_pixels" in per_video else set()
+    )
+    pairs = [(x.fvd_video, x.source) for x in items if x.name in scored]
+    if len(pairs) < 2:
+        return {}, f"FVD-V skipped: it needs at least 2 videos with a source, got {len(pairs)}"
+    note = "" if len(pairs) == len(items) else f"FVD-V over the {len(pairs)} of {len(items)} videos that could be read"
+    return sync.fvd_v(pairs, s.i3d, frames=s.fvd_frames), note
 
 
 def _all_shards(out: Path):

@@ -1,7 +1,8 @@
 """Wan2.1 parts through diffusers and transformers (docs/method.md#recammaster): the DiT config,
-the VAE (``AutoencoderKLWan``), the UMT5 text encoder and its tokenizer, from a Diffusers-layout
-base (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers`` by Hub id, or a local folder with ``transformer/``,
-``vae/``, ``text_encoder/``, ``tokenizer/``), and the ReCamMaster DiT weights on top.
+the VAE (``AutoencoderKLWan``), the UMT5 text encoder and its tokenizer, from a base in either
+layout: Diffusers (``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``: ``transformer/``, ``vae/``,
+``text_encoder/``, ``tokenizer/``) or Wan's original files (``Wan-AI/Wan2.1-T2V-1.3B``, mapped by
+:mod:`.wan_original`), by Hub id or local folder; and the ReCamMaster DiT weights on top.
 
 Latents are the normalised ones of Wan's own code (and DiffSynth/ReCamMaster):
 ``(z - latents_mean) / latents_std`` with the 16 values of the VAE config; diffusers' VAE returns
@@ -21,6 +22,7 @@ import torch
 
 from ..core.constants import WAN_TEXT_TOKENS, WAN_VAE_TILE, WAN_VAE_TILE_STRIDE
 from ..core.errors import RealcamError
+from . import wan_original
 from .recammaster import BASE, RELEASED, ReCamMaster, load_transformer_weights
 
 #: The base folders ReCamMaster needs (the DiT's weights come from its own checkpoint).
@@ -36,6 +38,8 @@ class WanParts:
     device: torch.device
     dtype: torch.dtype
     files: list[Path] = field(default_factory=list)
+    base: Path | None = None  # the base folder (either layout)
+    weights: Path | None = None  # the ReCamMaster checkpoint (None: the base's own DiT)
 
 
 def resolve_base(base: str | Path, transformer_weights: bool = False) -> Path:
@@ -44,10 +48,7 @@ def resolve_base(base: str | Path, transformer_weights: bool = False) -> Path:
     is missing and the command that fetches it."""
     folder = Path(base)
     if folder.is_dir():
-        missing = [p for p in BASE_PARTS if not (folder / p).exists()]
-        if missing:
-            raise RealcamError(f"not a Diffusers-layout Wan2.1 base: no {', '.join(missing)}", folder)
-        return folder
+        return _check_base(folder, transformer_weights)
     if str(base).count("/") != 1:
         raise RealcamError("no such folder, and not a Hugging Face id (owner/name)", "--base")
     from huggingface_hub import snapshot_download
@@ -60,8 +61,10 @@ def resolve_base(base: str | Path, transformer_weights: bool = False) -> Path:
         "text_encoder/*",
         "tokenizer/*",
     ]
+    # either layout: a repository holds the files of one of them only
+    patterns += wan_original.hub_patterns(transformer_weights)
     try:
-        return Path(snapshot_download(str(base), allow_patterns=patterns, local_files_only=not hub_online()))
+        folder = Path(snapshot_download(str(base), allow_patterns=patterns, local_files_only=not hub_online()))
     except Exception as exc:  # offline, unknown repository, gated: one line
         include = " ".join(f"--include '{p}'" for p in patterns)
         raise RealcamError(
@@ -69,6 +72,20 @@ def resolve_base(base: str | Path, transformer_weights: bool = False) -> Path:
             f"{cache_dir()} (when online: hf download {base} {include}) or give --base FOLDER",
             "--base",
         ) from None
+    return _check_base(folder, transformer_weights)
+
+
+def _check_base(folder: Path, transformer_weights: bool) -> Path:
+    """A complete base of either layout, else one line naming what it lacks."""
+    if wan_original.is_original_layout(folder):
+        missing = wan_original.missing_parts(folder, transformer_weights)
+        if missing:
+            raise RealcamError(f"not a complete original-layout Wan2.1 base: no {', '.join(missing)}", folder)
+        return folder
+    missing = [p for p in BASE_PARTS if not (folder / p).exists()]
+    if missing:
+        raise RealcamError(f"not a Diffusers-layout Wan2.1 base: no {', '.join(missing)}", folder)
+    return folder
 
 
 def resolve_weights(weights: str | Path | None) -> Path:
@@ -137,18 +154,32 @@ def load_parts(
     ckpt = None if from_base else resolve_weights(weights)
     state = None if from_base else read_state_dict(ckpt)  # a corrupt file fails before anything is built
     vae_dtype = torch.float32 if dev.type == "cpu" else dt
+    original = wan_original.is_original_layout(folder)
     try:
         with quiet_loading():
-            if from_base:
+            if from_base and original:
+                model = ReCamMaster(wan_original.load_transformer(folder, dt))
+            elif from_base:
                 model = ReCamMaster(WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=dt))
             else:
-                config = WanTransformer3DModel.load_config(folder / "transformer")
+                if original:
+                    config = wan_original.transformer_config(folder)
+                else:
+                    config = WanTransformer3DModel.load_config(folder / "transformer")
                 model = build_recammaster(config, "meta")
                 load_transformer_weights(model, ckpt, state)
             del state
-            vae = AutoencoderKLWan.from_pretrained(folder / "vae", torch_dtype=vae_dtype)
-            text_encoder = UMT5EncoderModel.from_pretrained(folder / "text_encoder", torch_dtype=dt)
-            tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+            if original:
+                vae = wan_original.load_vae(folder / wan_original.VAE, vae_dtype)
+                text_encoder = wan_original.load_text_encoder(folder / wan_original.T5, dt)
+                tokenizer = wan_original.load_tokenizer(folder)
+            else:
+                vae = AutoencoderKLWan.from_pretrained(folder / "vae", torch_dtype=vae_dtype)
+                # eager attention: bit-identical to Wan's own T5 (sdpa differs by 2e-6 in fp32)
+                text_encoder = UMT5EncoderModel.from_pretrained(
+                    folder / "text_encoder", torch_dtype=dt, attn_implementation="eager"
+                )
+                tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
     except RealcamError:
         raise
     except (OSError, ValueError) as exc:  # a broken base folder: one line
@@ -156,10 +187,13 @@ def load_parts(
     model = model.to(dev, dt).eval()
     vae = vae.to(dev).eval()
     text_encoder = text_encoder.to(dev).eval()
-    files = [ckpt, folder / "transformer" / "config.json"] if ckpt else [folder / "transformer" / "config.json"]
-    parts = ("transformer", "vae", "text_encoder") if from_base else ("vae", "text_encoder")
-    files += sorted(p for part in parts for p in (folder / part).glob("*.safetensors"))
-    return WanParts(model, vae, text_encoder, tokenizer, dev, dt, files)
+    if original:
+        files = ([ckpt] if ckpt else []) + wan_original.base_files(folder, from_base)
+    else:
+        files = [ckpt, folder / "transformer" / "config.json"] if ckpt else [folder / "transformer" / "config.json"]
+        parts = ("transformer", "vae", "text_encoder") if from_base else ("vae", "text_encoder")
+        files += sorted(p for part in parts for p in (folder / part).glob("*.safetensors"))
+    return WanParts(model, vae, text_encoder, tokenizer, dev, dt, files, folder, ckpt)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -194,7 +194,9 @@ def rerender(
         parts.vae.to(parts.device)
     frames = wan.decode_video(parts, z)
     files = [Path(p) for p in parts.files]
-    record = write_outputs(out, frames, video, trajectory, traj, shown is not None, depth, files, str(device), s)
+    model = {"base": str(Path(parts.base).resolve()) if parts.base else None}
+    model["weights"] = str(Path(parts.weights).resolve()) if parts.weights else None
+    record = write_outputs(out, frames, video, trajectory, traj, shown is not None, depth, files, model, str(device), s)
     return RerenderResult(frames, z, out, record, preview_dir if shown is not None else None, files)
 
 
@@ -213,6 +215,7 @@ def write_outputs(
     preview: bool,
     depth,
     files: list[Path],
+    model: dict,
     device: str,
     settings: RerenderSettings,
 ) -> Path:
@@ -227,7 +230,7 @@ def write_outputs(
         "target_c2w": np.asarray(traj.c2w).round(9).tolist(),
         "preview": preview,
         "depth": _spec(depth),
-        "model": {"files": [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in files]},
+        "model": {**model, "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in files]},
         "device": device,
         "settings": asdict(settings),
         "video": str(out.resolve()),
@@ -266,14 +269,13 @@ def regenerate(record_path: str | Path, out: str | Path, *, device: str | None =
     raw = dict(record["settings"])
     raw["size"] = tuple(raw["size"])
     settings = RerenderSettings(**raw)
-    base = Path(files[1]["path"]).parent.parent  # <base>/transformer/config.json
     return rerender(
         record["video_in"],
         record["trajectory"],
         out,
         settings=settings,
-        weights=files[0]["path"],
-        base=base,
+        weights=record["model"]["weights"],
+        base=record["model"]["base"],
         depth=record.get("depth"),
         preview=record.get("preview", True),
         device=device or record["device"],
