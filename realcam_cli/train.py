@@ -121,7 +121,8 @@ def train(
     if model not in ("realcam", "recammaster"):
         raise RealcamError(f"unknown model {model!r} (realcam or recammaster)", "--model")
     if model == "recammaster":
-        steps, batch = steps or RecamTrainConfig.steps, batch or RecamTrainConfig.batch
+        steps = RecamTrainConfig.steps if steps is None else steps
+        batch = RecamTrainConfig.batch if batch is None else batch
         return _train_recammaster(
             data,
             out,
@@ -143,7 +144,8 @@ def train(
         )
     if frames is None:
         raise RealcamError("the dataset root is needed (frames/ or videos/ of the clips)", "--frames")
-    steps, batch = steps or TrainConfig.steps, batch or TrainConfig.batch
+    steps = TrainConfig.steps if steps is None else steps
+    batch = TrainConfig.batch if batch is None else batch
     if precision == "auto":
         precision = "fp16" if dev.startswith("cuda") else "fp32"
     cfg = TrainConfig(

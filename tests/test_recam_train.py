@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -81,7 +82,8 @@ def _train(multicam, out, steps, *extra):
     args += ["--base", str(multicam["base"]), "--size", "32x32", "--num-frames", str(FRAMES), "--steps", str(steps)]
     args += ["--batch", "1", "--lr", "2e-3", "--device", "cpu", "--workers", "0", "--log-every", "1", *extra]
     # a process per run, as the DeepSpeed launcher does (its process groups cannot be made twice in one)
-    res = subprocess.run([sys.executable, "-m", "realcam_cli", *args], capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "RANK", "WORLD_SIZE")}
+    res = subprocess.run([sys.executable, "-m", "realcam_cli", *args], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     return read_table(out / "metrics.parquet")
 
