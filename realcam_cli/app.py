@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from stages import __version__
 from stages.core.errors import RealcamError
 
-from . import annotate, edit, evaluate, fetch, generate, preview, rerender, synth, train
+from . import annotate, edit, evaluate, fetch, generate, poses, preview, rerender, synth, train
 from .ui import console, set_verbose, verbose
 
 
@@ -80,6 +80,7 @@ COMMANDS = [
     ("align-scale", annotate.align_scale),
     ("filter", annotate.filter_),
     ("annotate", annotate.annotate),
+    ("poses", poses.poses),
     ("train", train.train),
     ("preview", preview.preview),
     ("edit", edit.edit),

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 from .core import checks
 from .core.constants import (
     CAMERA_CFG_SCHEDULES,
+    DEPTH_MODEL,
     DTYPE_NAMES,
     GENERATE_MODES,
     LATENT_STRIDE,
@@ -518,6 +519,64 @@ class RecamTrainConfig:
         if self.weights:
             checks.input_file(self.weights, "ReCamMaster checkpoint")
         checks.output_dir(self.out, "--out")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# poses (unposed dynamic videos)
+# ----------------------------------------------------------------------------------------------
+MASK_METHODS = ("geometric", "files", "none")
+
+
+@dataclass(frozen=True)
+class PosesSettings:
+    """How ``poses`` turns videos into a metric dataset (CameraCtrl II's data pipeline)."""
+
+    fps: float = 4.0  # frames sampled per second (CameraCtrl II)
+    input_fps: float = 30.0  # the rate of numbered frame folders (timestamped names need none)
+    mask_method: str = "geometric"  # geometric (no weights), files (--masks DIR) or none
+    masks: Optional[str] = None  # DIR/<clip>/<timestamp>.png, nonzero = moving
+    dilate: int = 5  # pixels added around every mask
+    fov: Optional[float] = None  # starting field of view (degrees, long side) of the focal estimate
+    intrinsics: Optional[tuple[float, float, float, float]] = None  # fx/W fy/H cx/W cy/H: fixed
+    min_registered: float = 0.8  # the share of frames SfM must register
+    shake_k: Optional[float] = None  # a change of step this many times the typical step is a jump (None: 5)
+    depth_fps: float = 1.0  # frames per second given metric depth for the factor
+    depth_dir: Optional[str] = None  # DIR/<clip>.npz (depth, timestamps) instead of predicting
+    depth_model: str = DEPTH_MODEL
+    max_depth: float = 20.0
+    device: str = "auto"
+    balance: Optional[float] = None  # cap on each trajectory type's share of the kept clips
+    store: str = "frames"  # frames (PNG files) or video (lossless clip videos)
+    seed: int = 0
+
+    def check(self) -> "PosesSettings":
+        checks.number(self.fps, "--fps", above=0)
+        checks.number(self.input_fps, "--input-fps", above=0)
+        checks.number(self.depth_fps, "--depth-fps", above=0)
+        checks.choice(self.mask_method, "--mask-method", MASK_METHODS)
+        if self.mask_method == "files":
+            if self.masks is None:
+                raise RealcamError("--mask-method files needs --masks DIR", "--masks")
+            checks.input_dir(self.masks, "masks folder")
+        checks.integer(self.dilate, "--dilate", minimum=0)
+        if self.fov is not None:
+            checks.number(self.fov, "--fov", above=0, below=180)
+        if self.intrinsics is not None:
+            if len(self.intrinsics) != 4:
+                raise RealcamError("expected fx/W fy/H cx/W cy/H (4 numbers)", "--intrinsics")
+            for v in self.intrinsics:
+                checks.number(v, "--intrinsics", above=0)
+        checks.number(self.min_registered, "--min-registered", minimum=0, maximum=1)
+        if self.shake_k is not None:
+            checks.number(self.shake_k, "--shake-k", above=1)
+        if self.depth_dir is not None:
+            checks.input_dir(self.depth_dir, "depth folder")
+        checks.number(self.max_depth, "--max-depth", above=0)
+        if self.balance is not None:
+            checks.number(self.balance, "--balance", above=0)
+        checks.choice(self.store, "--store", ("frames", "video"))
+        checks.integer(self.seed, "--seed", minimum=0, maximum=_SEED_MAX)
         return self
 
 

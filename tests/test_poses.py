@@ -1,0 +1,116 @@
+"""``realcam poses`` on synthetic clips with known cameras, depth and (for dynamic clips) motion masks,
+rendered along the bundled RealEstate10K trajectories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from realcam_cli.app import app
+from stages.core import cameras as cam
+from stages.core.video import read_image, write_image
+from stages.evaluate.metrics import ate_aligned
+from stages.poses import pipeline as pp
+from stages.poses import sfm
+from stages.settings import PosesSettings
+from stages.train.data import load_clips
+
+runner = CliRunner()
+SIZE = "192x128"
+CLIP = "0f47577ab3441480"
+
+
+@pytest.fixture(scope="module")
+def static_clip(tmp_path_factory, pose_files):
+    root = tmp_path_factory.mktemp("poses_static")
+    poses = next(p for p in pose_files if p.stem == CLIP)
+    res = runner.invoke(
+        app, ["synth", "--poses", str(poses), "--out", str(root / "ds"), "--size", SIZE, "--scale", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    videos = root / "videos"
+    videos.mkdir()
+    (videos / CLIP).symlink_to(root / "ds" / "frames" / CLIP)  # a folder of timestamped frames
+    return root
+
+
+def _truth(root: Path, clip: str = CLIP):
+    cams = cam.read_re10k(root / "ds" / "cameras" / f"{clip}.txt")
+    return cams, cam.relative_poses(cams.c2w, reference=0)
+
+
+def test_static_clip_metric_cameras_focal_and_factor(static_clip, tmp_path):
+    out = tmp_path / "dataset"
+    args = ["poses", str(static_clip / "videos"), "--out", str(out), "--fps", "30", "--mask-method", "none"]
+    res = runner.invoke(app, [*args, "--depth", str(static_clip / "ds" / "depth_gt"), "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert str(out) in res.output
+    table = pd.read_parquet(out / pp.POSES_TABLE).set_index("clip_id")
+    row = table.loc[CLIP]
+    assert row["status"] == "ok" and row["registered"] == 16 and bool(row["kept"])
+    cams, truth = _truth(static_clip)
+    est = cam.read_re10k(out / "cameras" / f"{CLIP}.txt")
+    assert np.array_equal(est.timestamps, cams.timestamps)
+    # focal length within 2 % (the synthetic camera has square pixels)
+    assert abs(est.intrinsics[0, 0] / cams.intrinsics[0, 0] - 1) < 0.02
+    # metric: the estimated path has the true scale (within 2 %) and shape (ATE, no scale fitted)
+    c2w = cam.relative_poses(est.c2w, reference=0)
+    extent = lambda p: np.linalg.norm(p[:, :3, 3], axis=1).max()
+    assert abs(extent(c2w) / extent(truth) - 1) < 0.02
+    ate = ate_aligned(c2w, truth)
+    assert ate["ate_trans"] < 0.02 * extent(truth) and ate["ate_rot_deg"] < 1.0
+    assert abs(ate["ate_scale"] - 1) < 0.02
+    # the dataset is what train takes: keep.parquet, metric cameras, frames
+    clips, skipped = load_clips(out, out)
+    assert [c.clip_id for c in clips] == [CLIP] and not skipped
+    assert len(list((out / "masks" / CLIP).glob("*.png"))) == 16
+    # re-running skips the clip
+    res = runner.invoke(app, [*args, "--depth", str(static_clip / "ds" / "depth_gt")])
+    assert res.exit_code == 0 and "1 skipped as done earlier" in res.output, res.output
+
+
+def test_a_video_is_sampled_at_the_requested_rate(static_clip, tmp_path):
+    from stages.core.video import write_clip_video
+
+    cams, _ = _truth(static_clip)
+    frames = np.stack([read_image(static_clip / "ds" / "frames" / CLIP / f"{t}.png") for t in cams.timestamps])
+    ts = cams.timestamps - cams.timestamps[0]
+    video = write_clip_video(tmp_path / "clip.mp4", frames, ts)
+    got, stamps = pp.sample_frames(video, fps=2.0, input_fps=30)
+    assert np.allclose(np.diff(stamps), 500_000, atol=1)
+    for g, t in zip(got, stamps):  # each sample is the clip's frame nearest to its time
+        assert np.array_equal(g, frames[np.argmin(np.abs(ts - t))])
+
+
+def test_fragmented_clip_is_rejected_with_the_reason(static_clip, tmp_path):
+    src = static_clip / "ds" / "frames" / CLIP
+    broken = tmp_path / "videos" / "broken"
+    broken.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, f in enumerate(sorted(src.glob("*.png"))):
+        image = read_image(f)
+        if i in (5, 6):  # two frames of unrelated noise: never registered
+            image = rng.integers(0, 255, image.shape, dtype=np.uint8)
+        write_image(broken / f.name, image)
+    s = PosesSettings(fps=30, mask_method="none", min_registered=1.0, depth_dir=str(static_clip / "ds" / "depth_gt"))
+    result = pp.pose_clip("broken", broken, s.check(), static_clip / "ds" / "depth_gt" / f"{CLIP}.npz")
+    assert result.row["status"] == pp.REJECTED and "registered" in result.row["reason"]
+
+
+def test_sampson_distance_and_fundamental_matrix_of_known_motion():
+    rng = np.random.default_rng(1)
+    k = np.array([[100.0, 0, 64], [0, 100.0, 48], [0, 0, 1]])
+    c2w_i = np.eye(4)
+    c2w_j = np.eye(4)
+    c2w_j[:3, 3] = [0.3, 0.05, 0.1]
+    pts = rng.uniform([-1, -1, 3], [1, 1, 6], (50, 3))
+    x_i = cam.project(pts, cam.invert_pose(c2w_i), k)[0]
+    x_j = cam.project(pts, cam.invert_pose(c2w_j), k)[0]
+    f = sfm.fundamental(k, c2w_i, c2w_j)
+    assert np.abs(sfm.sampson(x_i, x_j, f)).max() < 1e-6
+    moved = x_j + np.array([0.0, 5.0])  # off the epipolar lines (motion along y, baseline along x)
+    assert np.median(sfm.sampson(x_i, moved, f)) > 2.0
