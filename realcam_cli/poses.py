@@ -25,10 +25,16 @@ def poses(
     mask_method: str = typer.Option(
         PosesSettings.mask_method,
         "--mask-method",
-        help="Motion masks: geometric (built in, no weights), files (--masks DIR) or none.",
+        help="Motion masks: geometric (built in, no weights), files (--masks DIR), model (--mask-model) or none.",
     ),
     masks: Optional[Path] = typer.Option(
         None, "--masks", help="DIR/<clip>/<timestamp>.png (nonzero = moving); implies --mask-method files."
+    ),
+    mask_model: Optional[str] = typer.Option(
+        None,
+        "--mask-model",
+        help="Semantic segmentation model (transformers, Hub id or folder): people, vehicles and animals are "
+        "masked; implies --mask-method model.",
     ),
     dilate: int = typer.Option(PosesSettings.dilate, "--dilate", help="Pixels added around every mask."),
     fov: Optional[float] = typer.Option(
@@ -73,8 +79,9 @@ def poses(
     settings = PosesSettings(
         fps=fps,
         input_fps=input_fps,
-        mask_method="files" if masks is not None else mask_method,
+        mask_method="files" if masks is not None else ("model" if mask_model else mask_method),
         masks=str(masks) if masks else None,
+        mask_model=mask_model,
         dilate=dilate,
         fov=fov,
         intrinsics=intrinsics,

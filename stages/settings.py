@@ -525,7 +525,7 @@ class RecamTrainConfig:
 # ----------------------------------------------------------------------------------------------
 # poses (unposed dynamic videos)
 # ----------------------------------------------------------------------------------------------
-MASK_METHODS = ("geometric", "files", "none")
+MASK_METHODS = ("geometric", "files", "model", "none")
 
 
 @dataclass(frozen=True)
@@ -534,8 +534,9 @@ class PosesSettings:
 
     fps: float = 4.0  # frames sampled per second (CameraCtrl II)
     input_fps: float = 30.0  # the rate of numbered frame folders (timestamped names need none)
-    mask_method: str = "geometric"  # geometric (no weights), files (--masks DIR) or none
+    mask_method: str = "geometric"  # geometric (no weights), files (--masks DIR), model (--mask-model) or none
     masks: Optional[str] = None  # DIR/<clip>/<timestamp>.png, nonzero = moving
+    mask_model: Optional[str] = None  # a transformers semantic segmentation model (Hub id or folder)
     dilate: int = 5  # pixels added around every mask
     fov: Optional[float] = None  # starting field of view (degrees, long side) of the focal estimate
     intrinsics: Optional[tuple[float, float, float, float]] = None  # fx/W fy/H cx/W cy/H: fixed
@@ -559,6 +560,8 @@ class PosesSettings:
             if self.masks is None:
                 raise RealcamError("--mask-method files needs --masks DIR", "--masks")
             checks.input_dir(self.masks, "masks folder")
+        if self.mask_method == "model" and not self.mask_model:
+            raise RealcamError("--mask-method model needs --mask-model ID", "--mask-model")
         checks.integer(self.dilate, "--dilate", minimum=0)
         if self.fov is not None:
             checks.number(self.fov, "--fov", above=0, below=180)

@@ -114,3 +114,51 @@ def test_sampson_distance_and_fundamental_matrix_of_known_motion():
     assert np.abs(sfm.sampson(x_i, x_j, f)).max() < 1e-6
     moved = x_j + np.array([0.0, 5.0])  # off the epipolar lines (motion along y, baseline along x)
     assert np.median(sfm.sampson(x_i, moved, f)) > 2.0
+
+
+def _tiny_segformer(folder: Path) -> Path:
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    labels = {0: "wall", 1: "person;individual;someone", 2: "car;auto;automobile", 3: "floor;flooring"}
+    config = SegformerConfig(
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[8, 16],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 1],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=16,
+        num_labels=4,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    SegformerForSemanticSegmentation(config).save_pretrained(folder)
+    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+    return folder
+
+
+def test_segmentation_masks_are_the_moving_classes(tmp_path):
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+    from stages.poses.segment import dynamic_ids, segment_masks
+
+    folder = _tiny_segformer(tmp_path / "seg")
+    assert dynamic_ids({0: "wall", 1: "person;individual", 2: "car, auto", 3: "sky"}) == [1, 2]
+    frames = np.random.default_rng(0).integers(0, 255, (3, 40, 56, 3), dtype=np.uint8)
+    masks = segment_masks(frames, str(folder))
+    processor = AutoImageProcessor.from_pretrained(folder)
+    net = AutoModelForSemanticSegmentation.from_pretrained(folder).eval()
+    with torch.no_grad():
+        logits = net(**processor(images=list(frames), return_tensors="pt")).logits
+    labels = F.interpolate(logits, size=(40, 56), mode="bilinear", align_corners=False).argmax(1).numpy()
+    assert np.array_equal(masks, np.isin(labels, [1, 2]))
+    videos = tmp_path / "videos" / "clip"
+    videos.mkdir(parents=True)
+    write_image(videos / "0.png", frames[0])
+    res = runner.invoke(app, ["poses", str(videos.parent), "--out", str(tmp_path / "o"), "--mask-model", str(tmp_path)])
+    assert res.exit_code == 2 and "cannot load the segmentation model" in res.output, res.output
+    assert not (tmp_path / "o").exists()

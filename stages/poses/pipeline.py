@@ -135,6 +135,12 @@ def read_mask_files(folder: Path, timestamps: np.ndarray, size: tuple[int, int])
     return out
 
 
+def _auto_device() -> str:
+    from ..core.device import resolve_device
+
+    return resolve_device("auto")
+
+
 def dilate_masks(masks: np.ndarray, pixels: int) -> np.ndarray:
     if pixels <= 0 or not masks.any():
         return masks
@@ -219,6 +225,10 @@ def pose_clip(clip_id: str, source: Path, s: PosesSettings, depth=None, work: Pa
     row.update(clip_id=clip_id, frames=n, registered=0, reason="")
     if s.mask_method == "files":
         masks = read_mask_files(Path(s.masks) / clip_id, ts, (w, h))
+    elif s.mask_method == "model":
+        from .segment import segment_masks
+
+        masks = segment_masks(frames, s.mask_model, s.device if s.device != "auto" else _auto_device())
     elif s.mask_method == "geometric":
         masks, _ = motion_masks(frames, k=k, fov_deg=s.fov, dilate=0, seed=s.seed, work=work)
     else:
@@ -351,6 +361,10 @@ def run_poses(
     s = replace(settings or PosesSettings(), **{k: v for k, v in overrides.items() if k not in batch_fields}).check()
     batch = replace(batch or BatchSettings(), **{k: v for k, v in overrides.items() if k in batch_fields}).check()
     sources = find_sources(videos)
+    if s.mask_method == "model":  # a bad model is one line now, not a failure per clip
+        from .segment import check_segmenter
+
+        check_segmenter(s.mask_model)
     out = checks.output_dir(out)
     with checks.writing(out):
         out.mkdir(parents=True, exist_ok=True)
