@@ -1,5 +1,6 @@
-"""``realcam synth``: a synthetic RealEstate10K-layout dataset with known metric scale, or (with
-``--cameras N``) synchronized multi-camera scenes in ReCamMaster's MultiCamVideo layout."""
+"""``realcam synth``: a synthetic RealEstate10K-layout dataset with known metric scale (with
+``--dynamic``, moving boxes and their masks too), or (with ``--cameras N``) synchronized
+multi-camera scenes in ReCamMaster's MultiCamVideo layout."""
 
 from __future__ import annotations
 
@@ -27,7 +28,18 @@ def synth(
         "ReCamMaster's MultiCamVideo layout (sceneN/videos/camNN.mp4, cameras/camera_extrinsics.json, truth/); "
         "no --poses needed.",
     ),
-    dynamic: bool = typer.Option(False, "--dynamic", help="With --cameras: the scene's boxes near the centre move."),
+    dynamic: bool = typer.Option(
+        False,
+        "--dynamic",
+        help="Moving boxes: with --poses, boxes in front of the cameras covering --moving-share of the image "
+        "(plus masks/<clip>/<timestamp>.png, 255 on them); with --cameras, the scene's boxes near the centre move.",
+    ),
+    moving_share: Optional[Tuple[float, float]] = typer.Option(
+        None,
+        "--moving-share",
+        help="With --poses --dynamic: the share of the image the moving boxes cover on average over a clip, "
+        "drawn per clip in [LO, HI] (0 <= LO <= HI <= 0.9; default 0.2 0.4).",
+    ),
     frames: Optional[int] = typer.Option(None, "--frames", help="With --cameras: frames per video (default 81)."),
     scenes: Optional[int] = typer.Option(None, "--scenes", help="With --cameras: scenes to write (default 1)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="With --cameras: frame rate of the videos (default 15)."),
@@ -50,18 +62,23 @@ def synth(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo clips (or scenes) that are already written."),
 ) -> None:
-    """Render a textured scene: along each trajectory of --poses (a static room: frames, metric depth,
-    scaled cameras), or with --cameras N, N synchronized cameras around one room per scene."""
+    """Render a textured scene: along each trajectory of --poses (a room: frames, metric depth, scaled
+    cameras; with --dynamic also moving boxes and their masks), or with --cameras N, N synchronized
+    cameras around one room per scene."""
     from stages import synth as synth_stage
     from stages.core.errors import RealcamError
     from stages.core.video import IMAGE_SUFFIXES
 
     given = list(poses or []) + list(more_poses or [])
+    if moving_share is not None and (cameras is not None or not dynamic):
+        raise RealcamError("only with --poses and --dynamic", "--moving-share")
     if cameras is None:
-        for name, value in (("--dynamic", dynamic or None), ("--frames", frames), ("--scenes", scenes), ("--fps", fps)):
+        for name, value in (("--frames", frames), ("--scenes", scenes), ("--fps", fps)):
             if value is not None:
                 raise RealcamError("only with --cameras (the camera files set a single trajectory's frames)", name)
         if not given:
+            if dynamic:
+                raise RealcamError("needs camera files (--poses) or generated cameras (--cameras N)", "--dynamic")
             raise RealcamError("no camera files given (or use --cameras N for generated cameras)", "--poses")
         files = expand_paths(given, {".txt"}, "--poses")
         textures = expand_paths(list(texture or []), IMAGE_SUFFIXES, "--texture")
@@ -76,12 +93,22 @@ def synth(
                 seed=seed,
                 overwrite=overwrite,
                 store=store,
+                dynamic=dynamic,
+                moving_share=moving_share,
                 progress=advance,
             )
         skipped = len(truth.attrs.get("skipped", []))
+        masks = "masks/, " if dynamic else ""
+        shares = ""
+        if dynamic and "moving_share" in truth.columns:
+            share = truth.loc[truth["dynamic"], "moving_share"]
+            low, high = (f"{x:.0%}" for x in (share.min(), share.max()))
+            if len(share):
+                shares = f"; moving boxes cover {low if low == high else f'{low}-{high}'} of the image (clip means)"
         report(
-            f"synth: {len(files) - skipped} written ({skipped} skipped as already done), {len(truth)} clips "
-            f"in {out} (cameras/, {'videos' if store == 'video' else 'frames'}/, depth_gt/, {synth_stage.TRUTH_TABLE})"
+            f"synth: {len(files) - skipped} written ({skipped} skipped as already done), {len(truth)} clips in {out} "
+            f"(cameras/, {'videos' if store == 'video' else 'frames'}/, {masks}depth_gt/, {synth_stage.TRUTH_TABLE})"
+            f"{shares}"
         )
         return
     if given:

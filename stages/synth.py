@@ -11,6 +11,13 @@ frame ``j`` lands on the matching pixel. The dataset written looks like RealEsta
 - ``depth_gt/<clip_id>.npz``: ``depth`` ``(F, H, W)`` float32 metric z-depth, ``timestamps``;
 - ``truth.parquet``: ``clip_id``, ``alpha`` (plus frame count, size and seed).
 
+With ``dynamic=True`` (``realcam synth --poses ... --dynamic``) each clip's room also holds boxes
+that translate and turn over time (:class:`MovingBox`, frame ``i`` at its timestamp in seconds),
+placed in front of the cameras, clear of their path, and sized so that they cover a share of the
+image drawn per clip (:func:`place_moving_boxes`); ``masks/<clip_id>/<timestamp_us>.png`` (255
+where a moving box is the surface seen), their poses in the depth file and the realised share in
+``truth.parquet`` come with them: the test bed of pose estimation on dynamic videos.
+
 Intrinsics keep the file's horizontal field of view and principal point; pixels are square at
 the output size (``fy = fx`` in pixels).
 
@@ -52,6 +59,19 @@ from .core.video import MICROSECONDS, read_image, write_clip_video, write_image
 
 TRUTH_TABLE = "truth.parquet"
 TRUTH_COLUMNS = ["clip_id", "alpha", "n_frames", "width", "height", "seed"]
+#: More truth columns, present once a clip of the table was written with moving boxes (``dynamic``):
+#: the range the share was drawn from, the share aimed at and the mean share realised (masks'
+#: mean over the clip), how many moving boxes and how many still boxes were left out for them.
+#: Clips written without them read ``dynamic`` False, shares 0 (range and target NaN), counts 0.
+DYNAMIC_COLUMNS = [
+    "dynamic",
+    "moving_share_lo",
+    "moving_share_hi",
+    "moving_target",
+    "moving_share",
+    "n_moving",
+    "n_still_removed",
+]
 _EPS = 1e-6
 
 
@@ -99,6 +119,11 @@ class MovingBox:
         out[:3, :3] = _axis_angle(self.spin_axis, self.spin0 + self.spin_rate * t)
         out[:3, 3] = self.centre + self.a * np.sin(angle) + self.b * np.cos(angle)
         return out
+
+    def positions(self, times: np.ndarray) -> np.ndarray:
+        """The box's centre at each of ``times`` (seconds), ``(T, 3)``."""
+        angle = self.omega * np.asarray(times, dtype=np.float64)[:, None] + self.phase
+        return self.centre + self.a * np.sin(angle) + self.b * np.cos(angle)
 
 
 def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -151,11 +176,9 @@ def _bilinear_wrap(tex: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def cast(scene: Scene, origin: np.ndarray, dirs: np.ndarray, shade: bool = True, time: float = 0.0):
-    """Cast rays ``origin + t * dirs``: returns ``t`` and, with ``shade``, RGB in ``[0, 1]``.
-
-    Moving boxes are placed at ``time`` (seconds): the rays are taken into each one's own frame,
-    where it is axis-aligned (a rigid change keeps ``t``)."""
+def _first_hits(scene: Scene, origin: np.ndarray, dirs: np.ndarray, time: float):
+    """Per ray: the parameter of the first hit, the index of the box hit (the static boxes first,
+    then the moving ones) and its face, and the boxes placed at ``time``; ties go to the earlier box."""
     placed = [(box, None) for box in scene.boxes] + [(m.box, m.pose(time)) for m in scene.movers]
     best_t = np.full(len(dirs), np.inf)
     best_box = np.zeros(len(dirs), dtype=int)
@@ -169,6 +192,15 @@ def cast(scene: Scene, origin: np.ndarray, dirs: np.ndarray, shade: bool = True,
         best_t[closer] = t[closer]
         best_box[closer] = b
         best_face[closer] = face[closer]
+    return best_t, best_box, best_face, placed
+
+
+def cast(scene: Scene, origin: np.ndarray, dirs: np.ndarray, shade: bool = True, time: float = 0.0):
+    """Cast rays ``origin + t * dirs``: returns ``t`` and, with ``shade``, RGB in ``[0, 1]``.
+
+    Moving boxes are placed at ``time`` (seconds): the rays are taken into each one's own frame,
+    where it is axis-aligned (a rigid change keeps ``t``)."""
+    best_t, best_box, best_face, placed = _first_hits(scene, origin, dirs, time)
     if not shade:
         return best_t, None
     points = origin + best_t[:, None] * dirs
@@ -205,16 +237,27 @@ def camera_rays(k: np.ndarray, c2w: np.ndarray, width: int, height: int, supersa
 
 
 def render_view(
-    scene: Scene, k: np.ndarray, c2w: np.ndarray, width: int, height: int, supersample: int = 2, time: float = 0.0
+    scene: Scene,
+    k: np.ndarray,
+    c2w: np.ndarray,
+    width: int,
+    height: int,
+    supersample: int = 2,
+    time: float = 0.0,
+    with_mask: bool = False,
 ):
     """Render one view (moving boxes at ``time``, seconds): ``(H, W, 3)`` uint8 colour and
-    ``(H, W)`` float32 metric z-depth."""
+    ``(H, W)`` float32 metric z-depth; ``with_mask`` adds the ``(H, W)`` bool motion mask: the
+    pixels whose depth ray (through the pixel centre) first hits a moving box."""
     origin = c2w[:3, 3]
-    depth, _ = cast(scene, origin, camera_rays(k, c2w, width, height, 1), shade=False, time=time)
+    depth, hit, _, _ = _first_hits(scene, origin, camera_rays(k, c2w, width, height, 1), time)
     _, rgb = cast(scene, origin, camera_rays(k, c2w, width, height, supersample), time=time)
     rgb = rgb.reshape(height, supersample, width, supersample, 3).mean(axis=(1, 3))
     image = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return image, depth.reshape(height, width).astype(np.float32)
+    depth = depth.reshape(height, width).astype(np.float32)
+    if with_mask:
+        return image, depth, (hit >= len(scene.boxes)).reshape(height, width)
+    return image, depth
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,6 +348,299 @@ def build_scene(
 
 
 # ----------------------------------------------------------------------------------------------
+# Moving boxes in front of a trajectory (``synthesize(..., dynamic=True)``)
+# ----------------------------------------------------------------------------------------------
+#: The default range of the share of the image covered by moving boxes, averaged over a clip.
+MOVING_SHARE = (0.2, 0.4)
+#: The largest share accepted (beyond it the boxes would have to swallow the cameras).
+MAX_MOVING_SHARE = 0.9
+#: The least distance (metres) from any camera position on the path to a moving box, at any time.
+CAMERA_MARGIN = 0.3
+
+
+@dataclass
+class MoverPlacement:
+    """The moving boxes of a clip and the still boxes kept (``boxes``: the room first); ``target``
+    the share aimed at, ``estimate`` the share measured while sizing (on at most 24 frames, at most
+    128 pixels wide), ``removed`` how many still boxes were left out (in a moving box's reach)."""
+
+    movers: list[MovingBox]
+    boxes: list[Box]
+    target: float
+    estimate: float
+    removed: int
+
+
+def _path_samples(centres: np.ndarray, spacing: float = 0.05) -> np.ndarray:
+    """Points along the polyline of camera positions, every position and at most ``spacing`` apart."""
+    pieces = [centres[:1]]
+    for a, b in zip(centres[:-1], centres[1:], strict=True):
+        n = max(1, int(np.ceil(np.linalg.norm(b - a) / spacing)))
+        pieces.append(a + np.linspace(0.0, 1.0, n + 1)[1:, None] * (b - a))
+    return np.concatenate(pieces)
+
+
+class _MoverLayout:
+    """Moving boxes of base half sizes ``half`` scaled together by ``s`` about their moving centres;
+    their paths and turns do not depend on ``s``, so every constraint (keep off the camera path,
+    stay in the room, keep apart) and the covered share are monotone in ``s``."""
+
+    def __init__(self, movers: list[MovingBox], times: np.ndarray, path: np.ndarray, room: Box):
+        self.movers = movers
+        self.half = np.array([m.box.hi for m in movers])  # (M, 3) at s = 1
+        poses = np.array([[m.pose(t) for t in times] for m in movers])  # (M, T, 4, 4)
+        self.centres = poses[:, :, :3, 3]
+        # camera path points in each box's own frame at every time, folded into the first octant
+        local = np.einsum("mtji,mtpj->mtpi", poses[:, :, :3, :3], path[None, None] - self.centres[:, :, None])
+        self.local = np.abs(local)
+        signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=float)
+        self.corners = np.einsum("mtij,mkj->mtki", poses[:, :, :3, :3], signs[None] * self.half[:, None])
+        self.room = room
+
+    def fits(self, s: float, margin: float) -> bool:
+        gap = np.maximum(self.local - s * self.half[:, None, None], 0.0)
+        if np.sqrt((gap**2).sum(axis=-1)).min() < margin:
+            return False
+        corners = self.centres[:, :, None] + s * self.corners
+        if np.any(corners < self.room.lo + 0.05) or np.any(corners > self.room.hi - 0.05):
+            return False
+        radius = s * np.linalg.norm(self.half, axis=1)
+        for i in range(len(self.movers)):
+            for j in range(i):
+                apart = np.linalg.norm(self.centres[i] - self.centres[j], axis=1).min()
+                if apart < radius[i] + radius[j] + 0.05:
+                    return False
+        return True
+
+    def largest_scale(self, margin: float, top: float = 16.0, steps: int = 24) -> float | None:
+        """The largest admissible ``s`` (``None`` when even points would not fit)."""
+        if not self.fits(1e-6, margin):
+            return None
+        if self.fits(top, margin):
+            return top
+        lo, hi = 1e-6, top
+        for _ in range(steps):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if self.fits(mid, margin) else (lo, mid)
+        return lo
+
+    def clear_of(self, box: Box, s: float) -> bool:
+        """Whether a still box stays out of every moving box's bounding sphere at every time."""
+        radius = s * np.linalg.norm(self.half, axis=1)
+        return all(
+            _box_distance(box.lo, box.hi, c).min() >= r + 0.02 for c, r in zip(self.centres, radius, strict=True)
+        )
+
+    def scaled(self, s: float) -> list[MovingBox]:
+        out = []
+        for m, half in zip(self.movers, self.half, strict=True):
+            box = Box(
+                -s * half,
+                s * half,
+                face_texture=m.box.face_texture,
+                face_offset=m.box.face_offset,
+                face_shade=m.box.face_shade,
+                texel=max(2.0 * s * float(half.max()) / 300.0, 1e-4),  # a face spans about 300 texels
+            )
+            out.append(MovingBox(box, m.centre, m.a, m.b, m.omega, m.phase, m.spin_axis, m.spin0, m.spin_rate))
+        return out
+
+
+def _draw_movers(
+    rng: np.random.Generator,
+    c2w: np.ndarray,
+    norm: np.ndarray,
+    n_tex: int,
+    times: np.ndarray,
+    samples: np.ndarray,
+    path: np.ndarray,
+    room: Box,
+    margin: float,
+    obstacles: Sequence[Box] = (),
+    candidates: int = 48,
+) -> list[MovingBox]:
+    """1-5 boxes, placed one after the other, each the best of ``candidates`` drawn 1-3 m in front
+    of a camera of the middle half of the clip (``c2w``, normalised intrinsics ``norm``), seen in the
+    middle 60 % of its image. A candidate moves on a small ellipse mostly across that view
+    (amplitude 4-10 % of its distance, period 2.5-6 s) while turning about a random axis
+    (15-60 deg/s); its bounding sphere is made as large as it may be (``margin`` off every point of
+    the camera ``path``, 5 cm off the walls and off the spheres of the boxes already placed, 2 cm off
+    the ``obstacles``, at every time of ``samples``), and the candidate whose bounding square
+    covers the most of the images on average (frame ``i`` at ``times[i]``) wins. The boxes' half
+    sizes span their spheres (the layout is then scaled as a whole, :class:`_MoverLayout`)."""
+    n_frames = len(c2w)
+    w2c = cam.invert_pose(c2w)
+    placed: list[tuple[np.ndarray, float]] = []  # centre path (T, 3), bounding radius
+    movers = []
+    for _ in range(int(rng.integers(1, 6))):
+        best, best_score = None, 0.0
+        for _ in range(candidates):
+            ref = int(rng.integers(n_frames // 4, n_frames - n_frames // 4)) if n_frames > 1 else 0
+            right, down, forward = c2w[ref, :3, 0], c2w[ref, :3, 1], c2w[ref, :3, 2]
+            fx, fy, cx, cy = norm[ref]
+            distance = rng.uniform(1.0, 3.0)
+            tan_x = (rng.uniform(0.2, 0.8) - cx) / fx
+            tan_y = (rng.uniform(0.2, 0.8) - cy) / fy
+            centre = c2w[ref, :3, 3] + distance * _unit(forward + tan_x * right + tan_y * down)
+            heading = rng.uniform(0, 2 * np.pi)
+            across = np.cos(heading) * right + np.sin(heading) * down
+            other = _unit(np.cross(forward, across) + 0.3 * rng.normal() * forward)
+            amplitude = distance * rng.uniform(0.04, 0.10)
+            mover = MovingBox(
+                box=Box(-np.ones(3), np.ones(3)),
+                centre=centre,
+                a=amplitude * _unit(across + 0.3 * rng.normal() * forward),
+                b=amplitude * rng.uniform(0.0, 0.6) * other,
+                omega=2 * np.pi / rng.uniform(2.5, 6.0),
+                phase=rng.uniform(0, 2 * np.pi),
+                spin_axis=_unit(rng.normal(size=3)),
+                spin0=rng.uniform(0, 2 * np.pi),
+                spin_rate=np.radians(rng.uniform(15, 60)) * rng.choice([-1.0, 1.0]),
+            )
+            sweep = mover.positions(samples)
+            reach = min(
+                np.linalg.norm(path[:, None] - sweep[None], axis=-1).min() - margin,
+                np.min(sweep - room.lo) - 0.05,
+                np.min(room.hi - sweep) - 0.05,
+                *(np.linalg.norm(sweep - other_sweep, axis=1).min() - r - 0.05 for other_sweep, r in placed),
+                *(_box_distance(box.lo, box.hi, sweep).min() - 0.02 for box in obstacles),
+            )
+            if reach < 0.2:
+                continue
+            # the bounding square of the sphere in every frame (at the frame's time), clipped to the image
+            at = mover.positions(times)
+            local = np.einsum("fij,fj->fi", w2c[:, :3, :3], at) + w2c[:, :3, 3]
+            z = np.maximum(local[:, 2], 1e-6)
+            u, v = norm[:, 0] * local[:, 0] / z + norm[:, 2], norm[:, 1] * local[:, 1] / z + norm[:, 3]
+            ru, rv = norm[:, 0] * reach / z, norm[:, 1] * reach / z
+            overlap_u = np.clip(u + ru, 0, 1) - np.clip(u - ru, 0, 1)
+            overlap_v = np.clip(v + rv, 0, 1) - np.clip(v - rv, 0, 1)
+            score = float(np.mean(np.where(local[:, 2] > 0.05, overlap_u * overlap_v, 0.0)))
+            if score > best_score:
+                best, best_score = (mover, sweep, reach), score
+        if best is None:
+            continue
+        mover, sweep, reach = best
+        half = reach * _unit(rng.uniform(0.6, 1.0, size=3))
+        mover.box = _box_faces(Box(-half, half, texel=0.004), rng, n_tex, 0.6)
+        placed.append((sweep, reach))
+        movers.append(mover)
+    return movers
+
+
+def place_moving_boxes(
+    scene: Scene,
+    c2w: np.ndarray,
+    norm: np.ndarray,
+    times: np.ndarray,
+    size: tuple[int, int],
+    target: float,
+    rng: np.random.Generator,
+    *,
+    margin: float = CAMERA_MARGIN,
+    attempts: int = 16,
+    max_frames: int = 24,
+    max_side: int = 128,
+) -> MoverPlacement:
+    """Moving boxes for the static ``scene`` seen along ``c2w`` (metric, normalised intrinsics
+    ``norm``, frame ``i`` at ``times[i]`` seconds) that cover about ``target`` of the image,
+    averaged over the clip.
+
+    A layout is drawn (:func:`_draw_movers`) and scaled as a whole: first as large as it may be
+    (every box at least ``margin`` from every point of the camera path at every time of the clip,
+    inside the room, the boxes' bounding spheres apart), then bisected on the covered share
+    (monotone in the scale), measured by casting the depth rays of up to ``max_frames`` frames
+    (downscaled to ``max_side``) against the still scene. Still boxes within reach of a moving box's
+    bounding sphere at the scale chosen are left out (a first half of the attempts draws layouts
+    clear of them all). A layout too small for ``target`` even at its
+    largest is redrawn, up to ``attempts`` times; the one covering the most is kept then (the
+    share falls short)."""
+    n_frames = len(c2w)
+    if target <= 0:
+        return MoverPlacement([], list(scene.boxes), float(target), 0.0, 0)
+    width, height = size
+    shrink = min(1.0, max_side / max(width, height))
+    ew, eh = max(8, round(width * shrink)), max(8, round(height * shrink))
+    picks = np.unique(np.linspace(0, n_frames - 1, min(n_frames, max_frames)).round().astype(int))
+    ks = cam.denormalize_intrinsics(norm, ew, eh)
+    rays = [camera_rays(ks[i], c2w[i], ew, eh, 1) for i in picks]
+    span = np.linspace(times.min(), times.max(), 64)
+    samples = np.unique(np.concatenate([times, span]))
+    path = _path_samples(c2w[:, :3, 3])
+    room, still = scene.boxes[0], scene.boxes[1:]
+    static_t: dict[tuple[int, ...], list[np.ndarray]] = {}
+
+    def static_depth(kept: tuple[int, ...]) -> list[np.ndarray]:
+        if kept not in static_t:
+            view = Scene([room, *(still[i] for i in kept)], scene.textures)
+            static_t[kept] = [cast(view, c2w[i, :3, 3], r, shade=False)[0] for i, r in zip(picks, rays, strict=True)]
+        return static_t[kept]
+
+    def share(layout: _MoverLayout, s: float, depth: list[np.ndarray]) -> float:
+        view = Scene([], scene.textures, layout.scaled(s))
+        covered = [
+            (cast(view, c2w[i, :3, 3], r, shade=False, time=times[i])[0] < d).mean()
+            for i, r, d in zip(picks, rays, depth, strict=True)
+        ]
+        return float(np.mean(covered))
+
+    def fit(layout: _MoverLayout, top: float, depth: list[np.ndarray], most: float) -> tuple[float, float]:
+        """The covered share and scale closest to ``target`` (``most`` covered at ``top``)."""
+        if most <= target:
+            return most, top
+        lo, hi = 0.0, top
+        chosen = (most, top)
+        for _ in range(20):
+            mid = 0.5 * (lo + hi)
+            got = share(layout, mid, depth)
+            if abs(got - target) < abs(chosen[0] - target):
+                chosen = (got, mid)
+            if abs(got - target) < 0.002:
+                break
+            lo, hi = (mid, hi) if got < target else (lo, mid)
+        return chosen
+
+    def clear(layout: _MoverLayout, s: float, among: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(i for i in among if layout.clear_of(still[i], s))
+
+    best = None  # (share, layout, scale, kept still boxes)
+    everything = tuple(range(len(still)))
+    for attempt in range(attempts):
+        obstacles = still if attempt < attempts // 2 else ()  # keep clear of the still boxes first
+        movers = _draw_movers(rng, c2w, norm, len(scene.textures), times, samples, path, room, margin, obstacles)
+        if not movers:
+            continue
+        layout = _MoverLayout(movers, samples, path, room)
+        top = layout.largest_scale(margin)
+        if top is None:
+            continue
+        # the most this layout can cover: at its largest, with the still boxes in its reach left out
+        fewest = clear(layout, top, everything)
+        most = share(layout, top, static_depth(fewest))
+        if most < target:
+            if best is None or most > best[0]:
+                best = (most, layout, top, fewest)
+            continue
+        # Leave out only the still boxes in the reach of the boxes at the scale chosen: fewer
+        # occluders cover more, so the scale then shrinks and those left out stay clear.
+        kept = everything
+        while True:
+            depth = static_depth(kept)
+            got, s = fit(layout, top, depth, share(layout, top, depth))
+            now = clear(layout, s, kept)
+            if now == kept:
+                break
+            kept = now
+        best = (got, layout, s, kept)
+        break
+    if best is None:
+        return MoverPlacement([], list(scene.boxes), float(target), 0.0, 0)
+    got, layout, s, kept = best
+    boxes = [room, *(still[i] for i in kept)]
+    return MoverPlacement(layout.scaled(s), boxes, float(target), got, len(still) - len(kept))
+
+
+# ----------------------------------------------------------------------------------------------
 # The dataset writer
 # ----------------------------------------------------------------------------------------------
 def clip_rng(seed: int, clip_id: str) -> np.random.Generator:
@@ -343,6 +679,66 @@ def synth_clip(
     return np.stack(frames), np.stack(depths), written
 
 
+@dataclass
+class DynamicClip:
+    """One clip rendered with moving boxes: ``frames`` ``(F, H, W, 3)`` uint8, ``depth``
+    ``(F, H, W)`` float32 metric, ``masks`` ``(F, H, W)`` bool (a moving box is the surface seen
+    through the pixel centre), ``written`` the cameras to write, ``object_pose`` ``(M, F, 4, 4)``
+    object-to-world (metric) of the moving boxes at every frame, ``object_half`` ``(M, 3)`` their
+    half sizes, ``placement`` how they were placed; ``share`` the mean of ``masks``."""
+
+    frames: np.ndarray
+    depth: np.ndarray
+    masks: np.ndarray
+    written: cam.CameraFile
+    object_pose: np.ndarray
+    object_half: np.ndarray
+    placement: MoverPlacement
+
+    @property
+    def share(self) -> float:
+        return float(self.masks.mean()) if self.masks.size else 0.0
+
+
+def synth_dynamic_clip(
+    cams: cam.CameraFile,
+    textures: list[np.ndarray],
+    alpha: float,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    moving_share: tuple[float, float] = MOVING_SHARE,
+    supersample: int = 2,
+) -> DynamicClip:
+    """:func:`synth_clip` with moving boxes: the same still scene (drawn first from ``rng``), then a
+    share drawn uniformly in ``moving_share`` and boxes placed to cover it
+    (:func:`place_moving_boxes`); frame ``i`` shows them at its timestamp in seconds."""
+    problem = cam.camera_file_problem(cams)
+    if problem:
+        raise RealcamError(problem, cams.url or "cameras")
+    width, height = size
+    c2w = cams.c2w
+    scene = build_scene(c2w, textures, rng)
+    norm = square_pixel_intrinsics(cams.intrinsics, width, height)
+    ks = cam.denormalize_intrinsics(norm, width, height)
+    times = np.asarray(cams.timestamps, dtype=np.float64) / MICROSECONDS
+    lo, hi = moving_share
+    target = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
+    placement = place_moving_boxes(scene, c2w, norm, times, size, target, rng)
+    scene = Scene(placement.boxes, textures, placement.movers)
+    frames, depths, masks = zip(
+        *(
+            render_view(scene, k, p, width, height, supersample, time=t, with_mask=True)
+            for k, p, t in zip(ks, c2w, times)
+        )
+    )
+    written = cam.CameraFile(
+        cams.timestamps, norm, cam.c2w_to_w2c(cam.metric_poses(c2w, 1.0 / alpha)), cams.url, cams.distortion
+    )
+    pose = np.array([[m.pose(t) for t in times] for m in scene.movers]).reshape(-1, len(times), 4, 4)
+    half = np.array([m.box.hi for m in scene.movers]).reshape(-1, 3)
+    return DynamicClip(np.stack(frames), np.stack(depths), np.stack(masks), written, pose, half, placement)
+
+
 #: Largest frame side accepted (a 2-clip dataset at 8192x8192 is already tens of GB of rays).
 MAX_SIZE = 8192
 #: How the frames are stored: frame files, or one lossless clip video per clip.
@@ -374,6 +770,33 @@ def check_options(
     return (width, height), scale, (lo_s, hi_s), seed, supersample
 
 
+def check_moving_share(moving_share: tuple[float, float] | None, dynamic: bool) -> tuple[float, float] | None:
+    """The share range of :func:`synthesize` checked: :data:`MOVING_SHARE` by default with
+    ``dynamic``, ``None`` without (``RealcamError`` naming ``--moving-share``)."""
+    if moving_share is None:
+        return MOVING_SHARE if dynamic else None
+    if not dynamic:
+        raise RealcamError("only with --dynamic (the share of the image the moving boxes cover)", "--moving-share")
+    try:
+        lo, hi = moving_share
+    except (TypeError, ValueError):
+        raise RealcamError(f"expected LO HI, got {moving_share!r}", "--moving-share") from None
+    lo = checks.number(lo, "--moving-share", minimum=0, maximum=MAX_MOVING_SHARE)
+    hi = checks.number(hi, "--moving-share", minimum=0, maximum=MAX_MOVING_SHARE)
+    if lo > hi:
+        raise RealcamError(f"the share range must satisfy LO <= HI, got {lo:g} {hi:g}", "--moving-share")
+    return lo, hi
+
+
+def _fill_static_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Give the clips written without moving boxes their values in the :data:`DYNAMIC_COLUMNS`."""
+    table = table.copy()
+    table["dynamic"] = table["dynamic"].astype("boolean").fillna(False).astype(bool)
+    for column, value, dtype in (("moving_share", 0.0, float), ("n_moving", 0, int), ("n_still_removed", 0, int)):
+        table[column] = table[column].fillna(value).astype(dtype)
+    return table
+
+
 def _remove(paths) -> None:
     """Remove what a failed clip wrote (files or folders); errors are ignored (the disk may be full)."""
     for p in paths:
@@ -397,6 +820,8 @@ def synthesize(
     overwrite: bool = False,
     supersample: int = 2,
     store: str = "frames",
+    dynamic: bool = False,
+    moving_share: tuple[float, float] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Write a synthetic RealEstate10K-layout dataset; returns the truth table.
@@ -409,10 +834,21 @@ def synthesize(
     the file. ``truth.attrs["skipped"]`` lists the clips skipped as already done. ``store``:
     ``frames`` (``frames/<clip>/<timestamp>.png``) or ``video`` (``videos/<clip>.mp4``, a lossless
     clip video: the same pixels, decoded at the camera timestamps).
+
+    ``dynamic``: each clip's scene also gets moving boxes (:func:`synth_dynamic_clip`) covering a
+    share of the image drawn per clip in ``moving_share`` (default :data:`MOVING_SHARE`), frame
+    ``i`` showing them at its timestamp (seconds); then also ``masks/<clip>/<timestamp>.png``
+    (uint8, 255 where a moving box is the surface seen), ``object_pose`` ``(M, F, 4, 4)``
+    (object-to-world, metric like the trajectory given) and ``object_half`` ``(M, 3)`` in the
+    depth file, and the :data:`DYNAMIC_COLUMNS` in the truth table. A clip recorded with other
+    ``dynamic``/``moving_share`` settings is an error unless ``overwrite``. Without ``dynamic``
+    the output is what it always was.
     """
     if store not in STORES:
         raise RealcamError(f"expected one of {', '.join(STORES)}, got {store!r}", "--store")
     size, scale, (lo_s, hi_s), seed, supersample = check_options(size, scale, random_scale, seed, supersample)
+    moving_share = check_moving_share(moving_share, dynamic)
+    dynamic = bool(dynamic)
     width, height = size
     if not pose_files:
         raise RealcamError("no camera files given", "--poses")
@@ -432,11 +868,24 @@ def synthesize(
         out.mkdir(parents=True, exist_ok=True)
 
     done = set(old["clip_id"].astype(str)) if old is not None else set()
+    now = (dynamic, *(moving_share or (None, None)))
     skipped = []
     for clip_id, cams in clips.items():
         where = clip_layout(out, clip_id)
         stored = where.frames_dir if store == "frames" else where.video_path
         outputs = [where.camera_path, stored, out / "depth_gt" / f"{clip_id}.npz"]
+        masks_dir = out / "masks" / clip_id
+        if not overwrite and clip_id in done and all(p.exists() for p in outputs):
+            was = _recorded_dynamic(old, clip_id)
+            if was != now:
+                said = (
+                    f"dynamic {was[0]} (now {now[0]})"
+                    if was[0] != now[0]
+                    else f"moving share {was[1]:g} {was[2]:g} (now {now[1]:g} {now[2]:g})"
+                )
+                raise RealcamError(f"written with other settings ({said}); use --overwrite or another --out", stored)
+        if dynamic:
+            outputs.append(masks_dir)
         if should_skip(clip_id, done, outputs, overwrite):
             skipped.append(clip_id)
             if progress:
@@ -444,20 +893,28 @@ def synthesize(
             continue
         rng = clip_rng(seed, clip_id)
         alpha = float(scale) if scale is not None else float(np.exp(rng.uniform(np.log(lo_s), np.log(hi_s))))
-        frames, depth, written = synth_clip(cams, tex, alpha, size, rng, supersample)
-        row = pd.DataFrame(
-            [
-                {
-                    "clip_id": clip_id,
-                    "alpha": alpha,
-                    "n_frames": len(written),
-                    "width": width,
-                    "height": height,
-                    "seed": seed,
-                }
-            ],
-            columns=TRUTH_COLUMNS,
-        )
+        row = {"clip_id": clip_id, "alpha": alpha, "width": width, "height": height, "seed": seed}
+        if dynamic:
+            clip = synth_dynamic_clip(cams, tex, alpha, size, rng, moving_share, supersample)
+            frames, depth, written = clip.frames, clip.depth, clip.written
+            extra = {"object_pose": clip.object_pose, "object_half": clip.object_half}
+            row |= {
+                "dynamic": True,
+                "moving_share_lo": moving_share[0],
+                "moving_share_hi": moving_share[1],
+                "moving_target": clip.placement.target,
+                "moving_share": clip.share,
+                "n_moving": len(clip.placement.movers),
+                "n_still_removed": clip.placement.removed,
+            }
+        else:
+            frames, depth, written = synth_clip(cams, tex, alpha, size, rng, supersample)
+            extra = {}
+        row["n_frames"] = len(written)
+        columns = TRUTH_COLUMNS + (DYNAMIC_COLUMNS if dynamic else [])
+        merged = merge_rows(old, pd.DataFrame([row], columns=columns), key="clip_id")
+        if "dynamic" in merged.columns:
+            merged = _fill_static_rows(merged)
         # The camera file is written last: a clip is visible to later stages only when complete.
         current = outputs[1]
         try:
@@ -470,24 +927,42 @@ def synthesize(
                     n_files = len(list(tmp.iterdir()))
                     if n_files != len(written):  # the reader guarantees distinct timestamps; never write less
                         raise RealcamError(f"{n_files} frame files for {len(written)} cameras", outputs[1])
+            if dynamic:
+                current = masks_dir
+                with atomic_dir(masks_dir) as tmp:
+                    for ts, mask in zip(written.timestamps, clip.masks, strict=True):
+                        write_image(tmp / f"{ts}.png", np.where(mask, 255, 0).astype(np.uint8))
             current = outputs[2]
-            write_arrays(outputs[2], depth=depth, timestamps=written.timestamps)
+            write_arrays(outputs[2], depth=depth, timestamps=written.timestamps, **extra)
             current = outputs[0]
             cam.write_re10k(outputs[0], written)
             current = truth_path
-            write_table(truth_path, merge_rows(old, row, key="clip_id"))
+            write_table(truth_path, merged)
+            if not dynamic and masks_dir.exists():  # the masks of this clip written before with moving boxes
+                current = masks_dir
+                shutil.rmtree(masks_dir)
         except OSError as err:
             _remove(outputs)
             raise RealcamError(checks.os_error_message(err), current) from None
         except RealcamError:
             _remove(outputs)
             raise
-        old = merge_rows(old, row, key="clip_id")
+        old = merged
         if progress:
             progress(clip_id)
     truth = old.reset_index(drop=True)
     truth.attrs["skipped"] = skipped
     return truth
+
+
+def _recorded_dynamic(table: pd.DataFrame, clip_id: str) -> tuple[bool, float | None, float | None]:
+    """``(dynamic, LO, HI)`` a clip of the truth table was written with."""
+    if "dynamic" not in table.columns:
+        return False, None, None
+    row = table[table["clip_id"].astype(str) == clip_id].iloc[-1]
+    if not bool(row["dynamic"]):
+        return False, None, None
+    return True, float(row["moving_share_lo"]), float(row["moving_share_hi"])
 
 
 # ----------------------------------------------------------------------------------------------
