@@ -14,6 +14,7 @@ static keypoints, grows them into regions, which are dilated.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -30,6 +31,11 @@ FOCAL_PRIOR_FACTOR = 1.2
 #: A raw match is inconsistent with the camera motion beyond this Sampson distance (pixels, at 512
 #: pixels across the long side; scaled with the image).
 MOVING_SAMPSON_PX = 3.0
+#: Starting fields of view (degrees, long side) when the focal length is unknown: bundle
+#: adjustment only refines it locally (from COLMAP's 1.2 max(W, H), i.e. 45 degrees, a 92-degree
+#: RealEstate10K camera converged to 18 % too long), so SfM runs from each and the model with the
+#: most registered frames, then the lowest mean reprojection error, wins.
+FOV_CANDIDATES = (45.0, 65.0, 90.0)
 #: Frames ahead of each frame whose matches are scored (sequential neighbours).
 MOTION_NEIGHBOURS = 2
 #: Region growing: the Gaussian of each keypoint, in a fraction of the long side.
@@ -51,6 +57,8 @@ class PoseFit:
     observations: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     database: Path | None = None  # the matched database (kept for the motion masks)
     image_ids: dict[int, int] = field(default_factory=dict)  # frame -> COLMAP image id
+    reprojection_error: float = math.inf  # mean, pixels
+    fov_start: float | None = None  # the starting field of view of the winning run
 
 
 def write_masks(masks: np.ndarray, names: list[str], folder: Path) -> None:
@@ -78,27 +86,49 @@ def fit_poses(
     keep_database: bool = False,
 ) -> PoseFit:
     """SfM of ``frames`` ``(F, H, W, 3)`` with ``masks`` ``(F, H, W)`` bool (True: moving, no
-    features); ``k`` fixes the intrinsics, else the focal length is estimated (``fov_deg``: its
-    starting value). Never raises for SfM failures (the reason comes back)."""
+    features); ``k`` fixes the intrinsics, else the focal length is estimated from ``fov_deg``, or
+    from each of :data:`FOV_CANDIDATES` (the best model wins). Never raises for SfM failures (the
+    reason comes back)."""
     pycolmap = _pycolmap()
     own = work is None
     work = Path(tempfile.mkdtemp(prefix="realcam-poses-")) if own else Path(work)
     try:
-        return _fit(pycolmap, frames, masks, k, fov_deg, seed, num_threads, work, keep_database)
+        starts = [None] if k is not None else ([fov_deg] if fov_deg is not None else list(FOV_CANDIDATES))
+        image_dir = work / "images"
+        if not image_dir.is_dir():
+            prepare_images(frames, image_dir)
+        best = None
+        for i, fov in enumerate(starts):
+            run = work if len(starts) == 1 else work / f"fov{i}"
+            fit = _fit(pycolmap, frames, masks, k, fov, seed, num_threads, run, image_dir, keep_database)
+            fit.fov_start = fov
+            if best is None or _better(fit, best):
+                best = fit
+        return best
     finally:
         if own and not keep_database:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _fit(pycolmap, frames, masks, k, fov_deg, seed, num_threads, work: Path, keep_database: bool) -> PoseFit:
+def _better(a: PoseFit, b: PoseFit) -> bool:
+    """``a`` is the better model: registered, more frames, then a lower reprojection error."""
+    ka = (a.ok, 0 if a.registered is None else int(a.registered.sum()), -a.reprojection_error)
+    kb = (b.ok, 0 if b.registered is None else int(b.registered.sum()), -b.reprojection_error)
+    return ka > kb
+
+
+def _fit(
+    pycolmap, frames, masks, k, fov_deg, seed, num_threads, work: Path, image_dir: Path, keep_database: bool
+) -> PoseFit:
     n, h, w = frames.shape[:3]
-    image_dir, mask_dir, database = work / "images", work / "masks", work / "database.db"
+    work.mkdir(parents=True, exist_ok=True)
+    mask_dir, database = work / "masks", work / "database.db"
     for p in (mask_dir, database):
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
-    names = prepare_images(frames, image_dir) if not image_dir.is_dir() else [f"{i:05d}.png" for i in range(n)]
+    names = [f"{i:05d}.png" for i in range(n)]
     if k is not None:
         params = ",".join(repr(float(v)) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
         reader = pycolmap.ImageReaderOptions(camera_model="PINHOLE", camera_params=params)
@@ -195,6 +225,7 @@ def _fit(pycolmap, frames, masks, k, fov_deg, seed, num_threads, work: Path, kee
         observations,
         database if keep_database else None,
         image_ids,
+        float(rec.compute_mean_reprojection_error()),
     )
 
 
