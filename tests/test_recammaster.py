@@ -351,3 +351,24 @@ def test_batch_form_records_failures_and_skips_done_rows(tiny_setup, tmp_path):
     res = runner.invoke(app, args)
     assert res.exit_code == 0 and "1 skipped as done earlier" in res.output, res.output
     assert (out / "good.mp4").stat().st_mtime_ns == first
+
+
+def test_offline_base_and_weights_are_one_line_each(tiny_setup, tmp_path, monkeypatch):
+    """Offline with nothing in the cache: one line naming the missing base (and the command that
+    fetches it), or the missing release weights, before anything is loaded."""
+    s = tiny_setup
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    out = tmp_path / "out.mp4"
+    args = _args(s, out, "recam-pan-left", "--no-preview")
+    base = args.index("--base") + 1
+    res = runner.invoke(app, [*args[:base], "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", *args[base + 1 :]])
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert "Wan-AI/Wan2.1-T2V-1.3B-Diffusers is unavailable" in lines[0] and "hf download" in lines[0]
+    weights = args.index("--weights")
+    res = runner.invoke(app, args[:weights] + args[weights + 2 :])
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert "KwaiVGI/ReCamMaster-Wan2.1/step20000.ckpt" in lines[0] and "hf download" in lines[0]
+    assert not out.exists()
