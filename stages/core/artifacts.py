@@ -212,6 +212,8 @@ def merge_rows(
         kept = old[~old[key].astype(str).isin(set(replace))]
         if kept.empty:
             return new.reset_index(drop=True)
+    if new.empty:  # an empty frame's object columns would turn every column it meets into object
+        return kept.reset_index(drop=True)
     return pd.concat([kept, new], ignore_index=True)
 
 

@@ -193,13 +193,29 @@ class Tables:
             old = self.frames[name]
             new = pd.DataFrame([r for o in outcomes for r in o.rows.get(name, [])], columns=columns)
             new = _like(new.astype(self.task.dtypes.get(name, {})), old)
-            merged = merge_rows(old, new, key, replace=keys)
+            merged = _canonical(merge_rows(old, new, key, replace=keys))
             self.frames[name] = merged.sort_values(key, kind="stable", ignore_index=True)
 
     def _write(self) -> None:
         for name, frame in self.frames.items():
             with checks.writing(self.paths[name]):
                 write_table(self.paths[name], frame)
+
+
+#: pandas' own dtype for a column of strings (object before pandas 3, ``str`` from 3 on)
+_STRINGS = pd.Series(["x"]).dtype
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns holding only strings (and missing values) in pandas' own string dtype: a table's
+    types must not depend on whether its rows came from a Parquet file, a journal or this run
+    (an object column concatenated with a ``str`` one stays object)."""
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            values = frame[col].dropna()
+            if len(values) and all(isinstance(v, str) for v in values):
+                frame[col] = frame[col].astype(_STRINGS)
+    return frame
 
 
 def _like(new, old):
