@@ -95,24 +95,25 @@ def rerender(
     from stages import rerender as stage
     from stages.core.errors import RealcamError
 
+    if record is None:
+        settings = RerenderSettings(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            size=parse_size(size),
+            frames=frames,
+            steps=steps,
+            cfg=cfg,
+            shift=shift,
+            seed=seed,
+            noise_shaping=noise_shaping,
+            kernel=kernel,
+            magnitude=parse_magnitude(magnitude),
+            fps=fps,
+            dtype=dtype,
+            tiling=tiling,
+            offload=offload,
+        ).check()
     if batch is not None:
-        settings = _settings(
-            prompt,
-            negative_prompt,
-            size,
-            frames,
-            steps,
-            cfg,
-            shift,
-            seed,
-            noise_shaping,
-            kernel,
-            magnitude,
-            fps,
-            dtype,
-            tiling,
-            offload,
-        )
         engine = options.batch_settings(
             workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
         )
@@ -128,23 +129,6 @@ def rerender(
     else:
         if video is None or trajectory is None:
             raise RealcamError("give VIDEO and TRAJECTORY, or --record FILE", "rerender")
-        settings = _settings(
-            prompt,
-            negative_prompt,
-            size,
-            frames,
-            steps,
-            cfg,
-            shift,
-            seed,
-            noise_shaping,
-            kernel,
-            magnitude,
-            fps,
-            dtype,
-            tiling,
-            offload,
-        )
         with progress_bar("rerender", steps) as advance:
             result = stage.rerender(
                 video,
@@ -163,42 +147,6 @@ def rerender(
     report(f"rerender: {n} frames of {w}x{h} written to {result.video}")
     where = f"preview in {result.preview}; " if result.preview else ""
     report(f"rerender: {where}record in {result.record}")
-
-
-def _settings(
-    prompt,
-    negative_prompt,
-    size,
-    frames,
-    steps,
-    cfg,
-    shift,
-    seed,
-    noise_shaping,
-    kernel,
-    magnitude,
-    fps,
-    dtype,
-    tiling,
-    offload,
-) -> RerenderSettings:
-    return RerenderSettings(
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        size=parse_size(size),
-        frames=frames,
-        steps=steps,
-        cfg=cfg,
-        shift=shift,
-        seed=seed,
-        noise_shaping=noise_shaping,
-        kernel=kernel,
-        magnitude=parse_magnitude(magnitude),
-        fps=fps,
-        dtype=dtype,
-        tiling=tiling,
-        offload=offload,
-    ).check()
 
 
 def run_batch(batch: Path, out: Path, settings, weights, base, depth, depth_model, preview, device, engine) -> None:

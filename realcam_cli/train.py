@@ -112,7 +112,6 @@ def train(
 ) -> None:
     """Train the RealCam-I2V camera modules (base model frozen) with DeepSpeed."""
     from stages.core.device import resolve_device
-    from stages.train.loop import shutdown
     from stages.train.loop import train as run_train
 
     if (gpus > 1 or nodes > 1) and "LOCAL_RANK" not in os.environ and not os.environ.get("REALCAM_LAUNCHED"):
@@ -170,21 +169,29 @@ def train(
         train_unet=train_unet,
         epipolar_form=epipolar_form,
     )
+
+    _run(run_train, cfg, out, "weights/")
+
+
+def _run(run_train, cfg, out: Path, weights: str) -> None:
+    """One training run with its progress bar; rank 0 reports where the outputs went."""
+    from stages.train.loop import shutdown
+
     rank0 = int(os.environ.get("RANK", "0")) == 0
     try:
-        with progress_bar("train", total=steps) as advance:
-
-            def on_step(step: int, loss: float) -> None:
-                advance(f"step {step} loss {loss:.4f}")
-
-            metrics = run_train(cfg, progress=on_step, log=console.print if rank0 else None)
+        with progress_bar("train", total=cfg.steps) as advance:
+            metrics = run_train(
+                cfg,
+                progress=lambda step, loss: advance(f"step {step} loss {loss:.4f}"),
+                log=console.print if rank0 else None,
+            )
     finally:
         shutdown()
     if rank0:
         last = metrics["loss"].tail(20).mean() if len(metrics) else float("nan")
         report(
             f"train: {len(metrics)} steps logged (last-20 mean loss {last:.4f}) -> {out} "
-            "(checkpoints/, weights/, metrics.parquet, train_config.json)"
+            f"(checkpoints/, {weights}, metrics.parquet, train_config.json)"
         )
 
 
@@ -208,7 +215,6 @@ def _train_recammaster(
     device,
 ) -> None:
     """``--model recammaster``: ReCamMaster's training on MultiCamVideo-layout scenes."""
-    from stages.train.loop import shutdown
     from stages.train.recammaster import train as run_train
 
     from .parsers import parse_size
@@ -232,17 +238,4 @@ def _train_recammaster(
         workers=workers,
         device=device,
     )
-    rank0 = int(os.environ.get("RANK", "0")) == 0
-    try:
-        with progress_bar("train", total=steps) as advance:
-            metrics = run_train(
-                cfg, progress=lambda s, loss: advance(f"step {s} loss {loss:.4f}"), log=console.print if rank0 else None
-            )
-    finally:
-        shutdown()
-    if rank0:
-        last = metrics["loss"].tail(20).mean() if len(metrics) else float("nan")
-        report(
-            f"train: {len(metrics)} steps logged (last-20 mean loss {last:.4f}) -> {out} "
-            "(checkpoints/, weights/recammaster.safetensors, metrics.parquet, train_config.json)"
-        )
+    _run(run_train, cfg, out, "weights/recammaster.safetensors")

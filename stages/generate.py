@@ -34,7 +34,8 @@ import torch
 
 from . import diffusion as dm
 from .core import cameras as cam
-from .core.artifacts import atomic_write_text, read_arrays, sha256_file
+from .core.artifacts import atomic_write_text, path_spec, read_arrays, sha256_file
+from .core.artifacts import read_record as _read_record
 from .core.batch import BatchTask
 from .core.constants import OFFICIAL_NEGATIVE_PROMPT, TOKENIZER
 from .core.device import resolve_device, torch_dtype
@@ -572,12 +573,12 @@ def write_outputs(
         "inputs_sha256": {
             str(Path(p).resolve()): sha256_file(p) for p in (settings.end_image, settings.continue_video) if p
         },
-        "trajectory": _spec(trajectory),
+        "trajectory": path_spec(trajectory),
         "preview": str(preview.folder.resolve()),
         "preview_given": preview_given,
         "depth": None if depth is None else str(Path(depth).resolve()),
-        "ckpt": _spec(ckpt),
-        "camera_ckpt": _spec(camera_ckpt),
+        "ckpt": path_spec(ckpt),
+        "camera_ckpt": path_spec(camera_ckpt),
         "model": {
             "config": config_name,
             "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in files],
@@ -607,24 +608,8 @@ def read_continue_video(path, context_frames: int) -> np.ndarray:
     return frames
 
 
-def _spec(spec) -> str | None:
-    """A checkpoint argument for the record: local paths absolute, Hub ids as given."""
-    if spec is None:
-        return None
-    return str(Path(spec).resolve()) if Path(spec).exists() else str(spec)
-
-
 def read_record(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise RealcamError("no such record", path)
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise RealcamError(f"invalid JSON: {err.msg}", path, err.lineno) from None
-    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
-        raise RealcamError(f"not a generate record (format {RECORD_FORMAT})", path)
-    return record
+    return _read_record(path, RECORD_FORMAT, "generate")
 
 
 def regenerate(record_path: str | Path, out: str | Path, *, device: str | None = None, on_step=None) -> GenerateResult:

@@ -239,3 +239,27 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def read_record(path: str | Path, fmt: str, what: str) -> dict:
+    """A run record (JSON object with ``"format": fmt``) written by a stage named ``what``; else one
+    line naming the file."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise RealcamError("no such record", path)
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RealcamError(f"invalid JSON: {err.msg}", path, err.lineno) from None
+    if not isinstance(record, dict) or record.get("format") != fmt:
+        raise RealcamError(f"not a {what} record (format {fmt})", path)
+    return record
+
+
+def path_spec(spec) -> str | None:
+    """A path-or-id argument for a record: local paths absolute, Hub ids as given."""
+    if spec is None:
+        return None
+    return str(Path(spec).resolve()) if Path(spec).exists() else str(spec)

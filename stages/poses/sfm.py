@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core import cameras as cam
 from ..core.video import write_image
-from ..evaluate.sfm import _pycolmap, prepare_images
+from ..evaluate.sfm import _mapper_options, _pycolmap, prepare_images
 
 #: COLMAP's focal length prior: ``default_focal_length_factor * max(W, H)``.
 FOCAL_PRIOR_FACTOR = 1.2
@@ -157,19 +157,8 @@ def _fit(
         pycolmap.match_sequential(
             database, matching_options=matching, verification_options=verify, device=pycolmap.Device.cpu
         )
-        opts = pycolmap.GlobalPipelineOptions()
-        opts.random_seed = seed
-        opts.num_threads = num_threads
-        opts.mapper.random_seed = seed
-        opts.mapper.num_threads = num_threads
-        opts.mapper.rotation_averaging.random_seed = seed
-        opts.mapper.global_positioning.random_seed = seed
-        opts.mapper.global_positioning.use_gpu = False
-        ba = opts.mapper.bundle_adjustment
-        ba.refine_focal_length = k is None
-        ba.refine_principal_point = False
-        ba.refine_extra_params = False
-        ba.ceres.use_gpu = False
+        opts = _mapper_options("global", seed, num_threads)  # evaluate's, intrinsics held fixed
+        opts.mapper.bundle_adjustment.refine_focal_length = k is None
         out = work / "sparse"
         if out.exists():
             shutil.rmtree(out)

@@ -28,7 +28,8 @@ import torch
 
 from ..core import checks
 from ..core import trajectory as tr
-from ..core.artifacts import atomic_write_text, sha256_file
+from ..core.artifacts import atomic_write_text, path_spec, sha256_file
+from ..core.artifacts import read_record as _read_record
 from ..core.batch import BatchTask
 from ..core.constants import WAN_SPATIAL_STRIDE, WAN_TEMPORAL_STRIDE
 from ..core.errors import RealcamError
@@ -200,12 +201,6 @@ def rerender(
     return RerenderResult(frames, z, out, record, preview_dir if shown is not None else None, files)
 
 
-def _spec(spec) -> str | None:
-    if spec is None:
-        return None
-    return str(Path(spec).resolve()) if Path(spec).exists() else str(spec)
-
-
 def write_outputs(
     out: Path,
     frames: np.ndarray,
@@ -225,11 +220,11 @@ def write_outputs(
         "format": RECORD_FORMAT,
         "video_in": str(Path(video).resolve()),
         "video_in_sha256": sha256_file(video),
-        "trajectory": _spec(trajectory),
+        "trajectory": path_spec(trajectory),
         "trajectory_sha256": sha256_file(trajectory) if Path(str(trajectory)).is_file() else None,
         "target_c2w": np.asarray(traj.c2w).round(9).tolist(),
         "preview": preview,
-        "depth": _spec(depth),
+        "depth": path_spec(depth),
         "model": {**model, "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in files]},
         "device": device,
         "settings": asdict(settings),
@@ -242,16 +237,7 @@ def write_outputs(
 
 
 def read_record(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise RealcamError("no such record", path)
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise RealcamError(f"invalid JSON: {err.msg}", path, err.lineno) from None
-    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
-        raise RealcamError(f"not a rerender record (format {RECORD_FORMAT})", path)
-    return record
+    return _read_record(path, RECORD_FORMAT, "rerender")
 
 
 def regenerate(record_path: str | Path, out: str | Path, *, device: str | None = None, on_step=None) -> RerenderResult:
