@@ -99,6 +99,8 @@ def test_fragmented_clip_is_rejected_with_the_reason(static_clip, tmp_path):
     s = PosesSettings(fps=30, mask_method="none", min_registered=1.0, depth_dir=str(static_clip / "ds" / "depth_gt"))
     result = pp.pose_clip("broken", broken, s.check(), static_clip / "ds" / "depth_gt" / f"{CLIP}.npz")
     assert result.row["status"] == pp.REJECTED and "registered" in result.row["reason"]
+    noise = {int(sorted(src.glob("*.png"))[i].stem) for i in (5, 6)}
+    assert noise <= {int(t) for t in result.row["unregistered"].split()}  # the frames that did not register
 
 
 def test_sampson_distance_and_fundamental_matrix_of_known_motion():

@@ -50,6 +50,7 @@ COLUMNS = [
     "reason",
     "frames",
     "registered",
+    "unregistered",
     "focal_px",
     "fx",
     "fy",
@@ -222,7 +223,7 @@ def pose_clip(clip_id: str, source: Path, s: PosesSettings, depth=None, work: Pa
     n, h, w = frames.shape[:3]
     k = None if s.intrinsics is None else cam.denormalize_intrinsics(np.asarray(s.intrinsics), w, h)
     row = dict.fromkeys(COLUMNS)
-    row.update(clip_id=clip_id, frames=n, registered=0, reason="")
+    row.update(clip_id=clip_id, frames=n, registered=0, reason="", unregistered="")
     if s.mask_method == "files":
         masks = read_mask_files(Path(s.masks) / clip_id, ts, (w, h))
     elif s.mask_method == "model":
@@ -245,6 +246,7 @@ def pose_clip(clip_id: str, source: Path, s: PosesSettings, depth=None, work: Pa
     if not fit.ok:
         return done(FAILED, fit.reason)
     row.update(registered=int(fit.registered.sum()), focal_px=float(fit.k[0, 0]))
+    row["unregistered"] = " ".join(str(int(t)) for t in ts[~fit.registered])  # their timestamps
     row.update(fx=float(fit.k[0, 0] / w), fy=float(fit.k[1, 1] / h))
     shake = {} if s.shake_k is None else {"k": s.shake_k}
     problem = pc.fragmentation(fit.registered, fit.n_models, s.min_registered) or pc.shakiness(
