@@ -205,9 +205,10 @@ def generate(
 def run_batch(batch: Path, out: Path, settings, ckpt, camera_ckpt, depth, device: str, engine) -> None:
     """The batch form: one video per table row; exit 1 when every row failed."""
     from stages import generate as gen_stage
+    from stages.core.batch import read_media_table
     from stages.core.dataset import shard, shard_table
 
-    rows = shard(gen_stage.read_batch_table(batch), engine.shard)
+    rows = shard(read_media_table(batch, "image"), engine.shard)
     with progress_bar("generate", len(rows)) as advance:
         table = gen_stage.generate_batch(
             batch,

@@ -36,7 +36,7 @@ from . import diffusion as dm
 from .core import cameras as cam
 from .core.artifacts import atomic_write_text, path_spec, read_arrays, sha256_file
 from .core.artifacts import read_record as _read_record
-from .core.batch import BatchTask
+from .core.batch import MediaTask, run_media_batch
 from .core.constants import OFFICIAL_NEGATIVE_PROMPT, TOKENIZER
 from .core.device import resolve_device, torch_dtype
 from .core.errors import RealcamError
@@ -651,58 +651,25 @@ def regenerate(record_path: str | Path, out: str | Path, *, device: str | None =
 BATCH_TABLE = "generate.parquet"
 
 
-def read_batch_table(path: str | Path):
-    """Rows of (image, trajectory[, prompt, seed, id, depth]) from CSV or Parquet
-    (:func:`stages.core.batch.read_media_table`)."""
-    from .core.batch import read_media_table
-
-    rows = read_media_table(path, "image")
-    for r in rows:
-        r["image"] = r.pop("source")
-    return rows
-
-
 @dataclass
-class GenerateTask(BatchTask):
-    """``generate --batch`` in the batch engine: one table row in, its video, record and status row
-    out; the model loads once per worker."""
+class GenerateTask(MediaTask):
+    """``generate --batch`` in the batch engine (rows: image, trajectory[, prompt, seed, id, depth])."""
 
-    out_dir: Path
-    settings: GenerateSettings
-    ckpt: str | Path | None
-    camera_ckpt: str | Path | None
-    depth: str | Path | None
-    device: str
-    tables = {"status": ["item", "status", "reason", "video", "seed"]}
-    key = "item"
-    uses_model = True
-
-    def key_of(self, row: dict) -> str:
-        return row["item"]
-
-    def outputs(self, row: dict) -> list[Path]:
-        video = self.out_dir / f"{row['item']}.mp4"
-        return [video, video.with_suffix(".json")]
+    ckpt: str | Path | None = None
+    camera_ckpt: str | Path | None = None
+    depth: str | Path | None = None
 
     def setup(self) -> None:
         s = self.settings
         self.device = resolve_device(self.device)
         self._model, self._files = load_model(s.res, self.ckpt, self.camera_ckpt, self.device, s.dtype)
 
-    def _settings(self, row: dict) -> GenerateSettings:
-        s = self.settings
-        return replace(s, prompt=row["prompt"] or s.prompt, seed=s.seed if row["seed"] is None else row["seed"])
-
-    def run(self, row: dict) -> dict[str, list[dict]]:
-        if row["problem"]:
-            raise RealcamError(row["problem"])
-        s = self._settings(row)
-        video = self.out_dir / f"{row['item']}.mp4"
+    def make(self, row: dict, settings: GenerateSettings, video: Path) -> None:
         generate(
-            row["image"],
+            row["source"],
             row["trajectory"],
             video,
-            settings=s,
+            settings=settings,
             model=self._model,
             model_files=self._files,
             ckpt=self.ckpt,
@@ -710,16 +677,6 @@ class GenerateTask(BatchTask):
             depth=row["depth"] or self.depth,
             device=self.device,
         )
-        return {
-            "status": [{"item": row["item"], "status": "ok", "reason": "", "video": str(video), "seed": int(s.seed)}]
-        }
-
-    def failed(self, row: dict, reason: str) -> dict[str, list[dict]]:
-        video = self.out_dir / f"{row['item']}.mp4"
-        seed = int(self._settings(row).seed)
-        return {
-            "status": [{"item": row["item"], "status": "failed", "reason": reason, "video": str(video), "seed": seed}]
-        }
 
 
 def generate_batch(
@@ -740,19 +697,9 @@ def generate_batch(
     recorded as done whose outputs exist are skipped unless ``overwrite``. The model loads once per
     worker. ``batch``: where the rows run (``overrides``: its fields: ``workers``, ``ray``,
     ``shard``, ``overwrite``, ...)."""
-    from .core import checks
-    from .core.batch import run_batch
-    from .core.dataset import shard, shard_table
-
     settings = (settings or GenerateSettings()).check()
     batch = replace(batch or BatchSettings(), **overrides).check()
-    rows = shard(read_batch_table(table), batch.shard)
-    out_dir = checks.output_dir(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if not batch.ray:
         device = resolve_device(device)
-    task = GenerateTask(out_dir, settings, ckpt, camera_ckpt, depth, device)
-    result = run_batch(task, rows, {"status": out_dir / shard_table(BATCH_TABLE, batch.shard)}, batch, progress)
-    table = result.tables["status"]
-    table.attrs["skipped"] = result.skipped  # rows already done in an earlier run
-    return table
+    task = GenerateTask(Path(out_dir), settings, device, ckpt, camera_ckpt, depth)
+    return run_media_batch(task, table, "image", BATCH_TABLE, batch, progress)

@@ -601,7 +601,18 @@ class RayExecutor:
             yield _failed(self.task, item, f"stopped after the time limit of {limit:g} s (--timeout)")
 
 
-__all__ = ["BatchResult", "BatchTask", "Outcome", "connect_ray", "execute", "read_media_table", "run_batch", "run_item"]
+__all__ = [
+    "BatchResult",
+    "BatchTask",
+    "MediaTask",
+    "Outcome",
+    "connect_ray",
+    "execute",
+    "read_media_table",
+    "run_batch",
+    "run_item",
+    "run_media_batch",
+]
 
 
 def read_media_table(path: str | Path, source: str) -> list[dict]:
@@ -663,3 +674,69 @@ def read_media_table(path: str | Path, source: str) -> list[dict]:
             f"batch table has repeated ids: {', '.join(repeated[:5])}{' ...' if len(repeated) > 5 else ''}", path
         )
     return rows
+
+
+@dataclass
+class MediaTask(BatchTask):
+    """One video per table row (``generate --batch``, ``rerender --batch``): a row of
+    :func:`read_media_table` in, ``out_dir/<item>.mp4`` and its record and a status row out; a row's
+    prompt and seed override the settings'; the model loads once per worker (in ``setup``).
+    Subclasses implement :meth:`make`."""
+
+    out_dir: Path
+    settings: Any
+    device: str
+    tables = {"status": ["item", "status", "reason", "video", "seed"]}
+    key = "item"
+    uses_model = True
+
+    def key_of(self, row: dict) -> str:
+        return row["item"]
+
+    def video(self, row: dict) -> Path:
+        return self.out_dir / f"{row['item']}.mp4"
+
+    def outputs(self, row: dict) -> list[Path]:
+        return [self.video(row), self.video(row).with_suffix(".json")]
+
+    def settings_of(self, row: dict):
+        from dataclasses import replace
+
+        s = self.settings
+        return replace(s, prompt=row["prompt"] or s.prompt, seed=s.seed if row["seed"] is None else row["seed"])
+
+    def make(self, row: dict, settings, video: Path) -> None:
+        """Write ``video`` (and its record) from ``row['source']`` with ``settings``."""
+        raise NotImplementedError
+
+    def _status(self, row: dict, status: str, reason: str) -> dict[str, list[dict]]:
+        seed = int(self.settings_of(row).seed)
+        return {
+            "status": [
+                {"item": row["item"], "status": status, "reason": reason, "video": str(self.video(row)), "seed": seed}
+            ]
+        }
+
+    def run(self, row: dict) -> dict[str, list[dict]]:
+        if row["problem"]:
+            raise RealcamError(row["problem"])
+        self.make(row, self.settings_of(row), self.video(row))
+        return self._status(row, OK, "")
+
+    def failed(self, row: dict, reason: str) -> dict[str, list[dict]]:
+        return self._status(row, FAILED, reason)
+
+
+def run_media_batch(task: MediaTask, table: str | Path, source: str, table_name: str, batch, progress=None):
+    """The rows of ``table`` (its ``source`` column the input media) through ``task``: the status
+    table ``task.out_dir/<table_name>`` (a shard's own), with ``attrs["skipped"]`` the rows done in
+    an earlier run."""
+    from .dataset import shard, shard_table
+
+    rows = shard(read_media_table(table, source), batch.shard)
+    task.out_dir = checks.output_dir(task.out_dir)
+    task.out_dir.mkdir(parents=True, exist_ok=True)
+    result = run_batch(task, rows, {"status": task.out_dir / shard_table(table_name, batch.shard)}, batch, progress)
+    out = result.tables["status"]
+    out.attrs["skipped"] = result.skipped  # rows already done in an earlier run
+    return out

@@ -30,7 +30,7 @@ from ..core import checks
 from ..core import trajectory as tr
 from ..core.artifacts import atomic_write_text, path_spec, sha256_file
 from ..core.artifacts import read_record as _read_record
-from ..core.batch import BatchTask
+from ..core.batch import MediaTask, run_media_batch
 from ..core.constants import WAN_SPATIAL_STRIDE, WAN_TEMPORAL_STRIDE
 from ..core.errors import RealcamError
 from ..core.image import fit_image
@@ -276,28 +276,14 @@ BATCH_TABLE = "rerender.parquet"
 
 
 @dataclass
-class RerenderTask(BatchTask):
-    """``rerender --batch`` in the batch engine: one table row (video, trajectory[, prompt, seed,
-    id, depth]) in, its video, record and status row out; the model loads once per worker."""
+class RerenderTask(MediaTask):
+    """``rerender --batch`` in the batch engine (rows: video, trajectory[, prompt, seed, id, depth])."""
 
-    out_dir: Path
-    settings: RerenderSettings
-    weights: str | Path | None
-    base: str | Path | None
-    depth: str | Path | None
-    depth_model: str | None
-    preview: bool
-    device: str
-    tables = {"status": ["item", "status", "reason", "video", "seed"]}
-    key = "item"
-    uses_model = True
-
-    def key_of(self, row: dict) -> str:
-        return row["item"]
-
-    def outputs(self, row: dict) -> list[Path]:
-        video = self.out_dir / f"{row['item']}.mp4"
-        return [video, video.with_suffix(".json")]
+    weights: str | Path | None = None
+    base: str | Path | None = None
+    depth: str | Path | None = None
+    depth_model: str | None = None
+    preview: bool = True
 
     def setup(self) -> None:
         from ..core.device import resolve_device
@@ -307,34 +293,18 @@ class RerenderTask(BatchTask):
         self.device = resolve_device(self.device)
         self._parts = wan.load_parts(self.weights, self.base or BASE, self.device, self.settings.dtype)
 
-    def _settings(self, row: dict) -> RerenderSettings:
-        s = self.settings
-        return replace(s, prompt=row["prompt"] or s.prompt, seed=s.seed if row["seed"] is None else row["seed"])
-
-    def run(self, row: dict) -> dict[str, list[dict]]:
-        if row["problem"]:
-            raise RealcamError(row["problem"])
-        s = self._settings(row)
-        video = self.out_dir / f"{row['item']}.mp4"
+    def make(self, row: dict, settings: RerenderSettings, video: Path) -> None:
         rerender(
             row["source"],
             row["trajectory"],
             video,
-            settings=s,
+            settings=settings,
             parts=self._parts,
             depth=row["depth"] or self.depth,
             depth_model=self.depth_model,
             preview=self.preview,
             device=self.device,
         )
-        return {"status": [{"item": row["item"], "status": "ok", "reason": "", "video": str(video), "seed": s.seed}]}
-
-    def failed(self, row: dict, reason: str) -> dict[str, list[dict]]:
-        video = self.out_dir / f"{row['item']}.mp4"
-        seed = int(self._settings(row).seed)
-        return {
-            "status": [{"item": row["item"], "status": "failed", "reason": reason, "video": str(video), "seed": seed}]
-        }
 
 
 def rerender_batch(
@@ -356,20 +326,12 @@ def rerender_batch(
     failures go to ``out_dir/rerender.parquet`` (item, status, reason, video, seed) and the batch
     goes on; rows done earlier are skipped unless ``overwrite``. ``batch``: where the rows run
     (:class:`~stages.settings.BatchSettings`; ``overrides`` are its fields)."""
-    from ..core.batch import read_media_table, run_batch
-    from ..core.dataset import shard, shard_table
     from ..core.device import resolve_device
     from ..settings import BatchSettings
 
     settings = (settings or RerenderSettings()).check()
     batch = replace(batch or BatchSettings(), **overrides).check()
-    rows = shard(read_media_table(table, "video"), batch.shard)
-    out_dir = checks.output_dir(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if not batch.ray:
         device = resolve_device(device)
-    task = RerenderTask(out_dir, settings, weights, base, depth, depth_model, preview, device)
-    result = run_batch(task, rows, {"status": out_dir / shard_table(BATCH_TABLE, batch.shard)}, batch, progress)
-    table = result.tables["status"]
-    table.attrs["skipped"] = result.skipped
-    return table
+    task = RerenderTask(Path(out_dir), settings, device, weights, base, depth, depth_model, preview)
+    return run_media_batch(task, table, "video", BATCH_TABLE, batch, progress)
