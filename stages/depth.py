@@ -33,7 +33,7 @@ from .core.constants import DEPTH_MODEL
 from .core.dataset import find_clips, shard, shard_table
 from .core.device import resolve_device, resolve_dtype
 from .core.errors import RealcamError
-from .core.hub import quiet_loading
+from .core.hub import is_hub_id, quiet_loading
 from .core.video import IMAGE_SUFFIXES, list_images, read_image
 from .settings import BatchSettings
 
@@ -58,15 +58,6 @@ def default_max_depth(model: str) -> float:
     return OUTDOOR_MAX_DEPTH if "outdoor" in str(model).lower() else INDOOR_MAX_DEPTH
 
 
-def _is_hub_id(model: str) -> bool:
-    return (
-        not Path(model).expanduser().exists()
-        and not model.startswith((".", "/", "~"))
-        and model.count("/") <= 1
-        and "\\" not in model
-    )
-
-
 def model_source(model: str) -> dict:
     """Where ``model`` loads from, decided at once and without the network when it cannot work:
     a local folder; a Hugging Face id in the local cache (then loaded from it alone, no request);
@@ -81,18 +72,7 @@ def model_source(model: str) -> dict:
         if not path.is_dir():
             raise RealcamError("a depth model is a folder or a Hugging Face id, not a file", model)
         return {}
-    if not _is_hub_id(model):
-        raise RealcamError("no such depth model folder", model)
-    try:
-        cached = hub.cached_file(model, "config.json")
-    except ValueError:  # huggingface_hub's HFValidationError: not a well-formed repository id
-        raise RealcamError("neither a depth model folder nor a Hugging Face model id", model) from None
-    if cached is not None:
-        return {"local_files_only": True}
-    available, reason = hub.hub_model_available(model)
-    if not available:
-        raise RealcamError(f"the depth model is {reason}; fetch it with `{hub.download_command(model)}`", model)
-    return {}
+    return hub.hub_model_kwargs(model, "depth model")
 
 
 def load_model(model: str = DEPTH_MODEL, device: str = "auto", dtype: str = "auto", max_depth: float | None = None):
@@ -113,7 +93,7 @@ def load_model(model: str = DEPTH_MODEL, device: str = "auto", dtype: str = "aut
             net = AutoModelForDepthEstimation.from_pretrained(str(model), dtype=torch_dtype, **source)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        hint = f"; fetch it with `hf download {model}`" if _is_hub_id(str(model)) else ""
+        hint = f"; fetch it with `hf download {model}`" if is_hub_id(str(model)) else ""
         raise RealcamError(f"cannot load depth model ({first}){hint}", str(model)) from None
     net = net.to(device).eval()
     if max_depth is not None:  # the metric head is ``sigmoid * max_depth``

@@ -134,3 +134,33 @@ def quiet_loading():
             enable_progress_bars()
         if tf_bars:
             tf_logging.enable_progress_bar()
+
+
+def is_hub_id(model: str) -> bool:
+    """``model`` reads as a Hugging Face id (``name`` or ``owner/name``), not as a local path."""
+    return (
+        not Path(model).expanduser().exists()
+        and not model.startswith((".", "/", "~"))
+        and model.count("/") <= 1
+        and "\\" not in model
+    )
+
+
+def hub_model_kwargs(model: str, what: str) -> dict:
+    """``from_pretrained`` keyword arguments for a model that is not a local folder: from the local
+    cache alone when it is there, else from a reachable Hub; otherwise one error naming the model
+    (``what``: "depth model", "CLIP model") and the ``hf download`` command."""
+    from .errors import RealcamError
+
+    if not is_hub_id(model):
+        raise RealcamError(f"no such {what} folder", model)
+    try:
+        cached = cached_file(model, "config.json")
+    except ValueError:  # huggingface_hub's HFValidationError: not a well-formed repository id
+        raise RealcamError(f"neither a {what} folder nor a Hugging Face model id", model) from None
+    if cached is not None:
+        return {"local_files_only": True}
+    available, reason = hub_model_available(model)
+    if not available:
+        raise RealcamError(f"the {what} is {reason}; fetch it with `{download_command(model)}`", model)
+    return {}

@@ -73,10 +73,6 @@ def cosine_similarities(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # CLIP-V
 # ----------------------------------------------------------------------------------------------
-def _is_hub_id(model: str) -> bool:
-    return not model.startswith((".", "/", "~")) and model.count("/") <= 1 and "\\" not in model
-
-
 def clip_source(model: str) -> dict:
     """Keyword arguments for ``from_pretrained(model)``: a local folder holding a transformers CLIP
     (``config.json`` and weights), or a Hugging Face id in the local cache or on a reachable Hub.
@@ -100,18 +96,7 @@ def clip_source(model: str) -> dict:
         if not (path / "preprocessor_config.json").is_file():
             raise RealcamError("CLIP folder has no image processor (preprocessor_config.json)", path)
         return {}
-    if not _is_hub_id(model):
-        raise RealcamError("no such CLIP model folder", model)
-    try:
-        cached = hub.cached_file(model, "config.json")
-    except ValueError:  # huggingface_hub's HFValidationError: not a well-formed repository id
-        raise RealcamError("neither a CLIP model folder nor a Hugging Face model id", model) from None
-    if cached is not None:
-        return {"local_files_only": True}
-    available, reason = hub.hub_model_available(model)
-    if not available:
-        raise RealcamError(f"the CLIP model is {reason}; fetch it with `{hub.download_command(model)}`", model)
-    return {}
+    return hub.hub_model_kwargs(model, "CLIP model")
 
 
 def _load_error(model: str, err: Exception) -> RealcamError:
