@@ -192,10 +192,30 @@ def original_name(key: str) -> str:
     return next(iter(diffusers_to_original({key: None})))
 
 
-def _names(keys, limit: int = 6) -> str:
-    keys = sorted(keys)
+def name_list(keys, limit: int = 6) -> str:
+    """The first ``limit`` names, sorted, then how many more (a tied tensor has two model names
+    but one in the file: each name once)."""
+    keys = sorted(set(keys))
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
+
+
+def check_state_keys(state: dict, own: dict, path, to_file_name) -> None:
+    """A state dict that loads strictly into a model whose own state is ``own``; else one error
+    naming the unexpected, missing or misshapen keys as the file spells them (``to_file_name``)."""
+    unexpected = [to_file_name(k) for k in state if k not in own]
+    missing = [to_file_name(k) for k in own if k not in state]
+    if unexpected:
+        raise RealcamError(f"unexpected keys (not in the model): {name_list(unexpected)}", path)
+    if missing:
+        raise RealcamError(f"missing keys: {name_list(missing)}", path)
+    bad = [
+        f"{to_file_name(k)} {tuple(v.shape)} (model {tuple(own[k].shape)})"
+        for k, v in state.items()
+        if v.shape != own[k].shape
+    ]
+    if bad:
+        raise RealcamError(f"misshapen keys: {name_list(bad, 3)}", path)
 
 
 def load_transformer_weights(model: ReCamMaster, path: str | Path, state: dict | None = None) -> int:
@@ -206,18 +226,6 @@ def load_transformer_weights(model: ReCamMaster, path: str | Path, state: dict |
     raw = state if state is not None else read_state_dict(path)
     converted = original_to_diffusers(raw)
     own = model.transformer.state_dict()
-    unexpected = [original_name(k) for k in converted if k not in own]
-    missing = [original_name(k) for k in own if k not in converted]
-    if unexpected:
-        raise RealcamError(f"unexpected keys (not in the model): {_names(unexpected)}", path)
-    if missing:
-        raise RealcamError(f"missing keys: {_names(missing)}", path)
-    bad = [
-        f"{original_name(k)} {tuple(v.shape)} (model {tuple(own[k].shape)})"
-        for k, v in converted.items()
-        if v.shape != own[k].shape
-    ]
-    if bad:
-        raise RealcamError(f"misshapen keys: {_names(bad, 3)}", path)
+    check_state_keys(converted, own, path, original_name)
     model.transformer.load_state_dict(converted, strict=True, assign=own[next(iter(own))].is_meta)
     return len(converted)

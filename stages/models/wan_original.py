@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..core.errors import RealcamError
+from .recammaster import check_state_keys, name_list
 
 CONFIG = "config.json"
 DIT = "diffusion_pytorch_model*.safetensors"
@@ -36,12 +37,6 @@ VAE = "Wan2.1_VAE.pth"
 TOKENIZER = "google/umt5-xxl"
 #: What the original layout needs besides the DiT weights (``config.json`` gives the DiT's shape).
 PARTS = (CONFIG, VAE, T5, TOKENIZER)
-
-
-def _names(keys, limit: int = 6) -> str:
-    keys = sorted(set(keys))  # a tied tensor has two model names but one in the file
-    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
 
 
 # ----------------------------------------------------------------------------------------------
@@ -112,25 +107,12 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
 def _strict_load(model: torch.nn.Module, state: dict, path: Path, to_original, dtype_of) -> None:
     """Load ``state`` (model names) into ``model`` (on ``meta``) by assignment; a problem names the
     key as the file spells it (``to_original``). ``dtype_of(name)`` is each tensor's dtype."""
-    own = model.state_dict()
-    unexpected = [to_original(k) for k in state if k not in own]
-    missing = [to_original(k) for k in own if k not in state]
-    if unexpected:
-        raise RealcamError(f"unexpected keys (not in the model): {_names(unexpected)}", path)
-    if missing:
-        raise RealcamError(f"missing keys: {_names(missing)}", path)
-    bad = [
-        f"{to_original(k)} {tuple(v.shape)} (model {tuple(own[k].shape)})"
-        for k, v in state.items()
-        if v.shape != own[k].shape
-    ]
-    if bad:
-        raise RealcamError(f"misshapen keys: {_names(bad, 3)}", path)
+    check_state_keys(state, model.state_dict(), path, to_original)
     state = {k: v.to(dtype_of(k)) for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     left = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if left:  # a buffer the constructor computes was left on meta: a bug here, not in the file
-        raise RuntimeError(f"not materialised after loading: {_names(left)}")
+        raise RuntimeError(f"not materialised after loading: {name_list(left)}")
 
 
 # ----------------------------------------------------------------------------------------------
