@@ -63,11 +63,13 @@ def prepare_images(frames: np.ndarray, folder: Path) -> list[str]:
     return names
 
 
-def extract(image_dir: Path, database: Path, k: np.ndarray, num_threads: int = 1) -> None:
-    """SIFT features of every image with one PINHOLE camera of pixel intrinsics ``k`` (3x3)."""
+def extract(image_dir: Path, database: Path, k: np.ndarray | None = None, num_threads: int = 1, *, reader=None) -> None:
+    """SIFT features of every image with one shared camera: a PINHOLE camera of pixel intrinsics
+    ``k`` (3x3), or as ``reader`` (``pycolmap.ImageReaderOptions``: camera model, masks) says."""
     pycolmap = _pycolmap()
-    params = ",".join(repr(float(v)) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
-    reader = pycolmap.ImageReaderOptions(camera_model="PINHOLE", camera_params=params)
+    if reader is None:
+        params = ",".join(repr(float(v)) for v in (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
+        reader = pycolmap.ImageReaderOptions(camera_model="PINHOLE", camera_params=params)
     opts = pycolmap.FeatureExtractionOptions()
     opts.num_threads = num_threads
     pycolmap.extract_features(
@@ -77,6 +79,18 @@ def extract(image_dir: Path, database: Path, k: np.ndarray, num_threads: int = 1
         reader_options=reader,
         extraction_options=opts,
         device=pycolmap.Device.cpu,
+    )
+
+
+def match(database: Path, seed: int, num_threads: int = 1) -> None:
+    """Sequential matching with RANSAC verification seeded by ``seed``."""
+    pycolmap = _pycolmap()
+    match_opts = pycolmap.FeatureMatchingOptions()
+    match_opts.num_threads = num_threads
+    verify = pycolmap.TwoViewGeometryOptions()
+    verify.ransac.random_seed = seed
+    pycolmap.match_sequential(
+        database, matching_options=match_opts, verification_options=verify, device=pycolmap.Device.cpu
     )
 
 
@@ -132,13 +146,7 @@ def map_trial(
         return SfmTrial(seed, False, reason, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
 
     try:
-        match_opts = pycolmap.FeatureMatchingOptions()
-        match_opts.num_threads = num_threads
-        verify = pycolmap.TwoViewGeometryOptions()
-        verify.ransac.random_seed = seed
-        pycolmap.match_sequential(
-            database, matching_options=match_opts, verification_options=verify, device=pycolmap.Device.cpu
-        )
+        match(database, seed, num_threads)
         opts = _mapper_options(mapper, seed, num_threads)
         out = work / "sparse"
         out.mkdir(exist_ok=True)

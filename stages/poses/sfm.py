@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core import cameras as cam
 from ..core.video import write_image
-from ..evaluate.sfm import _mapper_options, _pycolmap, prepare_images
+from ..evaluate.sfm import _mapper_options, _pycolmap, extract, match, prepare_images
 
 #: COLMAP's focal length prior: ``default_focal_length_factor * max(W, H)``.
 FOCAL_PRIOR_FACTOR = 1.2
@@ -138,25 +138,10 @@ def _fit(
     if masks is not None:
         write_masks(masks, names, mask_dir)
         reader.mask_path = str(mask_dir)
-    extraction = pycolmap.FeatureExtractionOptions()
-    extraction.num_threads = num_threads
     pycolmap.set_random_seed(seed)
     try:
-        pycolmap.extract_features(
-            database,
-            image_dir,
-            camera_mode=pycolmap.CameraMode.SINGLE,
-            reader_options=reader,
-            extraction_options=extraction,
-            device=pycolmap.Device.cpu,
-        )
-        matching = pycolmap.FeatureMatchingOptions()
-        matching.num_threads = num_threads
-        verify = pycolmap.TwoViewGeometryOptions()
-        verify.ransac.random_seed = seed
-        pycolmap.match_sequential(
-            database, matching_options=matching, verification_options=verify, device=pycolmap.Device.cpu
-        )
+        extract(image_dir, database, num_threads=num_threads, reader=reader)
+        match(database, seed, num_threads)
         opts = _mapper_options("global", seed, num_threads)  # evaluate's, intrinsics held fixed
         opts.mapper.bundle_adjustment.refine_focal_length = k is None
         out = work / "sparse"
@@ -183,12 +168,9 @@ def _fit(
         return PoseFit(False, "no frame registered", n_models=len(models))
     camera = next(iter(rec.cameras.values()))
     kk = camera.calibration_matrix()
-    first = int(np.flatnonzero(registered)[0])
     c2w = np.full_like(w2c, np.nan)
     c2w[registered] = cam.relative_poses(cam.w2c_to_c2w(w2c[registered]), reference=0)
-    rel_w2c = np.full_like(w2c, np.nan)
-    rel_w2c[registered] = cam.invert_pose(c2w[registered])
-    # observations in the relative frame (first registered camera at the origin): z is unchanged
+    # each observation's depth in its camera (the same in any world frame)
     observations = []
     for i in range(n):
         if not registered[i]:
@@ -202,7 +184,6 @@ def _fit(
                 uv.append(np.asarray(p2d.xy, dtype=np.float64))
                 z.append(float(w2c[i, 2, :3] @ xyz + w2c[i, 2, 3]))
         observations.append((np.asarray(uv).reshape(-1, 2), np.asarray(z)))
-    del first
     return PoseFit(
         True,
         "",
