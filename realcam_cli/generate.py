@@ -7,10 +7,10 @@ from typing import Optional
 
 import typer
 
-from stages.settings import GenerateSettings
+from stages.settings import GenerateSettings, WanGenerateSettings
 
 from . import options
-from .parsers import parse_magnitude
+from .parsers import parse_magnitude, parse_size
 from .ui import progress_bar, report
 
 
@@ -25,6 +25,11 @@ def generate(
     out: Path = typer.Option(
         ..., "--out", help="Output video (.mp4); the record goes to OUT.json, the preview to OUT_preview/."
     ),
+    model: str = typer.Option(
+        "realcam",
+        "--model",
+        help="realcam (RealCam-I2V on DynamiCrafter) or wan-camera (the Plücker patchify DiT on Wan2.1).",
+    ),
     ckpt: Optional[str] = typer.Option(
         None,
         "--ckpt",
@@ -36,13 +41,27 @@ def generate(
     camera_ckpt: Optional[str] = typer.Option(
         None, "--camera-ckpt", help="RealCam-I2V camera weights on top of an official --ckpt."
     ),
+    weights: Optional[Path] = typer.Option(
+        None, "--weights", help="wan-camera: the trained DiT (weights/wan_camera.safetensors of `realcam train`)."
+    ),
+    base: Optional[str] = typer.Option(
+        None, "--base", help="wan-camera: the Wan2.1 base (Hub id or folder, either layout) for VAE and text encoder."
+    ),
+    task: str = typer.Option(
+        WanGenerateSettings.task, "--task", help="wan-camera: i2v (IMAGE is frame 0) or t2v (no IMAGE, no preview)."
+    ),
+    size: str = typer.Option(
+        "x".join(map(str, WanGenerateSettings.size)), "--size", help="wan-camera: WIDTHxHEIGHT (multiples of 16)."
+    ),
+    frames: int = typer.Option(WanGenerateSettings.frames, "--frames", help="wan-camera: frames (4k+1)."),
+    shift: float = typer.Option(WanGenerateSettings.shift, "--shift", help="wan-camera: flow-matching shift."),
     prompt: str = typer.Option("", "--prompt", help="Text prompt (empty by default)."),
-    negative_prompt: str = typer.Option(
-        GenerateSettings.negative_prompt,
+    negative_prompt: Optional[str] = typer.Option(
+        None,
         "--negative-prompt",
         help=(
-            "Prompt of the unconditional CFG branch (default: the official demo's; '' = the empty prompt, "
-            "which needs no tokenizer)."
+            "Prompt of the unconditional CFG branch (default: the official demo's, wan-camera: Wan's; '' = the "
+            "empty prompt, which needs no tokenizer)."
         ),
         show_default=False,
     ),
@@ -54,26 +73,41 @@ def generate(
     res: str = typer.Option(
         GenerateSettings.res, "--res", help="256, 512 or 1024 (released weights); a saved --ckpt brings its own."
     ),
-    steps: int = typer.Option(GenerateSettings.steps, "--steps", help="DDIM steps."),
+    steps: Optional[int] = typer.Option(
+        None,
+        "--steps",
+        help=f"Sampling steps (DDIM {GenerateSettings.steps}; wan-camera Euler {WanGenerateSettings.steps}).",
+    ),
     eta: float = typer.Option(GenerateSettings.eta, "--eta", help="DDIM eta."),
-    cfg: float = typer.Option(GenerateSettings.cfg, "--cfg", help="Text-image classifier-free guidance."),
+    cfg: Optional[float] = typer.Option(
+        None,
+        "--cfg",
+        help=(
+            f"Text(-image) classifier-free guidance (default {GenerateSettings.cfg}; "
+            f"wan-camera {WanGenerateSettings.cfg})."
+        ),
+    ),
     guidance_rescale: float = typer.Option(
         GenerateSettings.guidance_rescale, "--guidance-rescale", help="Guidance rescale factor."
     ),
     camera_cfg: float = typer.Option(
         GenerateSettings.camera_cfg,
         "--camera-cfg",
-        help="Camera CFG weight (1 = off); acts inside text-image CFG (--cfg above 1).",
+        help="Camera CFG weight (1 = off); realcam: acts inside text-image CFG (--cfg above 1).",
     ),
     camera_cfg_schedule: str = typer.Option(
         GenerateSettings.camera_cfg_schedule,
         "--camera-cfg-schedule",
         help="constant or cosine (1 + (w-1) cos((1 - t/999) pi/2)).",
     ),
-    noise_shaping: int = typer.Option(
-        GenerateSettings.noise_shaping,
+    noise_shaping: Optional[int] = typer.Option(
+        None,
         "--noise-shaping",
-        help="t_NS: shape the noise at steps with t >= t_NS (1000 = off).",
+        help=(
+            f"t_NS: shape the noise at steps with t >= t_NS (default {GenerateSettings.noise_shaping}; 1000 = off; "
+            "wan-camera: t = 1000 sigma, off for t2v)."
+        ),
+        show_default=False,
     ),
     shaping_variant: str = typer.Option(
         GenerateSettings.noise_shaping_variant,
@@ -130,12 +164,75 @@ def generate(
         GenerateSettings.context_frames, "--context-frames", help="Frames taken from the --continue video."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    dtype: str = typer.Option(GenerateSettings.dtype, "--dtype", help="fp32, fp16 or bf16."),
+    dtype: Optional[str] = typer.Option(
+        None, "--dtype", help="fp32, fp16 or bf16 (default fp32; wan-camera: bf16 on CUDA, fp32 on the CPU)."
+    ),
 ) -> None:
     """Generate a video from IMAGE that follows TRAJECTORY (with scene-constrained noise shaping)."""
     from stages import generate as gen_stage
     from stages.core.errors import RealcamError
 
+    if model not in ("realcam", "wan-camera"):
+        raise RealcamError(f"unknown model {model!r} (realcam or wan-camera)", "--model")
+    if record is not None and _record_format(record) == "wan":
+        return _report(_wan_stage().regenerate(record, out, device=None if device == "auto" else device))
+    if model == "wan-camera":
+        for name, value in (
+            ("--ckpt", ckpt),
+            ("--camera-ckpt", camera_ckpt),
+            ("--preview", preview),
+            ("--batch", batch),
+            ("--end-image", end_image),
+            ("--loop", loop or None),
+        ):
+            if value is not None:
+                raise RealcamError("not an option of --model wan-camera", name)
+        if continue_video is not None and trajectory is None and image is not None:
+            image, trajectory = None, str(image)  # `generate TRAJECTORY --continue VIDEO`
+        if task == "t2v" and trajectory is None and image is not None:
+            image, trajectory = None, str(image)  # `generate TRAJECTORY --task t2v`
+        wan = dict(
+            task=task,
+            prompt=prompt,
+            size=parse_size(size),
+            frames=frames,
+            shift=shift,
+            camera_cfg=camera_cfg,
+            camera_cfg_schedule=camera_cfg_schedule,
+            kernel=kernel,
+            seed=seed,
+            magnitude=parse_magnitude(magnitude),
+            fov=fov,
+            dtype=dtype or "auto",
+            continue_video=str(continue_video) if continue_video else None,
+            context_frames=context_frames,
+        )
+        for key, value in (("steps", steps), ("cfg", cfg), ("negative_prompt", negative_prompt)):
+            if value is not None:
+                wan[key] = value
+        if noise_shaping is not None:
+            wan["noise_shaping"] = None if noise_shaping >= 1000 else noise_shaping
+        elif task == "t2v":
+            wan["noise_shaping"] = None
+        settings = WanGenerateSettings(**wan)
+        with progress_bar("generate", settings.steps) as advance:
+            result = _wan_stage().generate(
+                image,
+                trajectory,
+                out,
+                settings=settings,
+                weights=weights,
+                base=base,
+                depth=depth,
+                device=device,
+                on_step=lambda i, n: advance(f"step {i}/{n}"),
+            )
+        return _report(result)
+    steps = GenerateSettings.steps if steps is None else steps
+    cfg = GenerateSettings.cfg if cfg is None else cfg
+    negative_prompt = GenerateSettings.negative_prompt if negative_prompt is None else negative_prompt
+    noise_shaping = GenerateSettings.noise_shaping if noise_shaping is None else noise_shaping
+    dtype = dtype or GenerateSettings.dtype
     # The settings both forms share (the record form reads its own).
     common = dict(
         res=res,
@@ -197,9 +294,31 @@ def generate(
                 device=device,
                 on_step=lambda i, t, z: advance(f"t={t}"),
             )
+    _report(result)
+
+
+def _report(result) -> None:
     n, h, w = result.frames.shape[:3]
     report(f"generate: {n} frames of {w}x{h} written to {result.video}")
-    report(f"generate: preview in {result.preview}; record in {result.record}")
+    where = f"preview in {result.preview}; " if result.preview is not None else "no preview (text-to-video); "
+    report(f"generate: {where}record in {result.record}")
+
+
+def _wan_stage():
+    from stages import generate_wan
+
+    return generate_wan
+
+
+def _record_format(path: Path) -> str:
+    """``wan`` for a record of ``--model wan-camera``, else ``realcam`` (read by the stage)."""
+    import json
+
+    try:
+        fmt = json.loads(Path(path).read_text()).get("format", "")
+    except (OSError, ValueError, AttributeError):
+        return "realcam"  # the stage names what is wrong with it
+    return "wan" if str(fmt).startswith("realcam-generate-wan/") else "realcam"
 
 
 def run_batch(batch: Path, out: Path, settings, ckpt, camera_ckpt, depth, device: str, engine) -> None:

@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 
 from stages.core.errors import RealcamError
-from stages.settings import RecamTrainConfig, TrainConfig
+from stages.settings import RecamTrainConfig, TrainConfig, WanCameraTrainConfig
 
 from .ui import console, progress_bar, report
 
@@ -42,7 +42,12 @@ def train(
         None, "--frames", help="Dataset root with frames/<clip_id>/ (or videos/<clip_id>.mp4); not for recammaster."
     ),
     model: str = typer.Option(
-        "realcam", "--model", help="realcam (camera modules on DynamiCrafter) or recammaster (ReCamMaster on Wan2.1)."
+        "realcam",
+        "--model",
+        help=(
+            "realcam (camera modules on DynamiCrafter), recammaster (ReCamMaster on Wan2.1) or wan-camera "
+            "(CameraCtrl II's Plücker patchify on Wan2.1, on the same metric clips as realcam)."
+        ),
     ),
     res: str = typer.Option(TrainConfig.res, "--res", help="Model resolution: tiny, small, 256, 512 or 1024."),
     out: Path = typer.Option(
@@ -57,14 +62,19 @@ def train(
     nodes: int = typer.Option(1, "--nodes", help="Nodes (with --hostfile)."),
     hostfile: Optional[Path] = typer.Option(None, "--hostfile", help="DeepSpeed hostfile for several nodes."),
     steps: Optional[int] = typer.Option(
-        None, "--steps", help=f"Optimiser steps (default {TrainConfig.steps}; recammaster {RecamTrainConfig.steps})."
+        None,
+        "--steps",
+        help=(
+            f"Optimiser steps (default {TrainConfig.steps}; recammaster {RecamTrainConfig.steps}, "
+            f"wan-camera {WanCameraTrainConfig.steps})."
+        ),
     ),
     batch: Optional[int] = typer.Option(
         None,
         "--batch",
         help=(
             "Effective batch (micro-batch x processes x accumulation; default "
-            f"{TrainConfig.batch}, recammaster {RecamTrainConfig.batch})."
+            f"{TrainConfig.batch}, recammaster {RecamTrainConfig.batch}, wan-camera {WanCameraTrainConfig.batch})."
         ),
     ),
     micro_batch: int = typer.Option(
@@ -99,26 +109,83 @@ def train(
         ),
     ),
     base: str = typer.Option(
-        RecamTrainConfig.base, "--base", help="recammaster: the Wan2.1 base (Diffusers layout, Hub id or folder)."
+        RecamTrainConfig.base, "--base", help="recammaster, wan-camera: the Wan2.1 base (Hub id or folder)."
     ),
     weights: Optional[Path] = typer.Option(
-        None, "--weights", help="recammaster: a ReCamMaster checkpoint to start from (default: the base DiT)."
+        None,
+        "--weights",
+        help="recammaster, wan-camera: weights of that model to start from (default: the base DiT).",
     ),
-    size: str = typer.Option("832x480", "--size", help="recammaster: WIDTHxHEIGHT of the training clips."),
+    size: str = typer.Option("832x480", "--size", help="recammaster, wan-camera: WIDTHxHEIGHT of the training clips."),
     num_frames: int = typer.Option(
-        RecamTrainConfig.frames, "--num-frames", help="recammaster: frames per clip (4k+1)."
+        RecamTrainConfig.frames, "--num-frames", help="recammaster, wan-camera: frames per clip (4k+1)."
+    ),
+    unlabelled_ratio: float = typer.Option(
+        WanCameraTrainConfig.unlabelled_ratio,
+        "--unlabelled-ratio",
+        help="wan-camera: share of samples trained without cameras (zero Plücker; CameraCtrl II 4:1).",
+    ),
+    tasks: str = typer.Option(
+        ",".join(f"{r:g}" for r in WanCameraTrainConfig.tasks),
+        "--tasks",
+        help="wan-camera: T2V,I2V,EXTEND ratios (stage 1 of the paper 0.7,0.3,0; stage 2 0.5,0.3,0.2).",
+    ),
+    warmup: int = typer.Option(
+        WanCameraTrainConfig.warmup,
+        "--warmup",
+        help="wan-camera: warm-up steps from lr/2 to --lr, then a cosine decay to 1e-5 (the paper's schedule).",
+    ),
+    trainable: str = typer.Option(
+        WanCameraTrainConfig.trainable,
+        "--trainable",
+        help="wan-camera: all (every DiT parameter, CameraCtrl II) or camera (the patchify layer only).",
     ),
     local_rank: Optional[int] = typer.Option(None, "--local_rank", hidden=True),
 ) -> None:
-    """Train the RealCam-I2V camera modules (base model frozen) with DeepSpeed."""
+    """Train camera control with DeepSpeed: RealCam-I2V (DynamiCrafter), ReCamMaster or wan-camera (Wan2.1)."""
     from stages.core.device import resolve_device
     from stages.train.loop import train as run_train
 
     if (gpus > 1 or nodes > 1) and "LOCAL_RANK" not in os.environ and not os.environ.get("REALCAM_LAUNCHED"):
         raise typer.Exit(_launch(gpus, nodes, hostfile))
     dev = resolve_device(device)
-    if model not in ("realcam", "recammaster"):
-        raise RealcamError(f"unknown model {model!r} (realcam or recammaster)", "--model")
+    if model not in ("realcam", "recammaster", "wan-camera"):
+        raise RealcamError(f"unknown model {model!r} (realcam, recammaster or wan-camera)", "--model")
+    if model == "wan-camera":
+        from stages.train.wan_camera import train as run_wan
+
+        from .parsers import parse_size
+
+        if frames is None:
+            raise RealcamError("the dataset root is needed (frames/ or videos/ of the clips)", "--frames")
+        cfg = WanCameraTrainConfig(
+            data=str(data),
+            frames_root=str(frames),
+            out=str(out),
+            base=base,
+            weights=str(weights) if weights else None,
+            size=parse_size(size),
+            frames=num_frames,
+            steps=WanCameraTrainConfig.steps if steps is None else steps,
+            batch=WanCameraTrainConfig.batch if batch is None else batch,
+            micro_batch=micro_batch,
+            lr=lr,
+            warmup=warmup,
+            lr_final=min(WanCameraTrainConfig.lr_final, lr),
+            precision=("bf16" if dev.startswith("cuda") else "fp32") if precision == "auto" else precision,
+            seed=seed,
+            unlabelled_ratio=unlabelled_ratio,
+            tasks=_ratios(tasks),
+            trainable=trainable,
+            relative_scale=relative_scale,
+            captions=str(captions) if captions else None,
+            resume=resume,
+            ckpt_every=ckpt_every,
+            log_every=log_every,
+            workers=workers,
+            device=dev,
+        )
+        return _run(run_wan, cfg, out, "weights/wan_camera.safetensors")
     if model == "recammaster":
         steps = RecamTrainConfig.steps if steps is None else steps
         batch = RecamTrainConfig.batch if batch is None else batch
@@ -171,6 +238,13 @@ def train(
     )
 
     _run(run_train, cfg, out, "weights/")
+
+
+def _ratios(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise RealcamError(f"expected ratios such as 0.7,0.3,0, got {text!r}", "--tasks") from None
 
 
 def _run(run_train, cfg, out: Path, weights: str) -> None:

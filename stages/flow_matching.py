@@ -7,8 +7,9 @@ timestep ``1000 s``. ReCamMaster samples with Euler steps on the shifted sigmas
 
 then ``s = 0`` at the end (DiffSynth's ``FlowMatchScheduler`` with ``shift = 5``,
 ``sigma_min = 0``, ``extra_one_step``). The steps are diffusers' ``FlowMatchEulerDiscreteScheduler``
-given exactly these ``u``. Classifier-free guidance acts on the text only:
-``v = v_neg + cfg (v_pos - v_neg)``.
+given exactly these ``u``. Classifier-free guidance acts on the text
+(``v = v_neg + cfg (v_pos - v_neg)``; ReCamMaster's only guidance) and, for the camera-patchify
+model, on the camera as well (:func:`guided`).
 
 Noise shaping (new for re-rendering; RealCam-I2V's rule in flow-matching form): at every step
 with ``s >= sigma_min``, before the model call, ``x = m ((1 - s) z_preview + s eps) + (1 - m) x``
@@ -63,15 +64,32 @@ class FlowShaping:
         return m * ((1 - sigma) * self.z_preview.to(x) + sigma * eps) + (1 - m) * x
 
 
-def guided(positive: Velocity, negative: Velocity | None, cfg: float) -> Velocity:
-    """The text-guided velocity (the negative branch is skipped at ``cfg == 1``)."""
+def guided(
+    positive: Velocity,
+    negative: Velocity | None,
+    cfg: float,
+    camera_free: Velocity | None = None,
+    camera_cfg: float = 1.0,
+    camera_schedule: str = "constant",
+) -> Velocity:
+    """The guided velocity: text CFG ``v = v_neg + cfg (v_pos - v_neg)`` (the negative branch
+    skipped at ``cfg == 1``), then camera CFG as RealCam-I2V's sampler (SPEC 6):
+    ``+ (w(t) - 1) (v_pos - v_free)``, ``v_free`` the positive branch without the camera and
+    ``w(t)`` :func:`stages.diffusion.camera_cfg_weight` at ``t = 1000 sigma`` (skipped at 1). Both
+    text branches carry the camera: three network calls per step with both guidances on."""
+    from .diffusion import camera_cfg_weight
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v = positive(x, t)
-        if negative is None or cfg == 1.0:
-            return v
-        v_neg = negative(x, t)
-        return v_neg + cfg * (v - v_neg)
+        out = v
+        if negative is not None and cfg != 1.0:
+            v_neg = negative(x, t)
+            out = v_neg + cfg * (v - v_neg)
+        if camera_free is not None and camera_cfg != 1.0:
+            w = camera_cfg_weight(camera_cfg, float(t.flatten()[0]), camera_schedule)
+            if w != 1.0:
+                out = out + (w - 1.0) * (v - camera_free(x, t))
+        return out
 
     return velocity
 

@@ -32,6 +32,10 @@ from .core.constants import (
     RECAM_STEPS,
     TOKENIZER,
     VIDEO_FPS,
+    WAN_CAMERA_EXTEND_FRAMES,
+    WAN_CAMERA_TASKS,
+    WAN_CAMERA_UNLABELLED,
+    WAN_FPS,
     WAN_NEGATIVE_PROMPT,
     WAN_SPATIAL_STRIDE,
     WAN_TEMPORAL_STRIDE,
@@ -519,6 +523,163 @@ class RecamTrainConfig:
         if self.weights:
             checks.input_file(self.weights, "ReCamMaster checkpoint")
         checks.output_dir(self.out, "--out")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------
+# camera control on Wan2.1 (the Plücker patchify model, CameraCtrl II's design)
+# ----------------------------------------------------------------------------------------------
+WAN_TASKS = ("t2v", "i2v")
+WAN_TRAINABLE = ("all", "camera")
+
+
+def _wan_size_frames(size, frames) -> None:
+    w, h = (checks.integer(v, "--size", minimum=1) for v in size)
+    cell = 2 * WAN_SPATIAL_STRIDE  # the VAE's 8x and the DiT's 2x2 patches
+    if w % cell or h % cell:
+        raise RealcamError(f"width and height must be multiples of {cell}, got {w}x{h}", "--size")
+    checks.integer(frames, "--frames", minimum=1)
+    if (frames - 1) % WAN_TEMPORAL_STRIDE:
+        raise RealcamError(f"must be 4k+1 (the VAE keeps the first frame, then groups of 4), got {frames}", "--frames")
+
+
+@dataclass(frozen=True)
+class WanCameraTrainConfig:
+    """``realcam train --model wan-camera`` (CameraCtrl II's recipe where the paper gives it)."""
+
+    data: str  # output of `realcam filter` (keep.parquet, cameras/)
+    frames_root: str  # dataset root with frames/<clip_id>/ or videos/<clip_id>.mp4
+    out: str
+    base: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    weights: Optional[str] = None  # wan-camera weights to continue from (else the base DiT)
+    size: tuple[int, int] = RECAM_SIZE
+    frames: int = RECAM_FRAMES
+    steps: int = 20_000
+    batch: int = 64
+    micro_batch: int = 1
+    lr: float = 1e-4
+    warmup: int = 500  # steps from lr/2 up to lr (the paper: 5e-5 -> 1e-4 over 500 steps)
+    lr_final: float = 1e-5  # cosine decay to this (the paper)
+    grad_clip: float = 1.0
+    precision: str = "bf16"
+    seed: int = 0
+    shift: float = RECAM_SHIFT
+    unlabelled_ratio: float = WAN_CAMERA_UNLABELLED
+    tasks: tuple[float, float, float] = WAN_CAMERA_TASKS  # T2V, I2V, extension
+    extend_frames: tuple[int, int] = WAN_CAMERA_EXTEND_FRAMES
+    text_dropout: float = 0.1
+    trainable: str = "all"  # all parameters (CameraCtrl II) or only the camera patchify layer
+    relative_scale: bool = False
+    captions: Optional[str] = None
+    resume: bool = False
+    ckpt_every: int = 1000
+    log_every: int = 10
+    workers: int = 2
+    device: str = "auto"
+    gradient_checkpointing: bool = True
+
+    def check(self) -> "WanCameraTrainConfig":
+        _wan_size_frames(self.size, self.frames)
+        checks.integer(self.steps, "--steps", minimum=1)
+        checks.integer(self.batch, "--batch", minimum=1)
+        checks.integer(self.micro_batch, "--micro-batch", minimum=1)
+        checks.number(self.lr, "--lr", above=0, maximum=1)
+        checks.integer(self.warmup, "warmup", minimum=0)
+        checks.number(self.lr_final, "lr_final", minimum=0, maximum=self.lr)
+        checks.number(self.grad_clip, "grad_clip", minimum=0)
+        checks.choice(self.precision, "--precision", ("bf16", "fp32"))
+        checks.integer(self.seed, "--seed", minimum=0, maximum=_SEED_MAX)
+        checks.number(self.shift, "--shift", above=0)
+        checks.number(self.unlabelled_ratio, "--unlabelled-ratio", minimum=0, maximum=1)
+        checks.number(self.text_dropout, "--text-dropout", minimum=0, maximum=1)
+        if len(self.tasks) != 3:
+            raise RealcamError(f"three ratios T2V,I2V,EXTEND, got {self.tasks}", "--tasks")
+        for r in self.tasks:
+            checks.number(r, "--tasks", minimum=0)
+        if sum(self.tasks) <= 0:
+            raise RealcamError("the task ratios sum to zero", "--tasks")
+        latent = (self.frames - 1) // WAN_TEMPORAL_STRIDE + 1
+        if self.tasks[1] > 0 and latent < 2:
+            raise RealcamError(f"image-to-video needs at least {WAN_TEMPORAL_STRIDE + 1} frames", "--tasks")
+        if self.tasks[2] > 0:
+            lo, hi = (checks.integer(v, "extend_frames", minimum=1) for v in self.extend_frames)
+            if latent < 3 or lo > hi:
+                raise RealcamError(
+                    f"extension needs at least {2 * WAN_TEMPORAL_STRIDE + 1} frames and a frame range, "
+                    f"got {self.frames} frames and {self.extend_frames}",
+                    "--tasks",
+                )
+        checks.choice(self.trainable, "--trainable", WAN_TRAINABLE)
+        checks.integer(self.ckpt_every, "--ckpt-every", minimum=1)
+        checks.integer(self.log_every, "--log-every", minimum=1)
+        checks.integer(self.workers, "--workers", minimum=0)
+        checks.input_dir(self.data, "folder (expected the output of realcam filter)")
+        checks.input_dir(self.frames_root, "dataset folder")
+        if self.weights:
+            checks.input_file(self.weights, "wan-camera weights")
+        if self.captions:
+            checks.input_file(self.captions, "caption table")
+        checks.output_dir(self.out, "--out")
+        return self
+
+
+@dataclass(frozen=True)
+class WanGenerateSettings:
+    """Every setting that determines a video of ``generate --model wan-camera`` (the record stores
+    exactly this)."""
+
+    task: str = "i2v"  # i2v (the image is latent frame 0) or t2v (text and camera only)
+    prompt: str = ""
+    negative_prompt: str = WAN_NEGATIVE_PROMPT
+    size: tuple[int, int] = RECAM_SIZE  # (W, H)
+    frames: int = RECAM_FRAMES
+    steps: int = RECAM_STEPS
+    cfg: float = RECAM_CFG
+    camera_cfg: float = 1.0
+    camera_cfg_schedule: str = "constant"
+    shift: float = RECAM_SHIFT
+    seed: int = 0
+    noise_shaping: Optional[int] = 900  # t_NS on the 0..1000 scale (t = 1000 sigma); None: off
+    kernel: int = MASK_KERNEL
+    magnitude: Optional[list[float]] = None
+    fov: Optional[float] = None
+    fps: float = WAN_FPS
+    dtype: str = "auto"
+    tiling: bool = True
+    offload: bool = False
+    continue_video: Optional[str] = None  # continuation: the clip starts at this video's last frames
+    context_frames: int = 5  # 4k+1 frames taken from it (CameraCtrl II conditions on 5 to 50)
+
+    def check(self) -> "WanGenerateSettings":
+        checks.choice(self.task, "--task", WAN_TASKS)
+        _wan_size_frames(self.size, self.frames)
+        checks.integer(self.steps, "--steps", minimum=1, maximum=NUM_TRAIN_TIMESTEPS)
+        checks.number(self.cfg, "--cfg", minimum=0)
+        checks.number(self.camera_cfg, "--camera-cfg", minimum=0)
+        checks.choice(self.camera_cfg_schedule, "--camera-cfg-schedule", CAMERA_CFG_SCHEDULES)
+        checks.number(self.shift, "--shift", above=0)
+        checks.integer(self.seed, "--seed", minimum=0, maximum=_SEED_MAX)
+        if self.noise_shaping is not None:
+            checks.integer(self.noise_shaping, "--noise-shaping", minimum=0, maximum=NUM_TRAIN_TIMESTEPS)
+        _kernel(self.kernel)
+        for m in self.magnitude or []:
+            checks.number(m, "--magnitude")
+        if self.fov is not None:
+            checks.number(self.fov, "--fov", above=0, below=180)
+        checks.number(self.fps, "--fps", above=0)
+        checks.choice(self.dtype, "--dtype", ("auto", *DTYPE_NAMES))
+        checks.integer(self.context_frames, "--context-frames", minimum=1)
+        if self.continue_video is not None:
+            if (self.context_frames - 1) % WAN_TEMPORAL_STRIDE or self.context_frames >= self.frames:
+                raise RealcamError(
+                    f"must be 4k+1 and fewer than the {self.frames} frames (whole latent frames), "
+                    f"got {self.context_frames}",
+                    "--context-frames",
+                )
+        if self.task == "t2v" and self.continue_video is not None:
+            raise RealcamError("continuation starts from a video's frames: it is image-to-video (--task i2v)", "--task")
+        if self.task == "t2v" and self.noise_shaping is not None:
+            raise RealcamError("noise shaping needs an image (the preview); text-to-video runs without it", "--task")
         return self
 
 

@@ -52,6 +52,14 @@ RECAM_STEPS = 50
 RECAM_CFG = 5.0
 RECAM_SHIFT = 5.0
 RECAM_FPS = 30.0
+#: Wan2.1's own frame rate (its text-to-video and image-to-video pipelines write 16 fps).
+WAN_FPS = 16.0
+#: CameraCtrl II's data mix (seed 003, section 7): camera-labelled : unlabelled = 4 : 1; stage 1
+#: tasks text-to-video : image-to-video = 7 : 3 (stage 2: extension : I2V : T2V = 2 : 3 : 5), an
+#: extension's condition frames from the previous clip 5 to 50.
+WAN_CAMERA_UNLABELLED = 0.2
+WAN_CAMERA_TASKS = (0.7, 0.3, 0.0)  # text-to-video, image-to-video, extension
+WAN_CAMERA_EXTEND_FRAMES = (5, 50)
 #: VAE tiling of the official pipeline in pixels: tiles of 30x52 latents, stride 15x26.
 WAN_VAE_TILE = (240, 416)
 WAN_VAE_TILE_STRIDE = (120, 208)

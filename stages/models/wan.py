@@ -16,6 +16,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,13 +26,21 @@ from ..core.errors import RealcamError
 from . import wan_original
 from .recammaster import BASE, RELEASED, ReCamMaster, load_transformer_weights
 
+if TYPE_CHECKING:
+    from .wan_camera import WanCamera
+
 #: The base folders ReCamMaster needs (the DiT's weights come from its own checkpoint).
 BASE_PARTS = ("transformer/config.json", "vae", "text_encoder", "tokenizer")
 
 
+#: The DiTs this module builds: ReCamMaster (camera tokens in every block, a source video) and
+#: the Plücker patchify model of :mod:`.wan_camera` (CameraCtrl II's design).
+KINDS = ("recammaster", "wan-camera")
+
+
 @dataclass
 class WanParts:
-    model: ReCamMaster
+    model: "ReCamMaster | WanCamera"
     vae: torch.nn.Module
     text_encoder: torch.nn.Module
     tokenizer: object
@@ -39,7 +48,8 @@ class WanParts:
     dtype: torch.dtype
     files: list[Path] = field(default_factory=list)
     base: Path | None = None  # the base folder (either layout)
-    weights: Path | None = None  # the ReCamMaster checkpoint (None: the base's own DiT)
+    weights: Path | None = None  # the DiT checkpoint (None: the base's own DiT)
+    kind: str = "recammaster"
 
 
 def resolve_base(base: str | Path, transformer_weights: bool = False) -> Path:
@@ -88,13 +98,21 @@ def _check_base(folder: Path, transformer_weights: bool) -> Path:
     return folder
 
 
-def resolve_weights(weights: str | Path | None) -> Path:
-    """The ReCamMaster checkpoint: a file, else the release through the Hugging Face cache."""
+def resolve_weights(weights: str | Path | None, kind: str = "recammaster") -> Path:
+    """The DiT checkpoint: a file, else (ReCamMaster) the release through the Hugging Face cache;
+    the camera-patchify model has no released weights (train them: ``realcam train --model
+    wan-camera``)."""
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
             raise RealcamError("no such checkpoint file", path)
         return path
+    if kind == "wan-camera":
+        raise RealcamError(
+            "the wan-camera model has no released weights: give --weights (the weights/wan_camera.safetensors "
+            "of `realcam train --model wan-camera`)",
+            "--weights",
+        )
     from ..core.hub import cache_dir, download_command, hub_file
 
     repo, name = RELEASED
@@ -117,18 +135,32 @@ def wan_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return resolve_dtype(dtype, str(device))
 
 
-def build_recammaster(config: dict, device: torch.device | str = "cpu") -> ReCamMaster:
-    """The ReCamMaster DiT of a ``WanTransformer3DModel`` config, parameters not yet allocated
-    (``meta``) unless ``device`` is given a real one for random initialisation."""
+def build_transformer(config: dict, device: torch.device | str = "cpu"):
+    """A ``WanTransformer3DModel`` of ``config``, parameters not yet allocated (``meta``) unless
+    ``device`` is given a real one for random initialisation."""
     from diffusers import WanTransformer3DModel
 
     with torch.device(device):
         transformer = WanTransformer3DModel.from_config(config)
-    model = ReCamMaster(transformer)
     if str(device) == "meta":  # RoPE tables are computed, not loaded: build them for real
         rope = transformer.rope
         transformer.rope = type(rope)(rope.attention_head_dim, rope.patch_size, rope.max_seq_len)
-    return model
+    return transformer
+
+
+def build_recammaster(config: dict, device: torch.device | str = "cpu") -> ReCamMaster:
+    """The ReCamMaster DiT of a ``WanTransformer3DModel`` config (see :func:`build_transformer`)."""
+    return ReCamMaster(build_transformer(config, device))
+
+
+def build_dit(kind: str, transformer):
+    """The camera model of ``kind`` around a base ``transformer`` (new camera layers at their
+    initial values)."""
+    if kind == "recammaster":
+        return ReCamMaster(transformer)
+    from .wan_camera import WanCamera
+
+    return WanCamera(transformer)
 
 
 def load_parts(
@@ -137,49 +169,46 @@ def load_parts(
     device: str = "auto",
     dtype: str = "auto",
     from_base: bool = False,
+    kind: str = "recammaster",
 ) -> WanParts:
-    """ReCamMaster (its checkpoint loaded strictly) with the base's VAE, text encoder and tokenizer;
-    ``from_base``: the base's own DiT weights with freshly attached camera modules (the start of
-    training)."""
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
-    from transformers import AutoTokenizer, UMT5EncoderModel
+    """The camera DiT of ``kind`` (its checkpoint loaded strictly) with the base's VAE, text
+    encoder and tokenizer; ``from_base``: the base's own DiT weights with freshly attached camera
+    layers (the start of training). ``kind``: ``recammaster`` (a ReCamMaster checkpoint in Wan's
+    original names) or ``wan-camera`` (:mod:`.wan_camera`; weights saved by our trainer, in
+    diffusers' names)."""
+    from diffusers import WanTransformer3DModel
 
     from ..core.device import resolve_device
     from ..core.hub import quiet_loading
     from .checkpoint import read_state_dict
 
+    if kind not in KINDS:
+        raise RealcamError(f"unknown Wan model {kind!r} ({' or '.join(KINDS)})", "--model")
     dev = torch.device(resolve_device(device))
     dt = wan_dtype(dtype, dev)
     folder = resolve_base(base, transformer_weights=from_base)
-    ckpt = None if from_base else resolve_weights(weights)
+    ckpt = None if from_base else resolve_weights(weights, kind)
     state = None if from_base else read_state_dict(ckpt)  # a corrupt file fails before anything is built
     vae_dtype = torch.float32 if dev.type == "cpu" else dt
     original = wan_original.is_original_layout(folder)
     try:
         with quiet_loading():
             if from_base and original:
-                model = ReCamMaster(wan_original.load_transformer(folder, dt))
+                model = build_dit(kind, wan_original.load_transformer(folder, dt))
             elif from_base:
-                model = ReCamMaster(WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=dt))
+                model = build_dit(kind, WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=dt))
             else:
                 if original:
                     config = wan_original.transformer_config(folder)
                 else:
                     config = WanTransformer3DModel.load_config(folder / "transformer")
-                model = build_recammaster(config, "meta")
-                load_transformer_weights(model, ckpt, state)
+                model = build_dit(kind, build_transformer(config, "meta"))
+                if kind == "recammaster":
+                    load_transformer_weights(model, ckpt, state)
+                else:
+                    load_camera_weights(model, ckpt, state)
             del state
-            if original:
-                vae = wan_original.load_vae(folder / wan_original.VAE, vae_dtype)
-                text_encoder = wan_original.load_text_encoder(folder / wan_original.T5, dt)
-                tokenizer = wan_original.load_tokenizer(folder)
-            else:
-                vae = AutoencoderKLWan.from_pretrained(folder / "vae", torch_dtype=vae_dtype)
-                # eager attention: bit-identical to Wan's own T5 (sdpa differs by 2e-6 in fp32)
-                text_encoder = UMT5EncoderModel.from_pretrained(
-                    folder / "text_encoder", torch_dtype=dt, attn_implementation="eager"
-                )
-                tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+            vae, text_encoder, tokenizer = load_encoders(folder, original, dt, vae_dtype)
     except RealcamError:
         raise
     except (OSError, ValueError) as exc:  # a broken base folder: one line
@@ -193,7 +222,37 @@ def load_parts(
         files = [ckpt, folder / "transformer" / "config.json"] if ckpt else [folder / "transformer" / "config.json"]
         parts = ("transformer", "vae", "text_encoder") if from_base else ("vae", "text_encoder")
         files += sorted(p for part in parts for p in (folder / part).glob("*.safetensors"))
-    return WanParts(model, vae, text_encoder, tokenizer, dev, dt, files, folder, ckpt)
+    return WanParts(model, vae, text_encoder, tokenizer, dev, dt, files, folder, ckpt, kind)
+
+
+def load_encoders(folder: Path, original: bool, dtype: torch.dtype, vae_dtype: torch.dtype):
+    """The base's VAE, UMT5 text encoder and tokenizer (either layout)."""
+    from diffusers import AutoencoderKLWan
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    if original:
+        vae = wan_original.load_vae(folder / wan_original.VAE, vae_dtype)
+        text_encoder = wan_original.load_text_encoder(folder / wan_original.T5, dtype)
+        return vae, text_encoder, wan_original.load_tokenizer(folder)
+    vae = AutoencoderKLWan.from_pretrained(folder / "vae", torch_dtype=vae_dtype)
+    # eager attention: bit-identical to Wan's own T5 (sdpa differs by 2e-6 in fp32)
+    text_encoder = UMT5EncoderModel.from_pretrained(
+        folder / "text_encoder", torch_dtype=dtype, attn_implementation="eager"
+    )
+    return vae, text_encoder, AutoTokenizer.from_pretrained(folder / "tokenizer")
+
+
+def load_camera_weights(model, path: str | Path, state: dict | None = None) -> int:
+    """Load wan-camera weights (the whole transformer, diffusers' names, with
+    ``camera_patchify.*``) strictly; a missing, unexpected or misshapen key stops the load naming it."""
+    from .checkpoint import read_state_dict
+    from .recammaster import check_state_keys
+
+    state = state if state is not None else read_state_dict(path)
+    own = model.transformer.state_dict()
+    check_state_keys(state, own, path, str)
+    model.transformer.load_state_dict(state, strict=True, assign=own[next(iter(own))].is_meta)
+    return len(state)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,7 +306,7 @@ def encode_video(parts: WanParts, frames: np.ndarray) -> torch.Tensor:
     """``(T, H, W, 3)`` uint8 (or a batch ``(B, T, H, W, 3)``) -> normalised latents
     ``(B, C, 1 + (T-1)/4, H/8, W/8)`` (posterior mean)."""
     vae = parts.vae
-    x = torch.as_tensor(np.ascontiguousarray(frames)).to(parts.device)
+    x = torch.as_tensor(np.require(frames, requirements=["C", "W"])).to(parts.device)
     x = x.unsqueeze(0) if x.dim() == 4 else x
     x = x.permute(0, 4, 1, 2, 3).to(next(vae.parameters()).dtype) / 127.5 - 1.0
     z = vae.encode(x).latent_dist.mode()

@@ -105,8 +105,11 @@ def make_preview(
     depth: str | Path | None,
     depth_model: str | None,
     device: str,
+    fov: float | None = None,
 ):
-    """The preview stage on the source's first frame along the target path, into ``folder``."""
+    """The preview stage on the source's first frame along the target path, into ``folder``
+    (``settings``: ``frames``, ``size``, ``kernel``, ``fps``; ``fov``: the field of view when the
+    path carries no intrinsics). Shared by ``rerender`` and ``generate --model wan-camera``."""
     from ..preview import run_preview
     from ..settings import PreviewSettings
 
@@ -121,6 +124,7 @@ def make_preview(
         depth_file=None if depth is None else str(depth),
         model=depth_model,
         device=device,
+        fov=fov,
         fps=settings.fps,
         overwrite=True,
     )

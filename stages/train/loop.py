@@ -177,6 +177,14 @@ def deepspeed_config(cfg: TrainConfig, world: int) -> dict:
     }
 
 
+def _current_lr(engine, default: float) -> float:
+    """The learning rate of the coming step (a schedule's, when there is one)."""
+    try:
+        return float(engine.get_lr()[0])
+    except (AttributeError, IndexError, TypeError):
+        return default
+
+
 def _memory_mb(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
@@ -340,6 +348,7 @@ def run_steps(
         # Anything drawing from the global generators (e.g. the epipolar zero-translation jitter)
         # sees the same numbers at a step whether or not the run was resumed.
         torch.manual_seed(int(np.random.default_rng([cfg.seed, 11, step, rank]).integers(2**62)))
+        lr = _current_lr(engine, cfg.lr)  # this step's (a schedule moves it in engine.step)
         losses = []
         for _ in range(accum):
             batch = next(batches)
@@ -358,7 +367,7 @@ def run_steps(
             {
                 "step": step + 1,
                 "loss": float(loss),
-                "lr": cfg.lr,
+                "lr": lr,
                 "samples_per_s": cfg.batch / elapsed,
                 "memory_mb": _memory_mb(device),
             }
