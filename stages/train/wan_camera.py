@@ -53,10 +53,10 @@ T2V, I2V, EXTEND = 0, 1, 2
 
 
 def extension_range(extend_frames: tuple[int, int], latent: int) -> tuple[int, int]:
-    """The clean latent frames of an extension sample: ``extend_frames`` pixel frames of the
-    previous clip map to ``1 + ceil((n - 1) / 4)`` latent frames (the causal VAE), at least 2 and
-    at most ``latent - 1`` (one frame is always generated)."""
-    lo, hi = (1 + -(-(n - 1) // WAN_TEMPORAL_STRIDE) for n in extend_frames)
+    """The clean latent frames of an extension sample: ``n`` pixel frames of the previous clip
+    fill ``1 + (n - 1) // 4`` whole latent frames (the causal VAE: 5 -> 2, 50 -> 13), at least 2
+    and at most ``latent - 1`` (one frame is always generated)."""
+    lo, hi = (1 + (n - 1) // WAN_TEMPORAL_STRIDE for n in extend_frames)
     return max(2, min(lo, latent - 1)), max(2, min(hi, latent - 1))
 
 
