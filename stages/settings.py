@@ -58,6 +58,19 @@ def _kernel(kernel) -> int:
     return kernel
 
 
+def _wan_size_frames(size, frames, frames_option: str = "--frames") -> None:
+    """A Wan2.1 clip: both sides multiples of 16 (the VAE's 8x, the DiT's 2x2 patches), 4k+1 frames."""
+    w, h = (checks.integer(v, "--size", minimum=1) for v in size)
+    cell = 2 * WAN_SPATIAL_STRIDE  # the VAE's 8x and the DiT's 2x2 patches
+    if w % cell or h % cell:
+        raise RealcamError(f"width and height must be multiples of {cell}, got {w}x{h}", "--size")
+    checks.integer(frames, frames_option, minimum=1)
+    if (frames - 1) % WAN_TEMPORAL_STRIDE:
+        raise RealcamError(
+            f"must be 4k+1 (the VAE keeps the first frame, then groups of 4), got {frames}", frames_option
+        )
+
+
 # ----------------------------------------------------------------------------------------------
 # the batch engine (every per-item stage)
 # ----------------------------------------------------------------------------------------------
@@ -402,15 +415,7 @@ class RerenderSettings:
 
     def check(self) -> "RerenderSettings":
         """Every setting in range; raises naming the option."""
-        w, h = (checks.integer(v, "--size", minimum=1) for v in self.size)
-        cell = 2 * WAN_SPATIAL_STRIDE  # the VAE's 8x and the DiT's 2x2 patches
-        if w % cell or h % cell:
-            raise RealcamError(f"width and height must be multiples of {cell}, got {w}x{h}", "--size")
-        checks.integer(self.frames, "--frames", minimum=1)
-        if (self.frames - 1) % WAN_TEMPORAL_STRIDE:
-            raise RealcamError(
-                f"must be 4k+1 (the VAE keeps the first frame, then groups of 4), got {self.frames}", "--frames"
-            )
+        _wan_size_frames(self.size, self.frames)
         checks.integer(self.steps, "--steps", minimum=1, maximum=NUM_TRAIN_TIMESTEPS)
         checks.number(self.cfg, "--cfg", minimum=0)
         checks.number(self.shift, "--shift", above=0)
@@ -508,6 +513,7 @@ class RecamTrainConfig:
     gradient_checkpointing: bool = True
 
     def check(self) -> "RecamTrainConfig":
+        _wan_size_frames(self.size, self.frames, "--num-frames")
         RerenderSettings(size=tuple(self.size), frames=self.frames, shift=self.shift).check()
         checks.integer(self.steps, "--steps", minimum=1)
         checks.integer(self.batch, "--batch", minimum=1)
@@ -531,16 +537,6 @@ class RecamTrainConfig:
 # ----------------------------------------------------------------------------------------------
 WAN_TASKS = ("t2v", "i2v")
 WAN_TRAINABLE = ("all", "camera")
-
-
-def _wan_size_frames(size, frames) -> None:
-    w, h = (checks.integer(v, "--size", minimum=1) for v in size)
-    cell = 2 * WAN_SPATIAL_STRIDE  # the VAE's 8x and the DiT's 2x2 patches
-    if w % cell or h % cell:
-        raise RealcamError(f"width and height must be multiples of {cell}, got {w}x{h}", "--size")
-    checks.integer(frames, "--frames", minimum=1)
-    if (frames - 1) % WAN_TEMPORAL_STRIDE:
-        raise RealcamError(f"must be 4k+1 (the VAE keeps the first frame, then groups of 4), got {frames}", "--frames")
 
 
 @dataclass(frozen=True)
@@ -579,7 +575,7 @@ class WanCameraTrainConfig:
     gradient_checkpointing: bool = True
 
     def check(self) -> "WanCameraTrainConfig":
-        _wan_size_frames(self.size, self.frames)
+        _wan_size_frames(self.size, self.frames, "--num-frames")
         checks.integer(self.steps, "--steps", minimum=1)
         checks.integer(self.batch, "--batch", minimum=1)
         checks.integer(self.micro_batch, "--micro-batch", minimum=1)

@@ -176,7 +176,7 @@ def test_bad_training_options_are_one_line(setup, tmp_path):
     base = ["train", "--model", "wan-camera", "--data", str(setup["filtered"]), "--frames", str(setup["ds"])]
     base += ["--out", str(tmp_path / "o"), "--base", str(setup["base"]), "--size", "48x32", "--device", "cpu"]
     for extra, message in (
-        (["--num-frames", "8"], "4k+1"),
+        (["--num-frames", "8"], "--num-frames: must be 4k+1"),
         (["--num-frames", "9", "--tasks", "0.5,0.5"], "three ratios"),
         (["--num-frames", "5", "--tasks", "0,0,1"], "extension needs"),
         (["--num-frames", "9", "--unlabelled-ratio", "1.5"], "--unlabelled-ratio"),

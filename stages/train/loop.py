@@ -133,6 +133,70 @@ def init_distributed(device: str) -> tuple[int, int]:
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
+def start_process(device: str) -> tuple[int, int, str]:
+    """DeepSpeed quieted, torch.distributed up; returns ``(rank, world, device)`` with a CUDA
+    device narrowed to this process's GPU."""
+    quiet_deepspeed()
+    rank, world = init_distributed(device)
+    if device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+
+def train_module(
+    cfg,
+    trainer: nn.Module,
+    model: nn.Module,
+    dataset,
+    collate_fn,
+    *,
+    device: str,
+    rank: int,
+    world: int,
+    record: dict,
+    summary: str,
+    save: Callable,
+    ds_config: dict | None = None,
+    lr_scheduler=None,
+    progress=None,
+    log=None,
+) -> pd.DataFrame:
+    """A DeepSpeed run of ``trainer`` (``trainer(batch, generator)`` -> loss) over ``dataset``:
+    the engine on its trainable parameters (``ds_config``, default :func:`deepspeed_config`),
+    ``--resume``, rank 0's ``train_config.json`` (``cfg``, ``record``, the DeepSpeed config) and
+    ``summary`` line, rank-aware batches, then :func:`run_steps` with ``save``."""
+    import deepspeed
+
+    out = Path(cfg.out)
+    ds_cfg = ds_config or deepspeed_config(cfg, world)
+    params = [p for p in trainer.parameters() if p.requires_grad]
+    engine, _, _, _ = deepspeed.initialize(
+        model=trainer, model_parameters=params, config=ds_cfg, lr_scheduler=lr_scheduler
+    )
+    accum = ds_cfg["gradient_accumulation_steps"]
+    start, history = resume(engine, out, cfg.resume)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        config = {**asdict(cfg), **record, "world_size": world, "accumulation": accum, "deepspeed": ds_cfg}
+        atomic_write_text(out / "train_config.json", json.dumps(config, indent=2) + "\n")
+        if log:
+            log(f"{summary}, world size {world}, accumulation {accum}, device {device}, precision {cfg.precision}")
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=RankBatches(start, cfg.steps, accum, world, rank, cfg.micro_batch),
+        num_workers=cfg.workers,
+        collate_fn=collate_fn,
+    )
+    t0 = time.perf_counter()
+    batches = iter(loader)
+    history = run_steps(cfg, engine, model, batches, start, accum, rank, world, device, history, progress, save=save)
+    if log and rank == 0:
+        log(f"trained {cfg.steps - start} steps in {time.perf_counter() - t0:.1f} s")
+    torch.distributed.barrier()
+    return history
+
+
 @contextlib.contextmanager
 def scalar_parameters_as_vectors(module: nn.Module):
     """Give 0-dim parameters shape ``(1,)`` while DeepSpeed sets up, then restore them.

@@ -23,10 +23,6 @@ official script pre-encodes them in a separate pass; the numbers are the same).
 from __future__ import annotations
 
 import csv
-import json
-import os
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.artifacts import atomic_path, atomic_write_text
+from ..core.artifacts import atomic_path
 from ..core.errors import RealcamError
 from ..core.image import fit_image
 from ..core.video import read_video
@@ -214,25 +210,17 @@ def train(
     log: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Train ReCamMaster; returns the metrics table (rank 0 also writes it)."""
-    import deepspeed
-
     from ..core.device import resolve_device
-    from .data import RankBatches
-    from .loop import deepspeed_config, init_distributed, quiet_deepspeed, resume, resume_tag, run_steps
+    from .loop import resume_tag, start_process, train_module
 
     cfg = cfg.check()
-    out = Path(cfg.out)
     device = resolve_device(cfg.device)
     if cfg.precision == "fp16":
         raise RealcamError("ReCamMaster trains in bf16 (or fp32); fp16 is not supported", "--precision")
     if cfg.resume:
-        resume_tag(out / "checkpoints")
+        resume_tag(Path(cfg.out) / "checkpoints")
     dataset = MultiCamDataset(cfg.data, cfg.frames, cfg.size, cfg.seed)
-    quiet_deepspeed()
-    rank, world = init_distributed(device)
-    if device == "cuda":
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        torch.cuda.set_device(device)
+    rank, world, device = start_process(device)
     torch.manual_seed(cfg.seed)
     parts = load_for_training(cfg, device)
     trainable = set_recam_trainable(parts.model)
@@ -242,35 +230,21 @@ def train(
         parts.model.transformer.enable_gradient_checkpointing()
     parts.model.transformer.train()
     trainer = ReCamMasterTrainer(parts, cfg.shift).to(device)
-    ds_cfg = deepspeed_config(cfg, world)
-    params = [p for p in trainer.parameters() if p.requires_grad]
-    engine, _, _, _ = deepspeed.initialize(model=trainer, model_parameters=params, config=ds_cfg)
-    accum = ds_cfg["gradient_accumulation_steps"]
-    start, history = resume(engine, out, cfg.resume)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        config = {**asdict(cfg), "model": "recammaster", "world_size": world, "accumulation": accum}
-        config.update(deepspeed=ds_cfg, trainable_parameters=trainable, scenes=len(dataset.scenes))
-        atomic_write_text(out / "train_config.json", json.dumps(config, indent=2) + "\n")
-        if log:
-            log(
-                f"{len(dataset.scenes)} scenes, {trainable:,} trainable parameters, world size {world}, "
-                f"accumulation {accum}, device {device}, precision {cfg.precision}"
-            )
-    loader = torch.utils.data.DataLoader(
+    return train_module(
+        cfg,
+        trainer,
+        parts.model,
         dataset,
-        batch_sampler=RankBatches(start, cfg.steps, accum, world, rank, cfg.micro_batch),
-        num_workers=cfg.workers,
-        collate_fn=_collate,
+        _collate,
+        device=device,
+        rank=rank,
+        world=world,
+        record={"model": "recammaster", "trainable_parameters": trainable, "scenes": len(dataset.scenes)},
+        summary=f"{len(dataset.scenes)} scenes, {trainable:,} trainable parameters",
+        save=save_weights,
+        progress=progress,
+        log=log,
     )
-    t0 = time.perf_counter()
-    history = run_steps(
-        cfg, engine, parts.model, iter(loader), start, accum, rank, world, device, history, progress, save=save_weights
-    )
-    if log and rank == 0:
-        log(f"trained {cfg.steps - start} steps in {time.perf_counter() - t0:.1f} s")
-    torch.distributed.barrier()
-    return history
 
 
 def _collate(items: list[dict]) -> dict:

@@ -27,11 +27,7 @@ clips, on the same DeepSpeed engine, checkpoints and ``--resume`` as the other t
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.artifacts import atomic_path, atomic_write_text
+from ..core.artifacts import atomic_path
 from ..core.constants import WAN_TEMPORAL_STRIDE
 from ..core.errors import RealcamError
 from ..settings import WanCameraTrainConfig
@@ -192,24 +188,17 @@ def train(
     log: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Train the camera DiT; returns the metrics table (rank 0 also writes it)."""
-    import deepspeed
-
     from ..core.device import resolve_device
     from ..models import wan
-    from .data import RankBatches, collate
-    from .loop import deepspeed_config, init_distributed, quiet_deepspeed, resume, resume_tag, run_steps
+    from .data import collate
+    from .loop import deepspeed_config, resume_tag, start_process, train_module
 
     cfg = cfg.check()
-    out = Path(cfg.out)
     device = resolve_device(cfg.device)
     if cfg.resume:
-        resume_tag(out / "checkpoints")
+        resume_tag(Path(cfg.out) / "checkpoints")
     dataset, skipped = load_dataset(cfg)  # before DeepSpeed and the model: bad data is named at once
-    quiet_deepspeed()
-    rank, world = init_distributed(device)
-    if device == "cuda":
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        torch.cuda.set_device(device)
+    rank, world, device = start_process(device)
     torch.manual_seed(cfg.seed)
     parts = wan.load_parts(cfg.weights, cfg.base, device, "fp32", from_base=cfg.weights is None, kind="wan-camera")
     trainable = set_trainable(parts.model, cfg.trainable)
@@ -221,33 +210,20 @@ def train(
     trainer = WanCameraTrainer(parts, cfg).to(device)
     ds_cfg = deepspeed_config(cfg, world)
     ds_cfg["optimizer"]["params"]["betas"] = list(BETAS)
-    params = [p for p in trainer.parameters() if p.requires_grad]
-    engine, _, _, _ = deepspeed.initialize(
-        model=trainer, model_parameters=params, config=ds_cfg, lr_scheduler=lr_schedule(cfg)
-    )
-    accum = ds_cfg["gradient_accumulation_steps"]
-    start, history = resume(engine, out, cfg.resume)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        config = {**asdict(cfg), "model": "wan-camera", "world_size": world, "accumulation": accum}
-        config.update(deepspeed=ds_cfg, trainable_parameters=trainable, clips=len(dataset), skipped=skipped)
-        atomic_write_text(out / "train_config.json", json.dumps(config, indent=2) + "\n")
-        if log:
-            log(
-                f"{len(dataset)} clips ({len(skipped)} skipped), {trainable:,} trainable parameters, world size "
-                f"{world}, accumulation {accum}, device {device}, precision {cfg.precision}"
-            )
-    loader = torch.utils.data.DataLoader(
+    return train_module(
+        cfg,
+        trainer,
+        parts.model,
         dataset,
-        batch_sampler=RankBatches(start, cfg.steps, accum, world, rank, cfg.micro_batch),
-        num_workers=cfg.workers,
-        collate_fn=collate,
+        collate,
+        device=device,
+        rank=rank,
+        world=world,
+        record={"model": "wan-camera", "trainable_parameters": trainable, "clips": len(dataset), "skipped": skipped},
+        summary=f"{len(dataset)} clips ({len(skipped)} skipped), {trainable:,} trainable parameters",
+        save=save_weights,
+        ds_config=ds_cfg,
+        lr_scheduler=lr_schedule(cfg),
+        progress=progress,
+        log=log,
     )
-    t0 = time.perf_counter()
-    history = run_steps(
-        cfg, engine, parts.model, iter(loader), start, accum, rank, world, device, history, progress, save=save_weights
-    )
-    if log and rank == 0:
-        log(f"trained {cfg.steps - start} steps in {time.perf_counter() - t0:.1f} s")
-    torch.distributed.barrier()
-    return history
