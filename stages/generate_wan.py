@@ -25,7 +25,6 @@ preview and scene-constrained noise shaping of the DynamiCrafter path. One call 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -35,7 +34,7 @@ import torch
 
 from .core import checks
 from .core import trajectory as tr
-from .core.artifacts import atomic_write_text, path_spec, sha256_file
+from .core.artifacts import check_record_files, file_entries, path_spec, sha256_file, write_record
 from .core.artifacts import read_record as _read_record
 from .core.constants import WAN_TEMPORAL_STRIDE
 from .core.errors import RealcamError
@@ -230,15 +229,13 @@ def write_outputs(
         "depth": path_spec(depth),
         "weights": str(Path(parts.weights).resolve()) if parts.weights else None,
         "base": str(Path(parts.base).resolve()) if parts.base else None,
-        "files": [{"path": str(Path(p).resolve()), "sha256": sha256_file(p)} for p in parts.files],
+        "files": file_entries(parts.files),
         "device": device,
         "settings": asdict(settings),
         "video": str(out.resolve()),
         "video_frames_sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
     }
-    path = out.with_suffix(".json")
-    atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    return path
+    return write_record(out, record)
 
 
 def read_record(path: str | Path) -> dict:
@@ -256,13 +253,7 @@ def regenerate(
         inputs = record["inputs_sha256"]
     except (KeyError, TypeError) as exc:
         raise RealcamError(f"record is incomplete ({exc})", record_path) from None
-    for p, sha in [*inputs.items(), (record.get("trajectory"), record.get("trajectory_sha256"))]:
-        if sha and p and Path(p).is_file() and sha256_file(p) != sha:
-            raise RealcamError(f"{p} changed since the record was written (sha256 differs)", record_path)
-    for entry in files:
-        p = Path(entry["path"])
-        if not p.is_file() or sha256_file(p) != entry["sha256"]:
-            raise RealcamError(f"model file {p} is missing or changed since the record", record_path)
+    check_record_files(record_path, {**inputs, record.get("trajectory"): record.get("trajectory_sha256")}, files)
     raw["size"] = tuple(raw["size"])
     return generate(
         record.get("image"),

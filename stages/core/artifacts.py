@@ -263,3 +263,29 @@ def path_spec(spec) -> str | None:
     if spec is None:
         return None
     return str(Path(spec).resolve()) if Path(spec).exists() else str(spec)
+
+
+def file_entries(paths) -> list[dict]:
+    """``[{"path", "sha256"}]`` of files a record depends on (absolute paths)."""
+    return [{"path": str(Path(p).resolve()), "sha256": sha256_file(p)} for p in paths]
+
+
+def write_record(out: Path, record: dict) -> Path:
+    """The record of a generated ``out`` as ``<out stem>.json``, atomically."""
+    import json
+
+    path = Path(out).with_suffix(".json")
+    atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def check_record_files(record_path, inputs: dict, files: list[dict]) -> None:
+    """Before a record is run again: every input ``{path: sha256}`` that still exists is unchanged,
+    every model file (:func:`file_entries`) exists and is unchanged; else one line naming it."""
+    for p, sha in inputs.items():
+        if sha and p and Path(p).is_file() and sha256_file(p) != sha:
+            raise RealcamError(f"{p} changed since the record was written (sha256 differs)", record_path)
+    for entry in files:
+        p = Path(entry["path"])
+        if not p.is_file() or sha256_file(p) != entry["sha256"]:
+            raise RealcamError(f"model file {p} is missing or changed since the record", record_path)

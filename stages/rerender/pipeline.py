@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -28,7 +27,7 @@ import torch
 
 from ..core import checks
 from ..core import trajectory as tr
-from ..core.artifacts import atomic_write_text, path_spec, sha256_file
+from ..core.artifacts import check_record_files, file_entries, path_spec, sha256_file, write_record
 from ..core.artifacts import read_record as _read_record
 from ..core.batch import MediaTask, run_media_batch
 from ..core.constants import WAN_SPATIAL_STRIDE, WAN_TEMPORAL_STRIDE
@@ -229,15 +228,13 @@ def write_outputs(
         "target_c2w": np.asarray(traj.c2w).round(9).tolist(),
         "preview": preview,
         "depth": path_spec(depth),
-        "model": {**model, "files": [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in files]},
+        "model": {**model, "files": file_entries(files)},
         "device": device,
         "settings": asdict(settings),
         "video": str(out.resolve()),
         "video_frames_sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
     }
-    path = out.with_suffix(".json")
-    atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    return path
+    return write_record(out, record)
 
 
 def read_record(path: str | Path) -> dict:
@@ -247,15 +244,9 @@ def read_record(path: str | Path) -> dict:
 def regenerate(record_path: str | Path, out: str | Path, *, device: str | None = None, on_step=None) -> RerenderResult:
     """Run again from a record: the same video, path, model files (hash-checked) and settings."""
     record = read_record(record_path)
-    for key, sha in (("video_in", "video_in_sha256"), ("trajectory", "trajectory_sha256")):
-        p = record.get(key)
-        if record.get(sha) and p and Path(p).is_file() and sha256_file(p) != record[sha]:
-            raise RealcamError(f"{p} changed since the record was written (sha256 differs)", record_path)
-    files = record["model"]["files"]
-    for entry in files:
-        p = Path(entry["path"])
-        if not p.is_file() or sha256_file(p) != entry["sha256"]:
-            raise RealcamError(f"model file {p} is missing or changed since the record", record_path)
+    keys = (("video_in", "video_in_sha256"), ("trajectory", "trajectory_sha256"))
+    inputs = {record.get(key): record.get(sha) for key, sha in keys}
+    check_record_files(record_path, inputs, record["model"]["files"])
     raw = dict(record["settings"])
     raw["size"] = tuple(raw["size"])
     settings = RerenderSettings(**raw)
