@@ -160,8 +160,13 @@ def generate(
             "writes the long video."
         ),
     ),
-    context_frames: int = typer.Option(
-        GenerateSettings.context_frames, "--context-frames", help="Frames taken from the --continue video."
+    context_frames: Optional[int] = typer.Option(
+        None,
+        "--context-frames",
+        help=(
+            f"Frames taken from the --continue video (default {GenerateSettings.context_frames}; wan-camera "
+            f"{WanGenerateSettings.context_frames}, 4k+1)."
+        ),
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: Optional[str] = typer.Option(
@@ -205,7 +210,7 @@ def generate(
             fov=fov,
             dtype=dtype or "auto",
             continue_video=str(continue_video) if continue_video else None,
-            context_frames=context_frames,
+            context_frames=WanGenerateSettings.context_frames if context_frames is None else context_frames,
         )
         for key, value in (("steps", steps), ("cfg", cfg), ("negative_prompt", negative_prompt)):
             if value is not None:
@@ -279,7 +284,7 @@ def generate(
             mode=modes[0] if modes else "basic",
             end_image=str(end_image) if end_image else None,
             continue_video=str(continue_video) if continue_video else None,
-            context_frames=context_frames,
+            context_frames=GenerateSettings.context_frames if context_frames is None else context_frames,
         )
         with progress_bar("generate", steps) as advance:
             result = gen_stage.generate(

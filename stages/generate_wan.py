@@ -140,6 +140,9 @@ def generate(
     traj = camera_path(trajectory, s)
     if depth is not None:
         checks.input_file(depth, "depth file")
+    if parts is None:  # the model's files are named before anything is written
+        wan.resolve_weights(weights, "wan-camera")
+        wan.resolve_base(base or BASE)
     device = resolve_device(device)
     width, height = s.size
     preview_dir = out.with_name(out.stem + "_preview")

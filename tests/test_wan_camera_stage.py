@@ -313,6 +313,7 @@ def test_generate_command_record_and_errors(setup, tmp_path):
         app, ["generate", str(setup["image"]), "pan-right", "--out", str(tmp_path / "w.mp4"), *no_weights]
     )
     assert res.exit_code != 0 and "no released weights" in res.output and "--weights" in res.output
+    assert not (tmp_path / "w.mp4").exists() and not (tmp_path / "w_preview").exists()  # nothing half-written
 
 
 def test_settings_reject_a_continuation_that_is_not_whole_latent_frames():
