@@ -25,24 +25,8 @@ import torch
 from stages import flow_matching as fm
 from stages.models import wan, wan_original
 from stages.models.recammaster import ReCamMaster
+from stages.models.wan_original import DIT_1_3B
 from stages.settings import RerenderSettings
-
-#: Wan2.1-T2V-1.3B's DiT in diffusers' terms (``wan/configs/wan_t2v_1_3B.py``: dim 1536, 12 heads,
-#: 30 layers, ffn 8960; the Diffusers repository's ``transformer/config.json``).
-DIT_1_3B = dict(
-    patch_size=(1, 2, 2),
-    num_attention_heads=12,
-    attention_head_dim=128,
-    in_channels=16,
-    out_channels=16,
-    text_dim=4096,
-    freq_dim=256,
-    ffn_dim=8960,
-    num_layers=30,
-    cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads",
-    eps=1e-6,
-)
 
 
 def build_parts(tiny: bool, device: torch.device, dtype: torch.dtype) -> wan.WanParts:
