@@ -185,8 +185,6 @@ def generate(
         for name, value in (
             ("--ckpt", ckpt),
             ("--camera-ckpt", camera_ckpt),
-            ("--preview", preview),
-            ("--batch", batch),
             ("--end-image", end_image),
             ("--loop", loop or None),
         ):
@@ -220,8 +218,29 @@ def generate(
         elif task == "t2v":
             wan["noise_shaping"] = None
         settings = WanGenerateSettings(**wan)
+        stage = _wan_stage()
+        if batch is not None:
+            engine = options.batch_settings(
+                workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
+            )
+            return run_batch(
+                batch,
+                out,
+                engine,
+                lambda advance: stage.generate_batch(
+                    batch,
+                    out,
+                    settings=settings,
+                    weights=weights,
+                    base=base,
+                    depth=depth,
+                    device=device,
+                    batch=engine,
+                    progress=advance,
+                ),
+            )
         with progress_bar("generate", settings.steps) as advance:
-            result = _wan_stage().generate(
+            result = stage.generate(
                 image,
                 trajectory,
                 out,
@@ -229,6 +248,7 @@ def generate(
                 weights=weights,
                 base=base,
                 depth=depth,
+                preview_dir=preview,
                 device=device,
                 on_step=lambda i, n: advance(f"step {i}/{n}"),
             )
@@ -263,7 +283,22 @@ def generate(
         engine = options.batch_settings(
             workers, ray, gpus_per_worker, cpus_per_task, timeout, retries, shard_spec, overwrite
         )
-        return run_batch(batch, out, settings, ckpt, camera_ckpt, depth, device, engine)
+        return run_batch(
+            batch,
+            out,
+            engine,
+            lambda advance: gen_stage.generate_batch(
+                batch,
+                out,
+                settings=settings,
+                ckpt=ckpt,
+                camera_ckpt=camera_ckpt,
+                depth=depth,
+                device=device,
+                batch=engine,
+                progress=advance,
+            ),
+        )
     if record is not None:
         result = gen_stage.regenerate(record, out, device=None if device == "auto" else device)
     else:
@@ -326,25 +361,16 @@ def _record_format(path: Path) -> str:
     return "wan" if str(fmt).startswith("realcam-generate-wan/") else "realcam"
 
 
-def run_batch(batch: Path, out: Path, settings, ckpt, camera_ckpt, depth, device: str, engine) -> None:
-    """The batch form: one video per table row; exit 1 when every row failed."""
+def run_batch(batch: Path, out: Path, engine, run) -> None:
+    """The batch form: one video per table row (``run(progress)`` runs the stage's batch and
+    returns its status table); exit 1 when every row failed."""
     from stages import generate as gen_stage
     from stages.core.batch import read_media_table
     from stages.core.dataset import shard, shard_table
 
     rows = shard(read_media_table(batch, "image"), engine.shard)
     with progress_bar("generate", len(rows)) as advance:
-        table = gen_stage.generate_batch(
-            batch,
-            out,
-            settings=settings,
-            ckpt=ckpt,
-            camera_ckpt=camera_ckpt,
-            depth=depth,
-            device=device,
-            batch=engine,
-            progress=advance,
-        )
+        table = run(advance)
     skipped = table.attrs.get("skipped", 0)
     table = table[table["item"].isin({r["item"] for r in rows})]  # this run's (shard's) rows
     failed = table[table["status"] != "ok"]

@@ -36,6 +36,7 @@ from .core import checks
 from .core import trajectory as tr
 from .core.artifacts import check_record_files, file_entries, path_spec, sha256_file, write_record
 from .core.artifacts import read_record as _read_record
+from .core.batch import MediaTask, run_media_batch
 from .core.constants import WAN_TEMPORAL_STRIDE
 from .core.errors import RealcamError
 from .core.image import fit_image
@@ -121,13 +122,16 @@ def generate(
     base: str | Path | None = None,
     depth: str | Path | None = None,
     depth_model: str | None = None,
+    preview_dir: str | Path | None = None,
     device: str = "auto",
     on_step: Callable[[int, int], None] | None = None,
     **overrides,
 ) -> WanGenerateResult:
     """Generate ``out`` (MP4) along ``trajectory`` (file or preset name) from ``image`` (I2V),
     the prompt alone (T2V) or the end of ``settings.continue_video``; also writes the record
-    ``<out stem>.json`` and, with a first frame, the preview folder ``<out stem>_preview/``."""
+    ``<out stem>.json`` and, with a first frame, the preview folder ``<out stem>_preview/``
+    (``preview_dir``: an earlier preview folder at the size and frame count instead, whose path
+    and cameras are used; ``trajectory`` may then be None)."""
     from . import flow_matching as fm
     from .core.device import resolve_device
     from .models import wan
@@ -137,7 +141,16 @@ def generate(
     s = replace(settings or WanGenerateSettings(), **overrides).check()
     out = checks.output_file(out, "--out", (".mp4",))
     given = read_given(image, s)
-    traj = camera_path(trajectory, s)
+    reused = None
+    if preview_dir is not None:
+        from .generate import load_preview
+
+        if given.frames is None:
+            raise RealcamError("a preview belongs to an image: text-to-video takes none", "--preview")
+        reused = load_preview(preview_dir, *s.size, s.frames)
+        traj = tr.Trajectory(reused.c2w, np.linspace(0, 1, s.frames), frames=s.frames)
+    else:
+        traj = camera_path(trajectory, s)
     if depth is not None:
         checks.input_file(depth, "depth file")
     if parts is None:  # the model's files are named before anything is written
@@ -145,11 +158,12 @@ def generate(
         wan.resolve_base(base or BASE)
     device = resolve_device(device)
     width, height = s.size
-    preview_dir = out.with_name(out.stem + "_preview")
-    shown = None
-    if given.frames is not None:
-        shown = make_preview(given.frames[0], traj, preview_dir, s, depth, depth_model, device, fov=s.fov)
-        k, c2w = np.broadcast_to(shown.k, (s.frames, 3, 3)), shown.c2w
+    preview_dir_out = Path(preview_dir) if reused is not None else out.with_name(out.stem + "_preview")
+    shown = reused
+    if given.frames is not None and shown is None:
+        shown = make_preview(given.frames[0], traj, preview_dir_out, s, depth, depth_model, device, fov=s.fov)
+    if shown is not None:  # the cameras the preview shows
+        k, c2w = np.broadcast_to(np.asarray(shown.k), (s.frames, 3, 3)), shown.c2w
     else:
         k = np.broadcast_to(traj.pixel_intrinsics(width, height, s.fov), (s.frames, 3, 3))
         c2w = traj.c2w
@@ -174,8 +188,8 @@ def generate(
     if offload:
         parts.vae.to("cpu")
         torch.cuda.empty_cache()
-    k_t = torch.as_tensor(np.ascontiguousarray(k), dtype=torch.float64)[None]
-    c2w_t = torch.as_tensor(np.ascontiguousarray(c2w), dtype=torch.float64)[None]
+    k_t = torch.as_tensor(np.array(k, dtype=np.float64))[None]
+    c2w_t = torch.as_tensor(np.array(c2w, dtype=np.float64))[None]
     plucker = model.camera_input(k_t, c2w_t, height, width).to(parts.device)
 
     def branch(text, camera):
@@ -202,8 +216,11 @@ def generate(
         n = len(given.frames)
         written = np.concatenate([given.earlier, given.frames, frames[n:]])
     files = [Path(p) for p in parts.files]
-    record = write_outputs(out, written, given, trajectory, traj, shown is not None, depth, parts, str(device), s)
-    return WanGenerateResult(written, z, out, record, preview_dir if shown is not None else None, files)
+    preview = None if shown is None else preview_dir_out
+    record = write_outputs(
+        out, written, given, trajectory, traj, preview, reused is not None, depth, parts, str(device), s
+    )
+    return WanGenerateResult(written, z, out, record, preview, files)
 
 
 def write_outputs(
@@ -212,7 +229,8 @@ def write_outputs(
     given: Given,
     trajectory,
     traj: tr.Trajectory,
-    preview: bool,
+    preview: Path | None,
+    preview_given: bool,
     depth,
     parts,
     device: str,
@@ -228,7 +246,8 @@ def write_outputs(
         "trajectory": path_spec(trajectory),
         "trajectory_sha256": sha256_file(trajectory) if Path(str(trajectory)).is_file() else None,
         "c2w": np.asarray(traj.c2w).round(9).tolist(),
-        "preview": preview,
+        "preview": None if preview is None else str(preview.resolve()),
+        "preview_given": preview_given,
         "depth": path_spec(depth),
         "weights": str(Path(parts.weights).resolve()) if parts.weights else None,
         "base": str(Path(parts.base).resolve()) if parts.base else None,
@@ -266,6 +285,73 @@ def regenerate(
         weights=record["weights"],
         base=record["base"],
         depth=record.get("depth"),
+        preview_dir=record["preview"] if record.get("preview_given") else None,
         device=device or record["device"],
         on_step=on_step,
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# The batch form
+# ----------------------------------------------------------------------------------------------
+BATCH_TABLE = "generate.parquet"
+
+
+@dataclass
+class WanGenerateTask(MediaTask):
+    """``generate --model wan-camera --batch`` in the batch engine (rows: image, trajectory[,
+    prompt, seed, id, depth]); the model loads once per worker."""
+
+    weights: str | Path | None = None
+    base: str | Path | None = None
+    depth: str | Path | None = None
+
+    def setup(self) -> None:
+        from .core.device import resolve_device
+        from .models import wan
+        from .models.recammaster import BASE
+
+        self.device = resolve_device(self.device)
+        self._parts = wan.load_parts(
+            self.weights, self.base or BASE, self.device, self.settings.dtype, kind="wan-camera"
+        )
+
+    def make(self, row: dict, settings: WanGenerateSettings, video: Path) -> None:
+        generate(
+            row["source"],
+            row["trajectory"],
+            video,
+            settings=settings,
+            parts=self._parts,
+            depth=row["depth"] or self.depth,
+            device=self.device,
+        )
+
+
+def generate_batch(
+    table: str | Path,
+    out_dir: str | Path,
+    *,
+    settings: WanGenerateSettings | None = None,
+    weights=None,
+    base=None,
+    depth=None,
+    device: str = "auto",
+    batch=None,
+    progress: Callable[[str], None] | None = None,
+    **overrides,
+):
+    """One image-to-video per row into ``out_dir/<id>.mp4`` (+ record and preview); per-row failures
+    go to ``out_dir/generate.parquet`` and the batch goes on; rows done earlier are skipped unless
+    ``overwrite``. ``batch``: where the rows run (``overrides``: its fields)."""
+    from .core.device import resolve_device
+    from .settings import BatchSettings
+
+    settings = (settings or WanGenerateSettings()).check()
+    if settings.task != "i2v" or settings.continue_video is not None:
+        raise RealcamError("the batch form is image-to-video: one image per row", "--batch")
+    batch = replace(batch or BatchSettings(), **overrides).check()
+    if not batch.ray:
+        device = resolve_device(device)
+    task = WanGenerateTask(Path(out_dir), settings, device, weights, base, depth)
+    return run_media_batch(task, table, "image", BATCH_TABLE, batch, progress)

@@ -321,3 +321,40 @@ def test_settings_reject_a_continuation_that_is_not_whole_latent_frames():
         replace(_settings(), continue_video="v.mp4", context_frames=4).check()
     with pytest.raises(gw.RealcamError, match="image-to-video"):
         replace(_settings(noise_shaping=None), task="t2v", continue_video="v.mp4").check()
+
+
+def test_a_reused_preview_gives_the_same_video(setup, parts, tmp_path):
+    first = _gen(setup, parts, tmp_path / "a.mp4", setup["image"], trajectory="orbit-left")
+    s = _settings()
+    again = gw.generate(setup["image"], None, tmp_path / "b.mp4", settings=s, parts=parts, preview_dir=first.preview)
+    assert torch.equal(first.latents, again.latents) and again.preview == first.preview
+    assert not (tmp_path / "b_preview").exists()
+    record = json.loads(again.record.read_text())
+    assert record["preview_given"] and record["preview"] == str(first.preview.resolve())
+    with pytest.raises(gw.RealcamError, match="preview has 9 frames of 48x32"):
+        gw.generate(
+            setup["image"],
+            None,
+            tmp_path / "c.mp4",
+            settings=replace(s, frames=13),
+            parts=parts,
+            preview_dir=first.preview,
+        )
+
+
+def test_batch_form_records_each_row_and_resumes(setup, tmp_path):
+    table = tmp_path / "jobs.csv"
+    rows = [f"{setup['image']},pan-left,a room,3,good,{setup['depth']}", f"{tmp_path / 'none.jpg'},pan-left,,,bad,"]
+    table.write_text("image,trajectory,prompt,seed,id,depth\n" + "\n".join(rows) + "\n")
+    args = ["generate", "--batch", str(table), "--out", str(tmp_path / "out"), "--model", "wan-camera"]
+    args += ["--weights", str(setup["weights"]), "--base", str(setup["base"]), "--size", "48x32", "--frames", "9"]
+    args += ["--steps", "2", "--device", "cpu"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    status = read_table(tmp_path / "out" / "generate.parquet").set_index("item")
+    assert status.loc["good", "status"] == "ok" and status.loc["good", "seed"] == 3
+    assert status.loc["bad", "status"] == "failed" and "no such image" in status.loc["bad", "reason"]
+    record = json.loads((tmp_path / "out" / "good.json").read_text())
+    assert record["settings"]["prompt"] == "a room" and record["settings"]["seed"] == 3
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "1 skipped as done" in res.output, res.output
