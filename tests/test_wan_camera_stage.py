@@ -358,3 +358,21 @@ def test_batch_form_records_each_row_and_resumes(setup, tmp_path):
     assert record["settings"]["prompt"] == "a room" and record["settings"]["seed"] == 3
     res = runner.invoke(app, args)
     assert res.exit_code == 0 and "1 skipped as done" in res.output, res.output
+
+
+def test_weights_load_strictly_and_a_bad_key_is_named(setup, tmp_path):
+    from safetensors.torch import save_file
+
+    state = read_state_dict(setup["weights"])
+    missing = {k: v for k, v in state.items() if k != "camera_patchify.bias"}
+    save_file(missing, str(tmp_path / "missing.safetensors"))
+    with pytest.raises(gw.RealcamError, match="missing keys: camera_patchify.bias"):
+        wan.load_parts(tmp_path / "missing.safetensors", setup["base"], "cpu", "fp32", kind="wan-camera")
+    extra = {**state, "blocks.0.cam_encoder.weight": torch.zeros(24, 12)}  # a ReCamMaster key
+    save_file(extra, str(tmp_path / "extra.safetensors"))
+    with pytest.raises(gw.RealcamError, match="unexpected keys .*blocks.0.cam_encoder.weight"):
+        wan.load_parts(tmp_path / "extra.safetensors", setup["base"], "cpu", "fp32", kind="wan-camera")
+    shaped = {**state, "camera_patchify.weight": state["camera_patchify.weight"][:, :6].contiguous()}
+    save_file(shaped, str(tmp_path / "shaped.safetensors"))
+    with pytest.raises(gw.RealcamError, match="misshapen keys: camera_patchify.weight"):
+        wan.load_parts(tmp_path / "shaped.safetensors", setup["base"], "cpu", "fp32", kind="wan-camera")

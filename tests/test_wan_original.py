@@ -378,6 +378,20 @@ def test_both_layouts_load_the_same_parts(tmp_path, monkeypatch):
         assert torch.equal(wan.encode_prompt(a, prompts, tokens=12), wan.encode_prompt(b, prompts, tokens=12))
         assert torch.equal(wan.encode_video(a, frames), wan.encode_video(b, frames))
         assert a.base == dif and b.base == org
+    # the camera-patchify DiT (generate --model wan-camera) on either layout: the same weights
+    from stages.train.wan_camera import save_weights
+
+    start = wan.load_parts(base=dif, device="cpu", dtype="fp32", from_base=True, kind="wan-camera")
+    with torch.no_grad():
+        start.model.camera_patchify.weight.normal_(0, 0.1)
+    trained = save_weights(start.model, tmp_path / "wancam", 0)
+    for kw in (dict(weights=None, from_base=True), dict(weights=trained)):
+        a = wan.load_parts(base=dif, device="cpu", dtype="fp32", kind="wan-camera", **kw)
+        b = wan.load_parts(base=org, device="cpu", dtype="fp32", kind="wan-camera", **kw)
+        sa, sb = a.model.state_dict(), b.model.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert "transformer.camera_patchify.weight" in sa and a.kind == b.kind == "wan-camera"
+    assert torch.equal(a.model.camera_patchify.weight, start.model.camera_patchify.weight)
     (org / wo.VAE).unlink()
     with pytest.raises(RealcamError, match="not a complete original-layout Wan2.1 base: no Wan2.1_VAE.pth"):
         wan.resolve_base(org)
