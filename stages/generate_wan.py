@@ -188,9 +188,10 @@ def generate(
     if offload:
         parts.vae.to("cpu")
         torch.cuda.empty_cache()
-    k_t = torch.as_tensor(np.array(k, dtype=np.float64))[None]
-    c2w_t = torch.as_tensor(np.array(c2w, dtype=np.float64))[None]
-    plucker = model.camera_input(k_t, c2w_t, height, width).to(parts.device)
+    # the Plücker embedding on the model's device in float32 (81 frames of 832x480: 0.8 GB)
+    k_t = torch.as_tensor(np.array(k, dtype=np.float32), device=parts.device)[None]
+    c2w_t = torch.as_tensor(np.array(c2w, dtype=np.float32), device=parts.device)[None]
+    plucker = model.camera_input(k_t, c2w_t, height, width)
 
     def branch(text, camera):
         return lambda x, t: model(paste(x, known), t, text, camera)
