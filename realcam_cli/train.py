@@ -135,6 +135,14 @@ def train(
         "--warmup",
         help="wan-camera: warm-up steps from lr/2 to --lr, then a cosine decay to 1e-5 (the paper's schedule).",
     ),
+    camera_lr_scale: Optional[float] = typer.Option(
+        None,
+        "--camera-lr-scale",
+        help=(
+            "wan-camera: the camera layer's learning rate over --lr (default: the patch embedding's fan-in over "
+            "the camera layer's, 1/96 on Wan2.1; 1 = one rate for all, as the paper states)."
+        ),
+    ),
     trainable: str = typer.Option(
         WanCameraTrainConfig.trainable,
         "--trainable",
@@ -177,6 +185,7 @@ def train(
             unlabelled_ratio=unlabelled_ratio,
             tasks=_ratios(tasks),
             trainable=trainable,
+            camera_lr_scale=camera_lr_scale,
             relative_scale=relative_scale,
             captions=str(captions) if captions else None,
             resume=resume,

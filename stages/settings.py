@@ -565,6 +565,9 @@ class WanCameraTrainConfig:
     extend_frames: tuple[int, int] = WAN_CAMERA_EXTEND_FRAMES
     text_dropout: float = 0.1
     trainable: str = "all"  # all parameters (CameraCtrl II) or only the camera patchify layer
+    # the camera layer's lr over lr; None: the fan-in ratio of the DiT's patch embedding to the
+    # camera layer's (1/96 on Wan2.1; docs/fidelity.md#camera-control-on-wan21)
+    camera_lr_scale: Optional[float] = None
     relative_scale: bool = False
     captions: Optional[str] = None
     resume: bool = False
@@ -606,6 +609,8 @@ class WanCameraTrainConfig:
                     "--tasks",
                 )
         checks.choice(self.trainable, "--trainable", WAN_TRAINABLE)
+        if self.camera_lr_scale is not None:
+            checks.number(self.camera_lr_scale, "--camera-lr-scale", above=0)
         checks.integer(self.ckpt_every, "--ckpt-every", minimum=1)
         checks.integer(self.log_every, "--log-every", minimum=1)
         checks.integer(self.workers, "--workers", minimum=0)

@@ -158,6 +158,7 @@ def train_module(
     summary: str,
     save: Callable,
     ds_config: dict | None = None,
+    parameters: list | None = None,
     lr_scheduler=None,
     progress=None,
     log=None,
@@ -165,12 +166,13 @@ def train_module(
     """A DeepSpeed run of ``trainer`` (``trainer(batch, generator)`` -> loss) over ``dataset``:
     the engine on its trainable parameters (``ds_config``, default :func:`deepspeed_config`),
     ``--resume``, rank 0's ``train_config.json`` (``cfg``, ``record``, the DeepSpeed config) and
-    ``summary`` line, rank-aware batches, then :func:`run_steps` with ``save``."""
+    ``summary`` line, rank-aware batches, then :func:`run_steps` with ``save``. ``parameters``:
+    the optimiser's parameter groups (default: every trainable parameter at the config's lr)."""
     import deepspeed
 
     out = Path(cfg.out)
     ds_cfg = ds_config or deepspeed_config(cfg, world)
-    params = [p for p in trainer.parameters() if p.requires_grad]
+    params = parameters if parameters is not None else [p for p in trainer.parameters() if p.requires_grad]
     engine, _, _, _ = deepspeed.initialize(
         model=trainer, model_parameters=params, config=ds_cfg, lr_scheduler=lr_scheduler
     )

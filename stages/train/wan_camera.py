@@ -137,6 +137,29 @@ def set_trainable(model, which: str) -> int:
     return count
 
 
+def camera_lr_scale(model, cfg: WanCameraTrainConfig) -> float:
+    """The camera layer's learning rate over ``lr``: ``cfg.camera_lr_scale``, or by default the
+    ratio of the fan-ins of the DiT's own patch embedding and of the camera layer (64 / 6144 on
+    Wan2.1), so that one Adam step moves the camera tokens about as much as the video tokens."""
+    if cfg.camera_lr_scale is not None:
+        return cfg.camera_lr_scale
+    own = model.transformer.patch_embedding.weight[0].numel()
+    return own / model.camera_patchify.weight[0].numel()
+
+
+def parameter_groups(model, cfg: WanCameraTrainConfig) -> list[dict]:
+    """The trainable parameters for the optimiser: the DiT's at ``lr``, the camera layer's at
+    ``lr * camera_lr_scale``."""
+    from ..models.wan_camera import PREFIX
+
+    camera, base = [], []
+    for name, p in model.transformer.named_parameters():
+        if p.requires_grad:
+            (camera if name.startswith(PREFIX + ".") else base).append(p)
+    groups = [{"params": camera, "lr": cfg.lr * camera_lr_scale(model, cfg)}]
+    return ([{"params": base}] if base else []) + groups
+
+
 def save_weights(model, folder: Path, step: int) -> Path:
     """The whole transformer with the camera layer, in diffusers' names."""
     from safetensors.torch import save_file
@@ -219,7 +242,14 @@ def train(
         device=device,
         rank=rank,
         world=world,
-        record={"model": "wan-camera", "trainable_parameters": trainable, "clips": len(dataset), "skipped": skipped},
+        record={
+            "model": "wan-camera",
+            "trainable_parameters": trainable,
+            "camera_lr": cfg.lr * camera_lr_scale(parts.model, cfg),
+            "clips": len(dataset),
+            "skipped": skipped,
+        },
+        parameters=parameter_groups(parts.model, cfg),
         summary=f"{len(dataset)} clips ({len(skipped)} skipped), {trainable:,} trainable parameters",
         save=save_weights,
         ds_config=ds_cfg,
