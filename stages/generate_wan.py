@@ -87,11 +87,11 @@ def read_given(image, settings: WanGenerateSettings) -> Given:
 
 def camera_path(trajectory, settings: WanGenerateSettings) -> tr.Trajectory:
     """The dense path of ``frames`` poses (file or preset), relative to its first frame."""
+    from .core.cameras import relative_poses
     from .rerender.pipeline import target_path
 
     traj = target_path(trajectory, settings)
-    rel = np.linalg.inv(traj.c2w[0]) @ traj.c2w
-    return replace(traj, c2w=rel)
+    return replace(traj, c2w=relative_poses(traj.c2w))
 
 
 def clean_latents(parts, given: Given) -> torch.Tensor | None:

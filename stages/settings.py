@@ -487,6 +487,22 @@ class TrainConfig:
         return self
 
 
+def _wan_training_run(cfg) -> None:
+    """The options every Wan2.1 trainer shares (``RecamTrainConfig``, ``WanCameraTrainConfig``)."""
+    _wan_size_frames(cfg.size, cfg.frames, "--num-frames")
+    checks.integer(cfg.steps, "--steps", minimum=1)
+    checks.integer(cfg.batch, "--batch", minimum=1)
+    checks.integer(cfg.micro_batch, "--micro-batch", minimum=1)
+    checks.number(cfg.lr, "--lr", above=0, maximum=1)
+    checks.number(cfg.grad_clip, "grad_clip", minimum=0)
+    checks.choice(cfg.precision, "--precision", ("bf16", "fp32"))
+    checks.integer(cfg.seed, "--seed", minimum=0, maximum=_SEED_MAX)
+    checks.number(cfg.shift, "--shift", above=0)
+    checks.integer(cfg.ckpt_every, "--ckpt-every", minimum=1)
+    checks.integer(cfg.log_every, "--log-every", minimum=1)
+    checks.integer(cfg.workers, "--workers", minimum=0)
+
+
 @dataclass(frozen=True)
 class RecamTrainConfig:
     """``realcam train --model recammaster`` (the official ``train_recammaster.py`` defaults)."""
@@ -513,18 +529,7 @@ class RecamTrainConfig:
     gradient_checkpointing: bool = True
 
     def check(self) -> "RecamTrainConfig":
-        _wan_size_frames(self.size, self.frames, "--num-frames")
-        RerenderSettings(size=tuple(self.size), frames=self.frames, shift=self.shift).check()
-        checks.integer(self.steps, "--steps", minimum=1)
-        checks.integer(self.batch, "--batch", minimum=1)
-        checks.integer(self.micro_batch, "--micro-batch", minimum=1)
-        checks.number(self.lr, "--lr", above=0, maximum=1)
-        checks.number(self.grad_clip, "grad_clip", minimum=0)
-        checks.choice(self.precision, "--precision", ("bf16", "fp32"))
-        checks.integer(self.seed, "--seed", minimum=0, maximum=_SEED_MAX)
-        checks.integer(self.ckpt_every, "--ckpt-every", minimum=1)
-        checks.integer(self.log_every, "--log-every", minimum=1)
-        checks.integer(self.workers, "--workers", minimum=0)
+        _wan_training_run(self)
         checks.input_dir(self.data, "MultiCamVideo folder")
         if self.weights:
             checks.input_file(self.weights, "ReCamMaster checkpoint")
@@ -578,17 +583,9 @@ class WanCameraTrainConfig:
     gradient_checkpointing: bool = True
 
     def check(self) -> "WanCameraTrainConfig":
-        _wan_size_frames(self.size, self.frames, "--num-frames")
-        checks.integer(self.steps, "--steps", minimum=1)
-        checks.integer(self.batch, "--batch", minimum=1)
-        checks.integer(self.micro_batch, "--micro-batch", minimum=1)
-        checks.number(self.lr, "--lr", above=0, maximum=1)
+        _wan_training_run(self)
         checks.integer(self.warmup, "warmup", minimum=0)
         checks.number(self.lr_final, "lr_final", minimum=0, maximum=self.lr)
-        checks.number(self.grad_clip, "grad_clip", minimum=0)
-        checks.choice(self.precision, "--precision", ("bf16", "fp32"))
-        checks.integer(self.seed, "--seed", minimum=0, maximum=_SEED_MAX)
-        checks.number(self.shift, "--shift", above=0)
         checks.number(self.unlabelled_ratio, "--unlabelled-ratio", minimum=0, maximum=1)
         checks.number(self.text_dropout, "--text-dropout", minimum=0, maximum=1)
         if len(self.tasks) != 3:
@@ -611,9 +608,6 @@ class WanCameraTrainConfig:
         checks.choice(self.trainable, "--trainable", WAN_TRAINABLE)
         if self.camera_lr_scale is not None:
             checks.number(self.camera_lr_scale, "--camera-lr-scale", above=0)
-        checks.integer(self.ckpt_every, "--ckpt-every", minimum=1)
-        checks.integer(self.log_every, "--log-every", minimum=1)
-        checks.integer(self.workers, "--workers", minimum=0)
         checks.input_dir(self.data, "folder (expected the output of realcam filter)")
         checks.input_dir(self.frames_root, "dataset folder")
         if self.weights:

@@ -705,9 +705,9 @@ class MediaTask(BatchTask):
         s = self.settings
         return replace(s, prompt=row["prompt"] or s.prompt, seed=s.seed if row["seed"] is None else row["seed"])
 
+    @abc.abstractmethod
     def make(self, row: dict, settings, video: Path) -> None:
         """Write ``video`` (and its record) from ``row['source']`` with ``settings``."""
-        raise NotImplementedError
 
     def _status(self, row: dict, status: str, reason: str) -> dict[str, list[dict]]:
         seed = int(self.settings_of(row).seed)

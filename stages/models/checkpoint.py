@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.artifacts import atomic_dir
+from ..core.artifacts import atomic_dir, atomic_path
 from ..core.errors import RealcamError
 from . import autoencoder as ae
 from .configs import ModelConfig
@@ -234,6 +234,18 @@ def save_checkpoint(model, out_dir: str | Path, only_trainable: bool = False, ex
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out_dir
+
+
+def save_state_file(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> Path:
+    """``state`` (copied to the CPU, contiguous) as one safetensors file, written atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
 
 
 def resolve_checkpoint(spec: str | Path, filename: str = "model.ckpt") -> Path:

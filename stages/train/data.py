@@ -119,6 +119,7 @@ class ClipDataset(torch.utils.data.Dataset):
         seed: int = 0,
         max_stride: int = MAX_STRIDE,
         val_stride: int = VAL_STRIDE,
+        random_condition: bool = True,
     ):
         self.clips = [c for c in clips if usable_strides(len(c), frames, max_stride if train else val_stride) > 0]
         self.too_short = [c.clip_id for c in clips if c not in self.clips]
@@ -126,6 +127,9 @@ class ClipDataset(torch.utils.data.Dataset):
             raise RealcamError(f"no clip has at least {frames} frames at stride 1", "--data")
         self.frames, self.size, self.train, self.seed = frames, size, train, seed
         self.max_stride, self.val_stride = max_stride, val_stride
+        # the condition frame (the poses' reference): random in training (RealCam-I2V's
+        # augmentation), else the first (image-to-video on a DiT starts from frame 0)
+        self.random_condition = random_condition
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -144,7 +148,7 @@ class ClipDataset(torch.utils.data.Dataset):
             stride = min(self.val_stride, usable_strides(len(clip), self.frames, self.val_stride))
         span = (self.frames - 1) * stride
         start = int(rng.integers(0, len(clip) - span)) if self.train else 0
-        cond = int(rng.integers(0, self.frames)) if self.train else 0
+        cond = int(rng.integers(0, self.frames)) if self.train and self.random_condition else 0
         return start + stride * np.arange(self.frames), cond, stride
 
     def __getitem__(self, n: int) -> dict:

@@ -322,12 +322,17 @@ def train(
     return history
 
 
-def load_dataset(cfg: TrainConfig) -> tuple[ClipDataset, list[dict]]:
-    """The kept clips readable under ``cfg.frames_root`` at the model's size and frame count, and
-    the skipped ones with their reasons; none readable is an error naming the first few."""
-    from ..models.configs import get_config
+def load_dataset(
+    cfg, frames: int | None = None, size: tuple[int, int] | None = None, random_condition: bool = True
+) -> tuple[ClipDataset, list[dict]]:
+    """The kept clips readable under ``cfg.frames_root`` at ``frames`` of ``size`` (W, H) (default:
+    the model config ``cfg.res``'s), and the skipped ones with their reasons; none readable is an
+    error naming the first few."""
+    if frames is None or size is None:
+        from ..models.configs import get_config
 
-    mc = get_config(cfg.res)
+        mc = get_config(cfg.res)
+        frames, size = mc.frames, (mc.width, mc.height)
     clips, skipped = load_clips(cfg.data, cfg.frames_root, relative_scale=cfg.relative_scale, captions=cfg.captions)
     if not clips:
         reasons = "; ".join(f"{s['item']}: {s['reason']}" for s in skipped[:3])
@@ -335,8 +340,10 @@ def load_dataset(cfg: TrainConfig) -> tuple[ClipDataset, list[dict]]:
         raise RealcamError(
             f"none of the {len(skipped)} kept clips can be read from {cfg.frames_root} ({reasons}{more})", "--frames"
         )
-    dataset = ClipDataset(clips, frames=mc.frames, size=(mc.width, mc.height), train=True, seed=cfg.seed)
-    skipped += [{"item": c, "reason": f"fewer than {mc.frames} frames at stride 1"} for c in dataset.too_short]
+    dataset = ClipDataset(
+        clips, frames=frames, size=tuple(size), train=True, seed=cfg.seed, random_condition=random_condition
+    )
+    skipped += [{"item": c, "reason": f"fewer than {frames} frames at stride 1"} for c in dataset.too_short]
     return dataset, skipped
 
 

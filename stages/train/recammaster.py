@@ -31,7 +31,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.artifacts import atomic_path
 from ..core.errors import RealcamError
 from ..core.image import fit_image
 from ..core.video import read_video
@@ -189,19 +188,24 @@ def load_for_training(cfg: RecamTrainConfig, device: str):
     return wan.load_parts(None, cfg.base, device, "fp32", from_base=True)
 
 
+def prepare_parts(parts, gradient_checkpointing: bool) -> None:
+    """The Wan parts set for training the DiT: the VAE and text encoder frozen, the DiT in train
+    mode (with gradient checkpointing on request)."""
+    for module in (parts.vae, parts.text_encoder):
+        module.requires_grad_(False)
+    if gradient_checkpointing:
+        parts.model.transformer.enable_gradient_checkpointing()
+    parts.model.transformer.train()
+
+
 def save_weights(model, folder: Path, step: int) -> Path:
     """The whole DiT in the original names (what ``rerender --weights`` loads strictly)."""
-    from safetensors.torch import save_file
-
+    from ..models.checkpoint import save_state_file
     from ..models.recammaster import diffusers_to_original
 
     state = diffusers_to_original(model.transformer.state_dict())
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    path = Path(folder) / "recammaster.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "recammaster (Wan original names)", "step": str(step)})
-    return path
+    meta = {"format": "recammaster (Wan original names)", "step": str(step)}
+    return save_state_file(state, Path(folder) / "recammaster.safetensors", meta)
 
 
 def train(
@@ -224,11 +228,7 @@ def train(
     torch.manual_seed(cfg.seed)
     parts = load_for_training(cfg, device)
     trainable = set_recam_trainable(parts.model)
-    for module in (parts.vae, parts.text_encoder):
-        module.requires_grad_(False)
-    if cfg.gradient_checkpointing:
-        parts.model.transformer.enable_gradient_checkpointing()
-    parts.model.transformer.train()
+    prepare_parts(parts, cfg.gradient_checkpointing)
     trainer = ReCamMasterTrainer(parts, cfg.shift).to(device)
     return train_module(
         cfg,

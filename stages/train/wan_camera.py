@@ -5,8 +5,9 @@ clips, on the same DeepSpeed engine, checkpoints and ``--resume`` as the other t
 
 - **Data**: the kept clips of ``realcam filter`` (metric cameras, or the dataset's own SfM scale
   with ``--relative-scale``), ``frames = 4k + 1`` frames at a random stride, resized to cover and
-  centre-cropped; the cameras relative to the clip's **first** frame (the frame an image-to-video
-  sample starts from), pixel intrinsics at the training size.
+  centre-cropped (:func:`stages.train.loop.load_dataset`); the cameras relative to the clip's
+  **first** frame (the frame an image-to-video sample starts from; the dataset's condition frame
+  is not drawn at random here), pixel intrinsics at the training size.
 - **Per sample**, drawn from the micro-batch's generator (so a resumed run draws the same):
   *labelled* with probability ``1 - unlabelled_ratio`` (CameraCtrl II: 4 : 1), an unlabelled
   sample gets no camera tokens (the zero Plücker embedding); the *task*: text-to-video (no clean
@@ -35,11 +36,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.artifacts import atomic_path
 from ..core.constants import WAN_TEMPORAL_STRIDE
-from ..core.errors import RealcamError
 from ..settings import WanCameraTrainConfig
-from .recammaster import training_schedule
+from .recammaster import prepare_parts, training_schedule
 
 WEIGHTS_FILE = "wan_camera.safetensors"
 #: AdamW betas of CameraCtrl II (seed 003, section 7).
@@ -77,11 +76,6 @@ def to_uint8(video: torch.Tensor) -> torch.Tensor:
     return ((video.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1)
 
 
-def first_frame_poses(c2w: torch.Tensor) -> torch.Tensor:
-    """``(B, T, 4, 4)`` poses relative to any reference -> relative to frame 0."""
-    return torch.linalg.inv(c2w[:, :1].double()) @ c2w.double()
-
-
 class WanCameraTrainer(nn.Module):
     """One micro-batch in, the loss out: the frozen VAE and text encoder encode, the DiT learns."""
 
@@ -116,8 +110,8 @@ class WanCameraTrainer(nn.Module):
         given = (torch.arange(latent)[None] < clean[:, None]).to(device).view(b, 1, latent, 1, 1)
         x = torch.where(given, z.float(), noisy).to(dtype)
         target = noise.float() - z.float()
-        c2w = first_frame_poses(batch["c2w"]).float()
-        plucker = self.model.camera_input(batch["k"].to(device), c2w.to(device), height, width, labelled.to(device))
+        c2w = batch["c2w"].to(device)  # relative to the clip's first frame
+        plucker = self.model.camera_input(batch["k"].to(device), c2w, height, width, labelled.to(device))
         pred = self.model(x, self.timesteps[idx], text, plucker)
         generated = (~given).float()
         per_sample = (((pred.float() - target) ** 2) * generated).flatten(1).sum(1)
@@ -162,14 +156,10 @@ def parameter_groups(model, cfg: WanCameraTrainConfig) -> list[dict]:
 
 def save_weights(model, folder: Path, step: int) -> Path:
     """The whole transformer with the camera layer, in diffusers' names."""
-    from safetensors.torch import save_file
+    from ..models.checkpoint import save_state_file
 
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.transformer.state_dict().items()}
-    path = Path(folder) / WEIGHTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"format": "realcam wan-camera (diffusers names)", "step": str(step)})
-    return path
+    meta = {"format": "realcam wan-camera (diffusers names)", "step": str(step)}
+    return save_state_file(model.transformer.state_dict(), Path(folder) / WEIGHTS_FILE, meta)
 
 
 def lr_factor(step: int, cfg: WanCameraTrainConfig) -> float:
@@ -192,19 +182,6 @@ def lr_schedule(cfg: WanCameraTrainConfig) -> Callable:
     return make
 
 
-def load_dataset(cfg: WanCameraTrainConfig):
-    """The readable kept clips at the training size and frame count (an error names the first
-    unreadable ones when none is left)."""
-    from .data import ClipDataset, load_clips
-
-    clips, skipped = load_clips(cfg.data, cfg.frames_root, relative_scale=cfg.relative_scale, captions=cfg.captions)
-    if not clips:
-        reasons = "; ".join(f"{s['item']}: {s['reason']}" for s in skipped[:3])
-        raise RealcamError(f"none of the kept clips can be read from {cfg.frames_root} ({reasons})", "--frames")
-    dataset = ClipDataset(clips, frames=cfg.frames, size=tuple(cfg.size), train=True, seed=cfg.seed)
-    return dataset, skipped
-
-
 def train(
     cfg: WanCameraTrainConfig,
     progress: Callable[[int, float], None] | None = None,
@@ -214,22 +191,19 @@ def train(
     from ..core.device import resolve_device
     from ..models import wan
     from .data import collate
-    from .loop import deepspeed_config, resume_tag, start_process, train_module
+    from .loop import deepspeed_config, load_dataset, resume_tag, start_process, train_module
 
     cfg = cfg.check()
     device = resolve_device(cfg.device)
     if cfg.resume:
         resume_tag(Path(cfg.out) / "checkpoints")
-    dataset, skipped = load_dataset(cfg)  # before DeepSpeed and the model: bad data is named at once
+    # before DeepSpeed and the model: bad data is named at once; poses relative to the first frame
+    dataset, skipped = load_dataset(cfg, cfg.frames, cfg.size, random_condition=False)
     rank, world, device = start_process(device)
     torch.manual_seed(cfg.seed)
     parts = wan.load_parts(cfg.weights, cfg.base, device, "fp32", from_base=cfg.weights is None, kind="wan-camera")
     trainable = set_trainable(parts.model, cfg.trainable)
-    for module in (parts.vae, parts.text_encoder):
-        module.requires_grad_(False)
-    if cfg.gradient_checkpointing:
-        parts.model.transformer.enable_gradient_checkpointing()
-    parts.model.transformer.train()
+    prepare_parts(parts, cfg.gradient_checkpointing)
     trainer = WanCameraTrainer(parts, cfg).to(device)
     ds_cfg = deepspeed_config(cfg, world)
     ds_cfg["optimizer"]["params"]["betas"] = list(BETAS)
