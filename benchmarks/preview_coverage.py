@@ -49,11 +49,13 @@ def synthetic_clip(pose_file: Path, size: tuple[int, int], textures: list[np.nda
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=256, help="square frame side")
+    ap.add_argument("--size", type=int, default=256, help="square frame side (unless --width/--height)")
+    ap.add_argument("--width", type=int, default=None)
+    ap.add_argument("--height", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    size = (args.size, args.size)
+    size = (args.width or args.size, args.height or args.size)
     textures = [synth.load_texture(p) for p in sorted((ROOT / "images").glob("*.jpg"))]
     head = "| trajectory | renderer | seen | rendered | mask | PSNR mask | PSNR seen | oracle |"
     print(f"{head} ms (16 frames {size[0]}x{size[1]}) |")

@@ -260,14 +260,15 @@ def test_cli_errors_are_one_line(tmp_path, synthetic):
 
 @pytest.fixture(scope="module")
 def bundled_clips():
-    """Every bundled RealEstate10K trajectory as a synthetic clip at 256x256 (photo textures,
-    factor 1) with its exact depth: frames, depth, pixel K and c2w relative to frame 0."""
+    """Every bundled RealEstate10K trajectory as a synthetic clip at 512x320 (the size previews
+    are made at for the 512 model; photo textures, factor 1) with its exact depth: frames, depth,
+    pixel K and c2w relative to frame 0."""
     textures = [synth.load_texture(p) for p in sorted((POSES.parent / "images").glob("*.jpg"))]
     clips = {}
     for f in sorted(POSES.glob("*.txt")):
         cams = cam.read_re10k(f)
-        frames, depth, written = synth.synth_clip(cams, textures, 1.0, (256, 256), synth.clip_rng(0, f.stem))
-        k = cam.denormalize_intrinsics(written.intrinsics, 256, 256)
+        frames, depth, written = synth.synth_clip(cams, textures, 1.0, (512, 320), synth.clip_rng(0, f.stem))
+        k = cam.denormalize_intrinsics(written.intrinsics, 512, 320)
         clips[f.stem] = (frames, depth, k, np.linalg.inv(written.c2w[0]) @ written.c2w)
     return clips
 
@@ -275,16 +276,17 @@ def bundled_clips():
 def test_surface_preview_covers_what_the_image_sees_on_every_bundled_trajectory(bundled_clips):
     """Issue 21's figures (benchmarks/preview_coverage.py prints them): of the pixels frame 0 sees,
     the surface preview renders >= 95 % and its mask keeps >= 80 %, on every trajectory; its PSNR
-    there is within 1 dB of frame 0 sampled at the true depth (the bound frame 0's pixels set),
-    and >= 28 dB wherever that bound allows it. The point renderer falls far short (the test can
-    fail): it leaves the lattice of holes of a magnified view."""
+    there is within 0.5 dB of frame 0 sampled at the true depth (the bound frame 0's pixels set),
+    and >= 28 dB wherever that bound allows it (on five of the six; the sixth's bound is 27.9 dB).
+    The point renderer falls far short (the test can fail): it leaves the lattice of holes of a
+    magnified view."""
     points_masks = []
     for name, (frames, depth, k, rel) in bundled_clips.items():
         scene = pv.build_scene(frames[0], depth[0], k[0])
         oracle = pv.make_renderer(scene, "surface", "cpu")
         s = pv.preview_fidelity(frames, depth, k, rel, oracle, oracle)
         assert s["rendered"] >= 0.95 and s["mask"] >= 0.80, (name, s)
-        assert s["psnr_seen"] >= min(28.0, s["oracle"] - 1.0), (name, s)
+        assert s["psnr_seen"] >= min(28.0, s["oracle"] - 0.5), (name, s)
         p = pv.preview_fidelity(frames, depth, k, rel, pv.make_renderer(scene, "points", "cpu"), oracle)
         assert p["mask"] < s["mask"], (name, p)
         points_masks.append(p["mask"])

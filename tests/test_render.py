@@ -248,3 +248,28 @@ def test_surface_keeps_true_holes_and_batches_agree():
         edge |= np.abs(uu - (40 + f * shift)) < 2.5
         inside = (uu > 2) & (uu < w - 2) & (wall_u > 2) & (wall_u < w - 2)
         assert valid[clear & ~edge & inside].mean() > 0.99  # and all else is drawn
+
+
+def test_surface_background_does_not_bleed_through_a_magnified_foreground():
+    # A near square (1 m) in front of a far wall (4 m); the camera moves 0.3 m forward: the square
+    # grows 1.43x (not enough to subdivide its quads: one-pixel cracks between its points) and
+    # covers wall the image also sees beside it. The wall's points land in the square's cracks
+    # first; the square must still be drawn whole, at its depth (0.7 m), and the wall beside it too.
+    h, w = 96, 128
+    k = cam.default_intrinsics(w, h)
+    depth = np.full((h, w), 4.0)
+    depth[32:64, 40:88] = 1.0
+    image = np.random.default_rng(3).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    w2c = np.eye(4)
+    w2c[2, 3] = -0.3
+    out = SurfaceRenderer(image, depth, k, "cpu").render(k, w2c, h, w)
+    z = out.depth[0].numpy()
+    # the square's pixel centres span (its pixel centres in the image, scaled about the centre)
+    cx, cy = k[0, 2], k[1, 2]
+    xs = (np.array([40.5, 87.5]) - cx) / 0.7 + cx
+    ys = (np.array([32.5, 63.5]) - cy) / 0.7 + cy
+    inner = (slice(int(ys[0]) + 2, int(ys[1]) - 1), slice(int(xs[0]) + 2, int(xs[1]) - 1))
+    assert out.valid[0][inner].all()
+    assert np.allclose(z[inner], 0.7, rtol=1e-4), np.unique(np.round(z[inner], 2))
+    # the wall around it keeps its own depth (3.7 m): the fill does not spread the square
+    assert np.allclose(z[:4], 3.7, rtol=1e-4) and np.allclose(z[:, :4], 3.7, rtol=1e-4)

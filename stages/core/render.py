@@ -413,23 +413,23 @@ class SurfaceRenderer:
 
 def fill_cracks(zbits: torch.Tensor) -> torch.Tensor:
     """``(F, H, W)`` depth as float32 bits (``INT32_MAX`` empty) -> float32 depth, ``inf`` where
-    empty: an empty pixel between two filled ones of one surface (left and right, above and below,
-    or diagonally opposite; depths within :data:`SURFACE_RATIO`) takes the nearer depth. Only the
-    empty pixels are visited."""
+    empty. A pixel between two pixels of one surface (left and right, above and below, or
+    diagonally opposite; depths within :data:`SURFACE_RATIO`) takes the nearer of them when it is
+    empty **or farther than that surface** by more than :data:`SURFACE_RATIO`: a one-pixel crack in
+    a magnified surface is closed even where a farther surface (which the image may see too) has
+    already filled it, so the background does not bleed through the foreground."""
     n, h, w = zbits.shape
     empty = zbits == _INT32_MAX
     z = torch.where(empty, torch.full((), math.inf, device=zbits.device), zbits.view(torch.float32))
-    padded = F.pad(z, (1, 1, 1, 1), value=math.inf).reshape(-1)
-    f, y, x = empty.nonzero(as_tuple=True)
-    at = f * ((h + 2) * (w + 2)) + (y + 1) * (w + 2) + (x + 1)
-    best = torch.full(at.shape, math.inf, device=z.device)
-    row = w + 2
-    for step in (1, row, row + 1, row - 1):  # left/right, above/below, the two diagonals
-        a, c = padded[at - step], padded[at + step]
+    p = F.pad(z, (1, 1, 1, 1), value=math.inf)
+    best = torch.full_like(z, math.inf)
+    # left/right, above/below, the two diagonals: (dy, dx) of one neighbour, the other mirrored
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        a = p[:, 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+        c = p[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
         lo, hi = torch.minimum(a, c), torch.maximum(a, c)
         best = torch.minimum(best, torch.where(hi <= (1 + SURFACE_RATIO) * lo, lo, math.inf))
-    z[f, y, x] = best
-    return z
+    return torch.where(best * (1 + SURFACE_RATIO) < z, best, z)
 
 
 def render_points(
