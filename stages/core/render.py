@@ -466,6 +466,17 @@ def _reflect_index(n: int, r: int, device) -> torch.Tensor:
     return i.clamp_(0, n - 1)  # n == 1: every neighbour is the pixel itself
 
 
+def _reflect_pad(t: torch.Tensor, r: int, dim: int) -> torch.Tensor:
+    """``t`` with ``r`` entries read by reflection added at both ends of ``dim`` (``-1 -> 1``,
+    ``n -> n-2``): two flipped slices and one copy (an ``index_select`` of bools was 8x slower)."""
+    n = t.shape[dim]
+    if n <= r:  # too short to reflect by slicing: clamp at the ends like the general rule
+        return t.index_select(dim, _reflect_index(n, r, t.device))
+    head = t.narrow(dim, 1, r).flip(dim)
+    tail = t.narrow(dim, n - 1 - r, r).flip(dim)
+    return torch.cat([head, t, tail], dim)
+
+
 def edge_filter(valid, kernel: int = MASK_KERNEL):
     """Keep a valid pixel only if its whole ``kernel x kernel`` neighbourhood is valid.
 
@@ -482,11 +493,11 @@ def edge_filter(valid, kernel: int = MASK_KERNEL):
     else:
         h, w = t.shape[-2:]
         r = kernel // 2
-        x = t.index_select(-2, _reflect_index(h, r, t.device))
+        x = _reflect_pad(t, r, t.ndim - 2)
         acc = x[..., 0:h, :].clone()
         for d in range(1, kernel):
             acc &= x[..., d : d + h, :]
-        x = acc.index_select(-1, _reflect_index(w, r, t.device))
+        x = _reflect_pad(acc, r, t.ndim - 1)
         out = x[..., 0:w].clone()
         for d in range(1, kernel):
             out &= x[..., d : d + w]
