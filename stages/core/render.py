@@ -333,49 +333,59 @@ class SurfaceRenderer:
 
     def _splat_quads(self, u, v, z, front, zbuf, height: int, width: int) -> None:
         """Pass 1b: quads stretched beyond :data:`SUBDIVIDE_ABOVE` pixels, sampled at most one
-        pixel apart along each grid direction."""
+        pixel apart along each grid direction. The quads are sorted by subdivision tier once, so
+        that each tier is one slice (boolean masks per tier cost more than the sampling on paths
+        that close in: 0.5 s of 0.74 s for 16 frames at 512x320)."""
         n, h0, w0, hw = u.shape[0], self.h0, self.w0, height * width
         if h0 < 2 or w0 < 2:
             return
         uu, vv = u.view(n, h0, w0), v.view(n, h0, w0)
         ex = torch.hypot(uu[:, :, 1:] - uu[:, :, :-1], vv[:, :, 1:] - vv[:, :, :-1])  # (n, h0, w0-1)
         ey = torch.hypot(uu[:, 1:, :] - uu[:, :-1, :], vv[:, 1:, :] - vv[:, :-1, :])  # (n, h0-1, w0)
-        sx = torch.maximum(ex[:, :-1, :], ex[:, 1:, :])
+        sx = torch.maximum(ex[:, :-1, :], ex[:, 1:, :])  # (n, h0-1, w0-1), like every quad array
         sy = torch.maximum(ey[:, :, :-1], ey[:, :, 1:])
-        stretched = (torch.maximum(sx, sy) > SUBDIVIDE_ABOVE) & self.quad_ok  # NaN (behind) compares False
-        sel = stretched.nonzero()
-        if not len(sel):
+        # which quads to sample, decided on the whole grid before any gather: stretched (NaN from
+        # behind the camera compares False), on one surface, all corners in front of the camera,
+        # and the corners' bounding box overlapping the view
+        draw = (torch.maximum(sx, sy) > SUBDIVIDE_ABOVE) & self.quad_ok
+        f = front.view(n, h0, w0)
+        draw &= f[:, :-1, :-1] & f[:, :-1, 1:] & f[:, 1:, :-1] & f[:, 1:, 1:]
+        for out in (uu < 0, uu >= width, vv < 0, vv >= height):  # all four corners off one side
+            draw &= ~(out[:, :-1, :-1] & out[:, :-1, 1:] & out[:, 1:, :-1] & out[:, 1:, 1:])
+        quad = draw.view(-1).nonzero().squeeze(1)  # flat index into (n, h0-1, w0-1)
+        if not len(quad):
             return
-        fi, yi, xi = sel.unbind(1)
-        corner = torch.stack([yi * w0 + xi, yi * w0 + xi + 1, (yi + 1) * w0 + xi, (yi + 1) * w0 + xi + 1], 1)
-        flat = corner + (fi * (h0 * w0)).unsqueeze(1)
-        uc, vc = u.reshape(-1)[flat], v.reshape(-1)[flat]
-        ok = front.reshape(-1)[flat].all(1)
-        ok &= (uc.amax(1) >= 0) & (uc.amin(1) < width) & (vc.amax(1) >= 0) & (vc.amin(1) < height)
-        if not ok.any():
-            return
-        fi, uc, vc = fi[ok], uc[ok], vc[ok]
-        iz = 1.0 / z.reshape(-1)[flat[ok]]
         tiers = torch.as_tensor(SUBDIVISION_TIERS, device=self.device, dtype=torch.float32)
-        top = len(SUBDIVISION_TIERS) - 1
-        tx = torch.bucketize(torch.ceil(sx[stretched][ok]), tiers).clamp_max(top)
-        ty = torch.bucketize(torch.ceil(sy[stretched][ok]), tiers).clamp_max(top)
-        group = tx * len(SUBDIVISION_TIERS) + ty
+        n_tiers = len(SUBDIVISION_TIERS)
+        tx = torch.bucketize(torch.ceil(sx.reshape(-1)[quad]), tiers).clamp_max(n_tiers - 1)
+        ty = torch.bucketize(torch.ceil(sy.reshape(-1)[quad]), tiers).clamp_max(n_tiers - 1)
+        group = tx * n_tiers + ty
+        order = torch.argsort(group)
+        quad = quad[order]
+        counts = torch.bincount(group, minlength=n_tiers * n_tiers).tolist()
+        fi, rest = quad // ((h0 - 1) * (w0 - 1)), quad % ((h0 - 1) * (w0 - 1))
+        top_left = fi * (h0 * w0) + (rest // (w0 - 1)) * w0 + rest % (w0 - 1)
+        corners = torch.stack([top_left, top_left + 1, top_left + w0, top_left + w0 + 1], 1)  # (Q, 4)
+        uc, vc, iz = u.reshape(-1)[corners], v.reshape(-1)[corners], 1.0 / z.reshape(-1)[corners]
         dump = n * hw
-        for g in torch.unique(group).tolist():
-            m = group == g
-            nx, ny = SUBDIVISION_TIERS[g // len(SUBDIVISION_TIERS)], SUBDIVISION_TIERS[g % len(SUBDIVISION_TIERS)]
+        start = 0
+        for g, count in enumerate(counts):
+            if not count:
+                continue
+            part = slice(start, start + count)
+            start += count
+            nx, ny = SUBDIVISION_TIERS[g // n_tiers], SUBDIVISION_TIERS[g % n_tiers]
             a, c = torch.meshgrid(
                 torch.linspace(0, 1, ny + 1, device=self.device),
                 torch.linspace(0, 1, nx + 1, device=self.device),
                 indexing="ij",
             )
             w = torch.stack([(1 - a) * (1 - c), (1 - a) * c, a * (1 - c), a * c], -1).reshape(-1, 4).T  # (4, S)
-            us, vs = uc[m] @ w, vc[m] @ w
-            zs = (1.0 / (iz[m] @ w)).contiguous()
+            us, vs = uc[part] @ w, vc[part] @ w
+            zs = (1.0 / (iz[part] @ w)).contiguous()
             inside = (us >= 0) & (us < width) & (vs >= 0) & (vs < height)
             pixel = (vs.to(torch.int32) * width + us.to(torch.int32)).to(torch.int64)
-            slot = torch.where(inside, pixel + (fi[m] * hw).unsqueeze(1), dump)
+            slot = torch.where(inside, pixel + (fi[part] * hw).unsqueeze(1), dump)
             zbuf.scatter_reduce_(0, slot.view(-1), zs.view(torch.int32).view(-1), reduce="amin", include_self=True)
 
     def _pixels(self, height: int, width: int) -> torch.Tensor:
