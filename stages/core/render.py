@@ -405,7 +405,7 @@ class SurfaceRenderer:
         with their weight (one of 2: the two are cheaper than one of 5 on CPU)."""
         n, dev = zt.shape[0], self.device
         has = torch.isfinite(zt)
-        z = torch.where(has, zt, torch.ones((), device=dev)).view(n, 1, -1)
+        z = zt.nan_to_num(posinf=1.0).view(n, 1, -1)  # any finite depth where none: invalid below
         q = (m @ self._pixels(height, width)).mul_(z).add_(b)  # (n, 3, HW) image pixels, homogeneous
         qz = q[:, 2:3]
         scale = torch.tensor([2.0 / self.w0, 2.0 / self.h0], device=dev).view(1, 2, 1)
@@ -417,9 +417,9 @@ class SurfaceRenderer:
         qz = qz.view(n, height, width)
         valid = has & (qz > NEAR) & (kept > 0.5) & ((src_z - qz).abs() <= VISIBILITY_RATIO * qz)
         colour = F.grid_sample(self.source[:, :3].expand(n, -1, -1, -1), grid, **sample)  # (n, 3, H, W)
-        colour = colour.add_(0.5).clamp_(0, 255).mul_(valid.unsqueeze(1))
-        return colour.to(torch.uint8).permute(0, 2, 3, 1).contiguous(), valid
-
+        rgb = torch.empty(n, height, width, 3, dtype=torch.uint8, device=dev)
+        rgb.copy_(colour.add_(0.5).clamp_(0, 255).permute(0, 2, 3, 1))  # rounded, channels last
+        return rgb.mul_(valid.unsqueeze(-1)), valid
 
 def fill_cracks(zbits: torch.Tensor) -> torch.Tensor:
     """``(F, H, W)`` depth as float32 bits (``INT32_MAX`` empty) -> float32 depth, ``inf`` where
