@@ -59,10 +59,7 @@ def preview(
         None, "--batch-size", help="Frames rendered per batch (default: all at once)."
     ),
     compile: bool = typer.Option(
-        False,
-        "--compile",
-        help="Fuse the projection of points or surface vertices with torch.compile (one-time compile of "
-        "seconds, then faster; same frames).",
+        False, "--compile", help="Fuse the projection with torch.compile (one-time compile, then faster)."
     ),
     gif: bool = typer.Option(False, "--gif", help="Also write preview.gif (a looping GIF for documents)."),
     renderer: str = typer.Option(

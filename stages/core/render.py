@@ -113,7 +113,7 @@ class PointRenderer:
         batch_size = batch_size or n
         dev = self.device
         proj = (k @ w2c[:, :3, :]).to(device=dev, dtype=torch.float32)  # (F, 3, 4)
-        project = _compiled("project_keys", project_keys) if self.compile else project_keys
+        project = _compiled_project_keys() if self.compile else project_keys
         zbuf = torch.full((n * hw + 1,), _EMPTY, dtype=torch.int64, device=dev)
         frame_base = torch.arange(n, device=dev, dtype=torch.int64).unsqueeze(1) * hw
         for i in range(0, n, batch_size):
@@ -181,13 +181,15 @@ def project_keys(
 _COMPILED = {}
 
 
-def _compiled(name: str, fn):
-    """``fn`` fused by ``torch.compile`` (CPU C++ or CUDA Triton), made once per process. The
-    first call per shape compiles (seconds; cached on disk by PyTorch afterwards); the results
-    equal the eager function's (tested)."""
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(fn, dynamic=False)
-    return _COMPILED[name]
+def _compiled_project_keys():
+    """:func:`project_keys` fused into one loop by ``torch.compile`` (CPU C++ or CUDA Triton).
+
+    The first call per shape compiles (tens of seconds, cached on disk by PyTorch afterwards);
+    results are identical to the eager function.
+    """
+    if "fn" not in _COMPILED:
+        _COMPILED["fn"] = torch.compile(project_keys, dynamic=False)
+    return _COMPILED["fn"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,23 +211,6 @@ DEFAULT_BATCH = 4
 _INT32_MAX = torch.iinfo(torch.int32).max
 
 
-def surface_vertices(proj: torch.Tensor, points_t: torch.Tensor, keep: torch.Tensor, height: int, width: int):
-    """The surface's vertices in a batch of views: ``proj`` ``(B, 3, 4)`` (``K @ w2c[:3]``),
-    ``points_t`` ``(3, P)``, ``keep`` ``(P,)`` drawn pixels. Returns ``u, v, z`` ``(B, P)`` (pixel
-    position and depth), ``front`` (kept and in front of the camera) and ``slot``, the z-buffer slot
-    ``b * H * W + v * W + u`` of the pixel containing the vertex (``B * H * W`` when off screen)."""
-    n, hw = proj.shape[0], height * width
-    cam = torch.baddbmm(proj[:, :, 3:], proj[:, :, :3], points_t.expand(n, -1, -1))
-    x, y, z = cam.unbind(1)
-    z = z.contiguous()
-    u, v = x / z, y / z
-    front = (z > NEAR) & keep
-    ok = front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    base = torch.arange(n, device=proj.device, dtype=torch.int64).unsqueeze(1) * hw
-    slot = torch.where(ok, (v.to(torch.int32) * width + u.to(torch.int32)).to(torch.int64) + base, n * hw)
-    return u, v, z, front, slot
-
-
 class SurfaceRenderer:
     """The image's scene as a surface: the depth map is a grid mesh whose quads join four
     neighbouring kept pixels on one surface (their depths within :data:`SURFACE_RATIO`), cut
@@ -234,9 +219,8 @@ class SurfaceRenderer:
 
     1. **depth**: every kept pixel and, for quads whose projection is stretched beyond
        :data:`SUBDIVIDE_ABOVE` pixels, a grid of samples across the quad (bilinear in screen
-       position, linear in ``1/z``) land in a z-buffer; a pixel between two pixels of one surface
-       (left and right, above and below, or diagonally opposite) takes the nearer of them when it
-       is empty or farther (crack fill, :func:`fill_cracks`);
+       position, linear in ``1/z``) land in a z-buffer; a pixel left empty between two pixels of
+       one surface (left and right, or above and below) takes the nearer of them (crack fill);
     2. **colour**: each pixel's centre at its depth is projected back into the image and the image
        is sampled bilinearly there; the pixel is valid when the image's own depth there agrees
        (:data:`VISIBILITY_RATIO`), i.e. when the image sees that point.
@@ -244,7 +228,6 @@ class SurfaceRenderer:
     Holes remain only where the image does not see the scene (disocclusions, outside its frame,
     dropped edge pixels). Plain torch: one code path for CPU and CUDA; frames are independent, so
     any ``batch_size`` gives the same result. The reference view reproduces the image.
-    ``compile=True`` fuses the vertex projection with ``torch.compile`` (same result).
     """
 
     def __init__(self, image, depth, k, device: str | torch.device | None = "auto", compile: bool = False):
@@ -336,8 +319,15 @@ class SurfaceRenderer:
 
     def _splat_vertices(self, proj, zbuf, height: int, width: int):
         """Pass 1a: every kept pixel into the depth z-buffer (float32 bits, ``amin``)."""
-        project = _compiled("surface_vertices", surface_vertices) if self.compile else surface_vertices
-        u, v, z, front, slot = project(proj, self.points_t, self.keep, height, width)
+        n, hw = proj.shape[0], height * width
+        cam = torch.baddbmm(proj[:, :, 3:], proj[:, :, :3], self.points_t.expand(n, -1, -1))
+        x, y, z = cam.unbind(1)
+        z = z.contiguous()
+        u, v = x / z, y / z
+        front = (z > NEAR) & self.keep
+        ok = front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        base = torch.arange(n, device=self.device, dtype=torch.int64).unsqueeze(1) * hw
+        slot = torch.where(ok, (v.to(torch.int32) * width + u.to(torch.int32)).to(torch.int64) + base, n * hw)
         zbuf.scatter_reduce_(0, slot.view(-1), z.view(torch.int32).view(-1), reduce="amin", include_self=True)
         return u, v, z, front
 
@@ -430,7 +420,6 @@ class SurfaceRenderer:
         rgb = torch.empty(n, height, width, 3, dtype=torch.uint8, device=dev)
         rgb.copy_(colour.add_(0.5).clamp_(0, 255).permute(0, 2, 3, 1))  # rounded, channels last
         return rgb.mul_(valid.unsqueeze(-1)), valid
-
 
 def fill_cracks(zbits: torch.Tensor) -> torch.Tensor:
     """``(F, H, W)`` depth as float32 bits (``INT32_MAX`` empty) -> float32 depth, ``inf`` where
