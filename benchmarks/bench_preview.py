@@ -7,7 +7,7 @@ as a continuous surface, ``SurfaceRenderer``) and the point renderer (one pixel 
 ``OffscreenRenderer`` needs a GPU/EGL context), measured in the same run on the same cloud and
 cameras. Prints a table with the best and median of several repeats and the ratio to Open3D.
 
-    PYTHONPATH=. python benchmarks/bench_preview.py [--device cpu|cuda] [--repeats 7]
+    PYTHONPATH=. python benchmarks/bench_preview.py [--device cpu|cuda] [--repeats 7] [--clip ID]
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    ap.add_argument(
+        "--clip",
+        default="0f47577ab3441480",
+        help="bundled trajectory (0f47577ab3441480: a gentle path; 0c9b371cc6225682 closes in 2-3x, "
+        "where the surface renderer subdivides most quads)",
+    )
     args = ap.parse_args()
     dev = torch.device(resolve_device(args.device))
     if args.threads:
@@ -57,7 +63,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     # A real RealEstate10K path and a ray-cast synthetic view as the "image" with exact depth.
-    cams = cam.read_re10k(ROOT / "examples" / "data" / "poses" / "0f47577ab3441480.txt")
+    cams = cam.read_re10k(ROOT / "examples" / "data" / "poses" / f"{args.clip}.txt")
     c2w = cams.c2w
     rng = np.random.default_rng(0)
     scene = synth.build_scene(c2w, [synth.procedural_texture(np.random.default_rng(i)) for i in range(2)], rng)
@@ -69,7 +75,8 @@ def main() -> None:
     traj = tr.trajectory_from_re10k(cams)
     w2c = cam.invert_pose(traj.c2w)
     print(
-        f"device: {dev} ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}); "
+        f"clip {args.clip}; device: {dev} ({torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}); "
         f"points: {len(cloud.points)} of {W * H} pixels; scene build (edges + outliers): {scene_ms:.0f} ms"
     )
 

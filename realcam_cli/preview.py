@@ -59,7 +59,10 @@ def preview(
         None, "--batch-size", help="Frames rendered per batch (default: all at once)."
     ),
     compile: bool = typer.Option(
-        False, "--compile", help="Fuse the projection with torch.compile (one-time compile, then faster)."
+        False,
+        "--compile",
+        help="--renderer points: fuse its projection with torch.compile (one-time compile, then "
+        "faster). The surface renderer gains nothing measurable from it and ignores it.",
     ),
     gif: bool = typer.Option(False, "--gif", help="Also write preview.gif (a looping GIF for documents)."),
     renderer: str = typer.Option(

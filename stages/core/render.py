@@ -219,8 +219,9 @@ class SurfaceRenderer:
 
     1. **depth**: every kept pixel and, for quads whose projection is stretched beyond
        :data:`SUBDIVIDE_ABOVE` pixels, a grid of samples across the quad (bilinear in screen
-       position, linear in ``1/z``) land in a z-buffer; a pixel left empty between two pixels of
-       one surface (left and right, or above and below) takes the nearer of them (crack fill);
+       position, linear in ``1/z``) land in a z-buffer; a pixel between two pixels of one surface
+       (left and right, above and below, or diagonally opposite) takes the nearer of them when it
+       is empty or farther (crack fill, :func:`fill_cracks`);
     2. **colour**: each pixel's centre at its depth is projected back into the image and the image
        is sampled bilinearly there; the pixel is valid when the image's own depth there agrees
        (:data:`VISIBILITY_RATIO`), i.e. when the image sees that point.
@@ -228,6 +229,8 @@ class SurfaceRenderer:
     Holes remain only where the image does not see the scene (disocclusions, outside its frame,
     dropped edge pixels). Plain torch: one code path for CPU and CUDA; frames are independent, so
     any ``batch_size`` gives the same result. The reference view reproduces the image.
+    ``compile`` is accepted for the renderers' common signature and ignored: fusing the vertex
+    projection with ``torch.compile`` measured no faster (16 frames at 512x320: 227 against 222 ms).
     """
 
     def __init__(self, image, depth, k, device: str | torch.device | None = "auto", compile: bool = False):
@@ -420,6 +423,7 @@ class SurfaceRenderer:
         rgb = torch.empty(n, height, width, 3, dtype=torch.uint8, device=dev)
         rgb.copy_(colour.add_(0.5).clamp_(0, 255).permute(0, 2, 3, 1))  # rounded, channels last
         return rgb.mul_(valid.unsqueeze(-1)), valid
+
 
 def fill_cracks(zbits: torch.Tensor) -> torch.Tensor:
     """``(F, H, W)`` depth as float32 bits (``INT32_MAX`` empty) -> float32 depth, ``inf`` where
