@@ -699,7 +699,5 @@ def generate_batch(
     ``shard``, ``overwrite``, ...)."""
     settings = (settings or GenerateSettings()).check()
     batch = replace(batch or BatchSettings(), **overrides).check()
-    if not batch.ray:
-        device = resolve_device(device)
     task = GenerateTask(Path(out_dir), settings, device, ckpt, camera_ckpt, depth)
     return run_media_batch(task, table, "image", BATCH_TABLE, batch, progress)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -36,11 +36,12 @@ from .core import checks
 from .core import trajectory as tr
 from .core.artifacts import check_record_files, file_entries, path_spec, sha256_file, write_record
 from .core.artifacts import read_record as _read_record
-from .core.batch import MediaTask, run_media_batch
+from .core.batch import run_media_batch
 from .core.constants import WAN_TEMPORAL_STRIDE
 from .core.errors import RealcamError
 from .core.image import fit_image
 from .core.video import read_image, write_video
+from .rerender.pipeline import WanTask
 from .settings import WanGenerateSettings
 
 RECORD_FORMAT = "realcam-generate-wan/1"
@@ -299,23 +300,11 @@ BATCH_TABLE = "generate.parquet"
 
 
 @dataclass
-class WanGenerateTask(MediaTask):
+class WanGenerateTask(WanTask):
     """``generate --model wan-camera --batch`` in the batch engine (rows: image, trajectory[,
-    prompt, seed, id, depth]); the model loads once per worker."""
+    prompt, seed, id, depth])."""
 
-    weights: str | Path | None = None
-    base: str | Path | None = None
-    depth: str | Path | None = None
-
-    def setup(self) -> None:
-        from .core.device import resolve_device
-        from .models import wan
-        from .models.recammaster import BASE
-
-        self.device = resolve_device(self.device)
-        self._parts = wan.load_parts(
-            self.weights, self.base or BASE, self.device, self.settings.dtype, kind="wan-camera"
-        )
+    kind: ClassVar[str] = "wan-camera"
 
     def make(self, row: dict, settings: WanGenerateSettings, video: Path) -> None:
         generate(
@@ -345,14 +334,11 @@ def generate_batch(
     """One image-to-video per row into ``out_dir/<id>.mp4`` (+ record and preview); per-row failures
     go to ``out_dir/generate.parquet`` and the batch goes on; rows done earlier are skipped unless
     ``overwrite``. ``batch``: where the rows run (``overrides``: its fields)."""
-    from .core.device import resolve_device
     from .settings import BatchSettings
 
     settings = (settings or WanGenerateSettings()).check()
     if settings.task != "i2v" or settings.continue_video is not None:
         raise RealcamError("the batch form is image-to-video: one image per row", "--batch")
     batch = replace(batch or BatchSettings(), **overrides).check()
-    if not batch.ray:
-        device = resolve_device(device)
     task = WanGenerateTask(Path(out_dir), settings, device, weights, base, depth)
     return run_media_batch(task, table, "image", BATCH_TABLE, batch, progress)

@@ -730,8 +730,13 @@ class MediaTask(BatchTask):
 def run_media_batch(task: MediaTask, table: str | Path, source: str, table_name: str, batch, progress=None):
     """The rows of ``table`` (its ``source`` column the input media) through ``task``: the status
     table ``task.out_dir/<table_name>`` (a shard's own), with ``attrs["skipped"]`` the rows done in
-    an earlier run."""
+    an earlier run. Run here (not on Ray), the task's device is resolved first, so that an
+    unavailable one is named before any row."""
     from .dataset import shard, shard_table
+    from .device import resolve_device
+
+    if not batch.ray:
+        task.device = resolve_device(task.device)
 
     rows = shard(read_media_table(table, source), batch.shard)
     task.out_dir = checks.output_dir(task.out_dir)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -271,14 +271,14 @@ BATCH_TABLE = "rerender.parquet"
 
 
 @dataclass
-class RerenderTask(MediaTask):
-    """``rerender --batch`` in the batch engine (rows: video, trajectory[, prompt, seed, id, depth])."""
+class WanTask(MediaTask):
+    """A batch of videos from one set of Wan2.1 parts of :attr:`kind` (``stages.models.wan.KINDS``),
+    loaded once per worker: ``rerender --batch`` and ``generate --model wan-camera --batch``."""
 
     weights: str | Path | None = None
     base: str | Path | None = None
     depth: str | Path | None = None
-    depth_model: str | None = None
-    preview: bool = True
+    kind: ClassVar[str] = "recammaster"
 
     def setup(self) -> None:
         from ..core.device import resolve_device
@@ -286,7 +286,15 @@ class RerenderTask(MediaTask):
         from ..models.recammaster import BASE
 
         self.device = resolve_device(self.device)
-        self._parts = wan.load_parts(self.weights, self.base or BASE, self.device, self.settings.dtype)
+        self._parts = wan.load_parts(self.weights, self.base or BASE, self.device, self.settings.dtype, kind=self.kind)
+
+
+@dataclass
+class RerenderTask(WanTask):
+    """``rerender --batch`` in the batch engine (rows: video, trajectory[, prompt, seed, id, depth])."""
+
+    depth_model: str | None = None
+    preview: bool = True
 
     def make(self, row: dict, settings: RerenderSettings, video: Path) -> None:
         rerender(
@@ -321,12 +329,9 @@ def rerender_batch(
     failures go to ``out_dir/rerender.parquet`` (item, status, reason, video, seed) and the batch
     goes on; rows done earlier are skipped unless ``overwrite``. ``batch``: where the rows run
     (:class:`~stages.settings.BatchSettings`; ``overrides`` are its fields)."""
-    from ..core.device import resolve_device
     from ..settings import BatchSettings
 
     settings = (settings or RerenderSettings()).check()
     batch = replace(batch or BatchSettings(), **overrides).check()
-    if not batch.ray:
-        device = resolve_device(device)
     task = RerenderTask(Path(out_dir), settings, device, weights, base, depth, depth_model, preview)
     return run_media_batch(task, table, "video", BATCH_TABLE, batch, progress)
