@@ -219,8 +219,6 @@ def train(
 
     cfg = cfg.check()
     device = resolve_device(cfg.device)
-    if cfg.precision == "fp16":
-        raise RealcamError("ReCamMaster trains in bf16 (or fp32); fp16 is not supported", "--precision")
     if cfg.resume:
         resume_tag(Path(cfg.out) / "checkpoints")
     dataset = MultiCamDataset(cfg.data, cfg.frames, cfg.size, cfg.seed)
