@@ -44,6 +44,23 @@ def timed(fn, repeats: int, sync=lambda: None):
     return min(times) * 1e3, float(np.median(times)) * 1e3
 
 
+def view_along(clip: str):
+    """The benchmark's scene: a ray-cast synthetic view (procedural textures, exact depth) as the
+    image, its scene cloud as ``preview`` builds it, pixel ``K`` and the ``w2c`` of the 16 frames
+    along the bundled RealEstate10K path ``clip``; and the scene build's ms."""
+    cams = cam.read_re10k(ROOT / "examples" / "data" / "poses" / f"{clip}.txt")
+    c2w = cams.c2w
+    rng = np.random.default_rng(0)
+    scene = synth.build_scene(c2w, [synth.procedural_texture(np.random.default_rng(i)) for i in range(2)], rng)
+    k = cam.denormalize_intrinsics(synth.square_pixel_intrinsics(cams.intrinsics[0], W, H), W, H)
+    image, depth = synth.render_view(scene, k, c2w[0], W, H, supersample=1)
+    t = time.perf_counter()
+    cloud = build_scene(image, depth, k)
+    scene_ms = (time.perf_counter() - t) * 1e3
+    w2c = cam.invert_pose(tr.trajectory_from_re10k(cams).c2w)
+    return cloud, k, w2c, scene_ms
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="auto")
@@ -63,17 +80,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     # A real RealEstate10K path and a ray-cast synthetic view as the "image" with exact depth.
-    cams = cam.read_re10k(ROOT / "examples" / "data" / "poses" / f"{args.clip}.txt")
-    c2w = cams.c2w
-    rng = np.random.default_rng(0)
-    scene = synth.build_scene(c2w, [synth.procedural_texture(np.random.default_rng(i)) for i in range(2)], rng)
-    k = cam.denormalize_intrinsics(synth.square_pixel_intrinsics(cams.intrinsics[0], W, H), W, H)
-    image, depth = synth.render_view(scene, k, c2w[0], W, H, supersample=1)
-    t = time.perf_counter()
-    cloud = build_scene(image, depth, k)
-    scene_ms = (time.perf_counter() - t) * 1e3
-    traj = tr.trajectory_from_re10k(cams)
-    w2c = cam.invert_pose(traj.c2w)
+    cloud, k, w2c, scene_ms = view_along(args.clip)
     print(
         f"clip {args.clip}; device: {dev} ({torch.get_num_threads()} threads, "
         f"{platform.processor() or platform.machine()}); "

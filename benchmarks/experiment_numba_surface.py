@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,16 +25,16 @@ try:
 except ImportError:  # pragma: no cover - an experiment with an optional dependency
     sys.exit("this experiment needs numba: .venv/bin/pip install numba")
 
-from stages import synth
-from stages.core import cameras as cam
+from benchmarks.bench_preview import H, W, timed, view_along
 from stages.core import render as R
-from stages.core import trajectory as tr
-from stages.preview import build_scene, make_renderer
+from stages.preview import make_renderer
 
-ROOT = Path(__file__).resolve().parents[1]
-W, H = 512, 320
-
-TIERS = np.array([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64], dtype=np.int64)
+# the torch renderer's constants, compile-time constants of the kernel
+TIERS = np.array(R.SUBDIVISION_TIERS, dtype=np.int64)
+NEAR = R.NEAR
+SUBDIVIDE_ABOVE = R.SUBDIVIDE_ABOVE
+SURFACE = 1 + R.SURFACE_RATIO
+VISIBILITY = R.VISIBILITY_RATIO
 
 
 @njit(cache=False)
@@ -53,8 +51,6 @@ def render_frames(pts, keep, quad_ok, src, dk, kw, proj, M, B, H, W, out_rgb, ou
     n = proj.shape[0]
     h0, w0 = dk.shape
     P = pts.shape[1]
-    NEAR = 1e-3
-    R = 1.05
     u = np.empty(P, np.float32)
     v = np.empty(P, np.float32)
     zz = np.empty(P, np.float32)
@@ -95,7 +91,7 @@ def render_frames(pts, keep, quad_ok, src, dk, kw, proj, M, B, H, W, out_rgb, ou
                 ey1 = math.hypot(u[i11] - u[i01], v[i11] - v[i01])
                 sx = max(ex0, ex1)
                 sy = max(ey0, ey1)
-                if not (max(sx, sy) > 1.5):
+                if not (max(sx, sy) > SUBDIVIDE_ABOVE):
                     continue
                 umin = min(min(u[i00], u[i01]), min(u[i10], u[i11]))
                 umax = max(max(u[i00], u[i01]), max(u[i10], u[i11]))
@@ -135,9 +131,9 @@ def render_frames(pts, keep, quad_ok, src, dk, kw, proj, M, B, H, W, out_rgb, ou
                     c_ = zb[y + 1 + dy, x + 1 + dx]
                     lo = min(a_, c_)
                     hi = max(a_, c_)
-                    if hi <= R * lo and lo < best:
+                    if hi <= SURFACE * lo and lo < best:
                         best = lo
-                out_z[f, y, x] = best if best * R < cz else cz
+                out_z[f, y, x] = best if best * SURFACE < cz else cz
         # colour
         m = M[f]
         bb = B[f]
@@ -186,33 +182,16 @@ def render_frames(pts, keep, quad_ok, src, dk, kw, proj, M, B, H, W, out_rgb, ou
                 if not (k > 0.5):
                     continue
                 sz = d / max(k, 1e-6)
-                if abs(sz - q2) <= 0.05 * q2:
+                if abs(sz - q2) <= VISIBILITY * q2:
                     out_valid[f, y, x] = True
                     out_rgb[f, y, x, 0] = min(max(r + 0.5, 0.0), 255.0)
                     out_rgb[f, y, x, 1] = min(max(g + 0.5, 0.0), 255.0)
                     out_rgb[f, y, x, 2] = min(max(bl + 0.5, 0.0), 255.0)
 
 
-def best_ms(fn, repeats: int = 5) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1e3
-
-
 def measure(clip: str) -> tuple[float, float, float, int]:
     """Torch and kernel ms, share of pixels whose validity agrees, largest rgb difference."""
-    cams = cam.read_re10k(ROOT / "examples" / "data" / "poses" / f"{clip}.txt")
-    c2w = cams.c2w
-    textures = [synth.procedural_texture(np.random.default_rng(i)) for i in range(2)]
-    scene = synth.build_scene(c2w, textures, np.random.default_rng(0))
-    k = cam.denormalize_intrinsics(synth.square_pixel_intrinsics(cams.intrinsics[0], W, H), W, H)
-    image, depth = synth.render_view(scene, k, c2w[0], W, H, supersample=1)
-    cloud = build_scene(image, depth, k)
-    w2c = cam.invert_pose(tr.trajectory_from_re10k(cams).c2w)
+    cloud, k, w2c, _ = view_along(clip)
     r = make_renderer(cloud, "surface", "cpu")
     kk, ww = R.view_cameras(k, w2c)
     proj = (kk @ ww[:, :3, :]).float().numpy()
@@ -243,7 +222,7 @@ def measure(clip: str) -> tuple[float, float, float, int]:
     def eager():
         R.noise_shaping_masks(r.render(k, w2c, H, W).valid, 5, 8)
 
-    ms_torch, ms_kernel = best_ms(eager), best_ms(kernel)
+    ms_torch, ms_kernel = timed(eager, 5)[0], timed(kernel, 5)[0]
     out = r.render(k, w2c, H, W)
     ours_valid, ours_rgb = out.valid.numpy(), out.rgb.numpy()
     both = ours_valid & valid
